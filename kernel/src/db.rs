@@ -1,0 +1,198 @@
+//! Storage handles: which backend a module's data lives on, how to open it,
+//! migrate it and tell whether it is ready, and how its errors reach clients.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::migrate::{Migrate, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+use crate::ApiError;
+use crate::problem::Chain;
+
+/// How long a request waits for a connection before it answers 503.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Where every module keeps its data, from `--database-url`.
+#[derive(Debug, Clone)]
+pub enum Storage {
+    /// One SQLite file per module in this directory.
+    Sqlite(PathBuf),
+    /// One PostgreSQL database, one schema per module.
+    Postgres(PgConnectOptions),
+}
+
+impl FromStr for Storage {
+    type Err = String;
+
+    /// `sqlite:DIR` (or `sqlite://DIR`) or `postgres://...` (`postgresql://...`).
+    fn from_str(url: &str) -> Result<Self, String> {
+        if let Some(dir) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        {
+            if dir.is_empty() {
+                return Err("a sqlite URL names a directory, as in sqlite:./data".into());
+            }
+            return Ok(Self::Sqlite(PathBuf::from(dir)));
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return PgConnectOptions::from_str(url)
+                .map(Self::Postgres)
+                .map_err(|e| format!("not a valid PostgreSQL URL: {e}"));
+        }
+        Err("expected sqlite:DIR or postgres://user:password@host/database".into())
+    }
+}
+
+impl Storage {
+    pub fn backend(&self) -> Backend {
+        match self {
+            Self::Sqlite(_) => Backend::Sqlite,
+            Self::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Opens the pool of one module, failing fast when the database is unreachable.
+    pub async fn open(&self, module: &str) -> Result<Db, sqlx::Error> {
+        match self {
+            Self::Sqlite(dir) => {
+                std::fs::create_dir_all(dir)?;
+                let options = SqliteConnectOptions::new()
+                    .filename(dir.join(format!("{module}.db")))
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    // An acknowledged write is on disk before the response leaves.
+                    .synchronous(SqliteSynchronous::Full)
+                    .busy_timeout(Duration::from_secs(5));
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(8)
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .connect_with(options)
+                    .await?;
+                Ok(Db::Sqlite(pool))
+            }
+            Self::Postgres(options) => {
+                let pool = PgPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .connect_with(options.clone().application_name(&format!("app-{module}")))
+                    .await?;
+                Ok(Db::Postgres(pool))
+            }
+        }
+    }
+}
+
+/// One module's connection pool.
+#[derive(Debug, Clone)]
+pub enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+impl Db {
+    pub fn backend(&self) -> Backend {
+        match self {
+            Self::Sqlite(_) => Backend::Sqlite,
+            Self::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    pub async fn migrate(&self, migrator: &Migrator) -> Result<(), sqlx::migrate::MigrateError> {
+        match self {
+            Self::Sqlite(pool) => migrator.run(pool).await,
+            Self::Postgres(pool) => migrator.run(pool).await,
+        }
+    }
+
+    /// Whether the database answers and holds every migration of `migrator`.
+    pub async fn check_ready(&self, migrator: &Migrator) -> Result<(), String> {
+        let applied = match self {
+            Self::Sqlite(pool) => {
+                let mut conn = pool.acquire().await.map_err(|e| e.to_string())?;
+                conn.list_applied_migrations(&migrator.table_name).await
+            }
+            Self::Postgres(pool) => {
+                let mut conn = pool.acquire().await.map_err(|e| e.to_string())?;
+                conn.list_applied_migrations(&migrator.table_name).await
+            }
+        }
+        .map_err(|e| e.to_string())?;
+        let pending = migrator
+            .iter()
+            .filter(|m| m.migration_type.is_up_migration())
+            .filter(|m| !applied.iter().any(|a| a.version == m.version))
+            .count();
+        match pending {
+            0 => Ok(()),
+            n => Err(format!("{n} migration(s) not applied")),
+        }
+    }
+
+    pub async fn close(&self) {
+        match self {
+            Self::Sqlite(pool) => pool.close().await,
+            Self::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
+/// A storage failure, sorted by what the client should hear.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached or is overloaded: try again later.
+    #[error("the database is unavailable")]
+    Unavailable(#[source] sqlx::Error),
+    /// A unique constraint refused the write.
+    #[error("a unique constraint refused the write")]
+    Unique(#[source] sqlx::Error),
+    #[error("database error")]
+    Other(#[source] sqlx::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        use sqlx::Error as E;
+        match &error {
+            E::PoolTimedOut | E::PoolClosed | E::Io(_) | E::Tls(_) | E::Protocol(_) => {
+                Self::Unavailable(error)
+            }
+            E::Database(db) if db.is_unique_violation() => Self::Unique(error),
+            E::Database(db) if is_transient(db.code().as_deref()) => Self::Unavailable(error),
+            _ => Self::Other(error),
+        }
+    }
+}
+
+/// SQLite busy, locked, I/O, full, can't open, read-only; PostgreSQL connection
+/// exceptions (08), shutdown and startup (57P0x), too many connections (53300).
+fn is_transient(code: Option<&str>) -> bool {
+    let Some(code) = code else { return false };
+    if let Ok(sqlite) = code.parse::<i32>() {
+        return matches!(sqlite & 0xff, 5 | 6 | 8 | 10 | 13 | 14);
+    }
+    code.starts_with("08") || code.starts_with("57P0") || code == "53300"
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Unavailable(cause) => {
+                tracing::warn!(error = %Chain(&cause), "database unavailable");
+                ApiError::Unavailable("the database is unavailable; try again shortly".into())
+            }
+            other => ApiError::internal(other),
+        }
+    }
+}

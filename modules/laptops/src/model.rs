@@ -1,0 +1,85 @@
+use app_kernel::ApiError;
+use app_kernel::body::Fields;
+use app_kernel::text::Text;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::{Value, json};
+use utoipa::ToSchema;
+
+const TITLE: Text = Text { max: 100 };
+const MODEL: Text = Text { max: 100 };
+
+/// A laptop model.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema, sqlx::FromRow)]
+#[schema(example = json!({
+    "id": 1, "title": "Lenovo", "model": "ThinkPad X1 Carbon Gen 12",
+    "created_at": "2026-11-23T12:00:00.000Z", "updated_at": "2026-11-23T12:00:00.000Z"
+}))]
+pub struct Laptop {
+    #[schema(minimum = 1)]
+    pub id: i64,
+    /// The brand.
+    pub title: String,
+    pub model: String,
+    /// Counts writes; the ETag is derived from it.
+    #[serde(skip)]
+    pub version: i64,
+    #[serde(serialize_with = "app_kernel::time::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "app_kernel::time::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What a client writes: the whole of a laptop (POST, PUT).
+#[derive(Debug, Clone, PartialEq, Eq, ToSchema)]
+#[schema(as = LaptopWrite, example = json!({"title": "Lenovo", "model": "ThinkPad X1 Carbon Gen 12"}))]
+pub struct NewLaptop {
+    /// The brand.
+    #[schema(schema_with = title_schema)]
+    pub title: String,
+    #[schema(schema_with = model_schema)]
+    pub model: String,
+}
+
+/// A JSON Merge Patch of a laptop (PATCH): the fields to change.
+#[derive(ToSchema)]
+#[schema(as = LaptopPatch, example = json!({"model": "ThinkPad X1 Carbon Gen 13"}))]
+#[allow(dead_code)] // documents the PATCH body; the patch itself is applied as JSON
+pub(crate) struct LaptopPatch {
+    #[schema(schema_with = title_schema)]
+    title: Option<String>,
+    #[schema(schema_with = model_schema)]
+    model: Option<String>,
+}
+
+fn title_schema() -> utoipa::openapi::schema::Object {
+    TITLE.schema("Lenovo")
+}
+
+fn model_schema() -> utoipa::openapi::schema::Object {
+    MODEL.schema("ThinkPad X1 Carbon Gen 12")
+}
+
+impl NewLaptop {
+    /// Validates a request body, reporting every broken rule.
+    pub fn from_json(body: Value) -> Result<Self, ApiError> {
+        let mut fields = Fields::new(body)?;
+        let title = fields.text("title", TITLE);
+        let model = fields.text("model", MODEL);
+        fields.finish(title.zip(model).map(|(title, model)| Self { title, model }))
+    }
+
+    /// The title as the `title` filter compares it.
+    pub(crate) fn title_key(&self) -> String {
+        self.title.to_lowercase()
+    }
+}
+
+impl Laptop {
+    /// The writable part of the laptop, which a merge patch applies to.
+    pub(crate) fn writable(&self) -> Value {
+        json!({ "title": self.title, "model": self.model })
+    }
+}

@@ -1,0 +1,182 @@
+//! The HTTP face of the module: `/api/v1/laptops`.
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, put, web};
+use app_kernel::ApiError;
+use app_kernel::body::JsonBody;
+use app_kernel::etag::{self, IfMatch};
+use app_kernel::id::Id;
+use app_kernel::page::{Page, PageRequest};
+use app_kernel::responses::{
+    BadRequest, NotFound, PayloadTooLarge, PreconditionFailed, Unavailable, Unprocessable,
+    UnsupportedMediaType,
+};
+use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use crate::model::{Laptop, LaptopPatch, NewLaptop};
+use crate::service::Laptops;
+use crate::store::Filter;
+
+/// Mounts the module's API. Needs `web::Data<Laptops>` in the app.
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(
+        utoipa_actix_web::scope("/api/v1/laptops")
+            .service(list_laptops)
+            .service(create_port)
+            .service(get_port)
+            .service(replace_port)
+            .service(patch_port)
+            .service(delete_port),
+    );
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct ListQuery {
+    /// How many laptops a page holds.
+    #[param(minimum = 1, maximum = 100, default = 20)]
+    limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+    /// Only laptops of this brand, ignoring case.
+    title: Option<String>,
+}
+
+/// List laptops, by id.
+#[utoipa::path(
+    tag = "laptops",
+    params(ListQuery),
+    responses((status = 200, description = "A page of laptops.", body = Page<Laptop>), BadRequest, Unavailable)
+)]
+#[get("")]
+async fn list_laptops(
+    laptops: web::Data<Laptops>,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page = PageRequest::parse(query.limit, query.cursor.as_deref())?;
+    let filter = Filter {
+        title: query.title.clone(),
+    };
+    Ok(HttpResponse::Ok().json(laptops.list(&filter, page).await?))
+}
+
+/// Create a laptop.
+#[utoipa::path(
+    tag = "laptops",
+    request_body(content = NewLaptop, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Created.", body = Laptop, headers(
+            ("Location" = String, description = "The new laptop's URL."),
+            ("ETag" = String, description = "The laptop's entity tag."),
+        )),
+        BadRequest, PayloadTooLarge, UnsupportedMediaType, Unprocessable, Unavailable,
+    )
+)]
+#[post("")]
+async fn create_port(
+    req: HttpRequest,
+    laptops: web::Data<Laptops>,
+    body: JsonBody,
+) -> Result<HttpResponse, ApiError> {
+    let laptop = laptops.create(NewLaptop::from_json(body.0)?).await?;
+    let mut response = HttpResponse::Created();
+    response.insert_header((header::LOCATION, format!("{}/{}", req.path(), laptop.id)));
+    Ok(etag::tagged(response, laptop.version, &laptop))
+}
+
+/// Get a laptop.
+#[utoipa::path(
+    tag = "laptops",
+    params(("id" = i64, Path, description = "The laptop's id.", minimum = 1)),
+    responses(
+        (status = 200, description = "The laptop.", body = Laptop, headers(("ETag" = String, description = "The laptop's entity tag."))),
+        (status = 304, description = "`If-None-Match` names the current ETag."),
+        BadRequest, NotFound, Unavailable,
+    )
+)]
+#[get("/{id}")]
+async fn get_port(
+    req: HttpRequest,
+    laptops: web::Data<Laptops>,
+    id: Id,
+) -> Result<HttpResponse, ApiError> {
+    let laptop = laptops.get(id.0).await?;
+    if etag::not_modified(&req, laptop.version) {
+        return Ok(etag::unchanged(laptop.version));
+    }
+    Ok(etag::tagged(HttpResponse::Ok(), laptop.version, &laptop))
+}
+
+/// Replace a laptop.
+///
+/// Send `If-Match` with the ETag you read to write only if nobody wrote since.
+#[utoipa::path(
+    tag = "laptops",
+    params(("id" = i64, Path, description = "The laptop's id.", minimum = 1)),
+    request_body(content = NewLaptop, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Replaced.", body = Laptop, headers(("ETag" = String, description = "The laptop's entity tag."))),
+        BadRequest, NotFound, PreconditionFailed, PayloadTooLarge, UnsupportedMediaType, Unprocessable, Unavailable,
+    )
+)]
+#[put("/{id}")]
+async fn replace_port(
+    req: HttpRequest,
+    laptops: web::Data<Laptops>,
+    id: Id,
+    body: JsonBody,
+) -> Result<HttpResponse, ApiError> {
+    let if_match = IfMatch::from_request(&req)?;
+    let laptop = laptops
+        .replace(id.0, &if_match, NewLaptop::from_json(body.0)?)
+        .await?;
+    Ok(etag::tagged(HttpResponse::Ok(), laptop.version, &laptop))
+}
+
+/// Change some fields of a laptop (JSON Merge Patch, RFC 7396).
+///
+/// Send `If-Match` with the ETag you read to write only if nobody wrote since.
+#[utoipa::path(
+    tag = "laptops",
+    params(("id" = i64, Path, description = "The laptop's id.", minimum = 1)),
+    request_body(content = LaptopPatch, content_type = "application/merge-patch+json"),
+    responses(
+        (status = 200, description = "Changed.", body = Laptop, headers(("ETag" = String, description = "The laptop's entity tag."))),
+        BadRequest, NotFound, PreconditionFailed, PayloadTooLarge, UnsupportedMediaType, Unprocessable, Unavailable,
+    )
+)]
+#[patch("/{id}")]
+async fn patch_port(
+    req: HttpRequest,
+    laptops: web::Data<Laptops>,
+    id: Id,
+    body: JsonBody,
+) -> Result<HttpResponse, ApiError> {
+    let if_match = IfMatch::from_request(&req)?;
+    let laptop = laptops.patch(id.0, &if_match, &body.0).await?;
+    Ok(etag::tagged(HttpResponse::Ok(), laptop.version, &laptop))
+}
+
+/// Delete a laptop.
+///
+/// Send `If-Match` with the ETag you read to delete only if nobody wrote since.
+#[utoipa::path(
+    tag = "laptops",
+    params(("id" = i64, Path, description = "The laptop's id.", minimum = 1)),
+    responses(
+        (status = 204, description = "Deleted."),
+        BadRequest, NotFound, PreconditionFailed, Unavailable,
+    )
+)]
+#[delete("/{id}")]
+async fn delete_port(
+    req: HttpRequest,
+    laptops: web::Data<Laptops>,
+    id: Id,
+) -> Result<HttpResponse, ApiError> {
+    let if_match = IfMatch::from_request(&req)?;
+    laptops.delete(id.0, &if_match).await?;
+    Ok(HttpResponse::NoContent().finish())
+}

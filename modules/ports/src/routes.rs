@@ -1,0 +1,182 @@
+//! The HTTP face of the module: `/api/v1/ports`.
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, put, web};
+use app_kernel::ApiError;
+use app_kernel::body::JsonBody;
+use app_kernel::etag::{self, IfMatch};
+use app_kernel::id::Id;
+use app_kernel::page::{Page, PageRequest};
+use app_kernel::responses::{
+    BadRequest, Conflict, NotFound, PayloadTooLarge, PreconditionFailed, Unavailable,
+    Unprocessable, UnsupportedMediaType,
+};
+use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use crate::model::{NewPort, Port, PortPatch};
+use crate::service::Ports;
+use crate::store::Filter;
+
+/// Mounts the module's API. Needs `web::Data<Ports>` in the app.
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(
+        utoipa_actix_web::scope("/api/v1/ports")
+            .service(list_ports)
+            .service(create_port)
+            .service(get_port)
+            .service(replace_port)
+            .service(patch_port)
+            .service(delete_port),
+    );
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct ListQuery {
+    /// How many ports a page holds.
+    #[param(minimum = 1, maximum = 100, default = 20)]
+    limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+    /// Only the port of this name, ignoring case.
+    name: Option<String>,
+}
+
+/// List ports, by id.
+#[utoipa::path(
+    tag = "ports",
+    params(ListQuery),
+    responses((status = 200, description = "A page of ports.", body = Page<Port>), BadRequest, Unavailable)
+)]
+#[get("")]
+async fn list_ports(
+    ports: web::Data<Ports>,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page = PageRequest::parse(query.limit, query.cursor.as_deref())?;
+    let filter = Filter {
+        name: query.name.clone(),
+    };
+    Ok(HttpResponse::Ok().json(ports.list(&filter, page).await?))
+}
+
+/// Create a port.
+#[utoipa::path(
+    tag = "ports",
+    request_body(content = NewPort, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Created.", body = Port, headers(
+            ("Location" = String, description = "The new port's URL."),
+            ("ETag" = String, description = "The port's entity tag."),
+        )),
+        BadRequest, Conflict, PayloadTooLarge, UnsupportedMediaType, Unprocessable, Unavailable,
+    )
+)]
+#[post("")]
+async fn create_port(
+    req: HttpRequest,
+    ports: web::Data<Ports>,
+    body: JsonBody,
+) -> Result<HttpResponse, ApiError> {
+    let port = ports.create(NewPort::from_json(body.0)?).await?;
+    let mut response = HttpResponse::Created();
+    response.insert_header((header::LOCATION, format!("{}/{}", req.path(), port.id)));
+    Ok(etag::tagged(response, port.version, &port))
+}
+
+/// Get a port.
+#[utoipa::path(
+    tag = "ports",
+    params(("id" = i64, Path, description = "The port's id.", minimum = 1)),
+    responses(
+        (status = 200, description = "The port.", body = Port, headers(("ETag" = String, description = "The port's entity tag."))),
+        (status = 304, description = "`If-None-Match` names the current ETag."),
+        BadRequest, NotFound, Unavailable,
+    )
+)]
+#[get("/{id}")]
+async fn get_port(
+    req: HttpRequest,
+    ports: web::Data<Ports>,
+    id: Id,
+) -> Result<HttpResponse, ApiError> {
+    let port = ports.get(id.0).await?;
+    if etag::not_modified(&req, port.version) {
+        return Ok(etag::unchanged(port.version));
+    }
+    Ok(etag::tagged(HttpResponse::Ok(), port.version, &port))
+}
+
+/// Replace a port.
+///
+/// Send `If-Match` with the ETag you read to write only if nobody wrote since.
+#[utoipa::path(
+    tag = "ports",
+    params(("id" = i64, Path, description = "The port's id.", minimum = 1)),
+    request_body(content = NewPort, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Replaced.", body = Port, headers(("ETag" = String, description = "The port's entity tag."))),
+        BadRequest, NotFound, Conflict, PreconditionFailed, PayloadTooLarge, UnsupportedMediaType, Unprocessable, Unavailable,
+    )
+)]
+#[put("/{id}")]
+async fn replace_port(
+    req: HttpRequest,
+    ports: web::Data<Ports>,
+    id: Id,
+    body: JsonBody,
+) -> Result<HttpResponse, ApiError> {
+    let if_match = IfMatch::from_request(&req)?;
+    let port = ports
+        .replace(id.0, &if_match, NewPort::from_json(body.0)?)
+        .await?;
+    Ok(etag::tagged(HttpResponse::Ok(), port.version, &port))
+}
+
+/// Change some fields of a port (JSON Merge Patch, RFC 7396).
+///
+/// Send `If-Match` with the ETag you read to write only if nobody wrote since.
+#[utoipa::path(
+    tag = "ports",
+    params(("id" = i64, Path, description = "The port's id.", minimum = 1)),
+    request_body(content = PortPatch, content_type = "application/merge-patch+json"),
+    responses(
+        (status = 200, description = "Changed.", body = Port, headers(("ETag" = String, description = "The port's entity tag."))),
+        BadRequest, NotFound, Conflict, PreconditionFailed, PayloadTooLarge, UnsupportedMediaType, Unprocessable, Unavailable,
+    )
+)]
+#[patch("/{id}")]
+async fn patch_port(
+    req: HttpRequest,
+    ports: web::Data<Ports>,
+    id: Id,
+    body: JsonBody,
+) -> Result<HttpResponse, ApiError> {
+    let if_match = IfMatch::from_request(&req)?;
+    let port = ports.patch(id.0, &if_match, &body.0).await?;
+    Ok(etag::tagged(HttpResponse::Ok(), port.version, &port))
+}
+
+/// Delete a port.
+///
+/// Send `If-Match` with the ETag you read to delete only if nobody wrote since.
+#[utoipa::path(
+    tag = "ports",
+    params(("id" = i64, Path, description = "The port's id.", minimum = 1)),
+    responses(
+        (status = 204, description = "Deleted."),
+        BadRequest, NotFound, PreconditionFailed, Unavailable,
+    )
+)]
+#[delete("/{id}")]
+async fn delete_port(
+    req: HttpRequest,
+    ports: web::Data<Ports>,
+    id: Id,
+) -> Result<HttpResponse, ApiError> {
+    let if_match = IfMatch::from_request(&req)?;
+    ports.delete(id.0, &if_match).await?;
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,112 @@
+use std::sync::Arc;
+
+use app_kernel::db::{Db, StoreError};
+use app_kernel::etag::{IfMatch, Versioned};
+use app_kernel::page::{Page, PageRequest};
+use serde_json::Value;
+
+use crate::error::Error;
+use crate::model::{NewPort, Port};
+use crate::store::{self, Filter, PortStore};
+
+/// The ports module's state: its store, and the rules every write obeys.
+#[derive(Clone)]
+pub struct Ports {
+    store: Arc<dyn PortStore>,
+}
+
+impl Ports {
+    pub fn new(db: Db) -> Self {
+        Self {
+            store: store::open(db),
+        }
+    }
+
+    pub(crate) async fn list(
+        &self,
+        filter: &Filter,
+        page: PageRequest,
+    ) -> Result<Page<Port>, Error> {
+        let rows = self.store.list(filter, page).await?;
+        Ok(Page::from_rows(rows, page, |port| port.id))
+    }
+
+    pub async fn get(&self, id: i64) -> Result<Port, Error> {
+        self.store.get(id).await?.ok_or(Error::NotFound(id))
+    }
+
+    pub(crate) async fn create(&self, port: NewPort) -> Result<Port, Error> {
+        self.store
+            .insert(&port)
+            .await
+            .map_err(|e| name_taken(e, &port))
+    }
+
+    /// PUT: replaces the port, if `If-Match` allows.
+    pub(crate) async fn replace(
+        &self,
+        id: i64,
+        if_match: &IfMatch,
+        port: NewPort,
+    ) -> Result<Port, Error> {
+        self.write(id, if_match, |_| Ok(port.clone())).await
+    }
+
+    /// PATCH: applies a JSON Merge Patch to the port, if `If-Match` allows.
+    pub(crate) async fn patch(
+        &self,
+        id: i64,
+        if_match: &IfMatch,
+        patch: &Value,
+    ) -> Result<Port, Error> {
+        self.write(id, if_match, |current| {
+            let mut merged = current.writable();
+            json_patch::merge(&mut merged, patch);
+            Ok(NewPort::from_json(merged)?)
+        })
+        .await
+    }
+
+    async fn write(
+        &self,
+        id: i64,
+        if_match: &IfMatch,
+        change: impl Fn(&Port) -> Result<NewPort, Error>,
+    ) -> Result<Port, Error> {
+        if_match
+            .write(
+                async || self.get(id).await,
+                async |current: Port| {
+                    let port = change(&current)?;
+                    let written = self.store.update(id, current.version, &port).await;
+                    written.map_err(|e| name_taken(e, &port))
+                },
+            )
+            .await
+    }
+
+    pub(crate) async fn delete(&self, id: i64, if_match: &IfMatch) -> Result<(), Error> {
+        if_match
+            .write(
+                async || self.get(id).await,
+                async |current: Port| {
+                    Ok(self.store.delete(id, current.version).await?.then_some(()))
+                },
+            )
+            .await
+    }
+}
+
+impl Versioned for Port {
+    fn version(&self) -> i64 {
+        self.version
+    }
+}
+
+/// The only unique constraint besides the key is the name's.
+fn name_taken(error: StoreError, port: &NewPort) -> Error {
+    match error {
+        StoreError::Unique(_) => Error::NameTaken(port.name.clone()),
+        other => other.into(),
+    }
+}

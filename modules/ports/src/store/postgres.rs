@@ -1,0 +1,67 @@
+use app_kernel::db::StoreError;
+use app_kernel::page::PageRequest;
+use sqlx::PgPool;
+
+use super::{Filter, PortStore};
+use crate::model::{NewPort, Port};
+
+pub(super) struct PgPorts(pub(super) PgPool);
+
+#[async_trait::async_trait]
+impl PortStore for PgPorts {
+    #[tracing::instrument(level = "debug", skip(self), fields(module = "ports"))]
+    async fn list(&self, filter: &Filter, page: PageRequest) -> Result<Vec<Port>, StoreError> {
+        let name_key = filter.name.as_deref().map(str::to_lowercase);
+        Ok(sqlx::query_as("select id, name, version, created_at, updated_at from ports.ports where id > $1 and ($2::text is null or name_key = $2) order by id limit $3")
+        .bind(page.after)
+        .bind(name_key)
+        .bind(page.fetch())
+        .fetch_all(&self.0)
+        .await?)
+    }
+
+    #[tracing::instrument(level = "debug", skip(self), fields(module = "ports"))]
+    async fn get(&self, id: i64) -> Result<Option<Port>, StoreError> {
+        Ok(sqlx::query_as(
+            "select id, name, version, created_at, updated_at from ports.ports where id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.0)
+        .await?)
+    }
+
+    #[tracing::instrument(level = "debug", skip(self), fields(module = "ports"))]
+    async fn insert(&self, port: &NewPort) -> Result<Port, StoreError> {
+        Ok(sqlx::query_as("insert into ports.ports (name, name_key) values ($1, $2) returning id, name, version, created_at, updated_at")
+        .bind(&port.name)
+        .bind(port.name_key())
+        .fetch_one(&self.0)
+        .await?)
+    }
+
+    #[tracing::instrument(level = "debug", skip(self), fields(module = "ports"))]
+    async fn update(
+        &self,
+        id: i64,
+        version: i64,
+        port: &NewPort,
+    ) -> Result<Option<Port>, StoreError> {
+        Ok(sqlx::query_as("update ports.ports set name = $3, name_key = $4, version = version + 1, updated_at = now() where id = $1 and version = $2 returning id, name, version, created_at, updated_at")
+        .bind(id)
+        .bind(version)
+        .bind(&port.name)
+        .bind(port.name_key())
+        .fetch_optional(&self.0)
+        .await?)
+    }
+
+    #[tracing::instrument(level = "debug", skip(self), fields(module = "ports"))]
+    async fn delete(&self, id: i64, version: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query("delete from ports.ports where id = $1 and version = $2")
+            .bind(id)
+            .bind(version)
+            .execute(&self.0)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}

@@ -1,0 +1,6 @@
+//! HTTP plumbing shared by every module: request context, docs, health, fallback.
+
+pub mod docs;
+pub mod fallback;
+pub mod health;
+pub mod request;

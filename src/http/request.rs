@@ -1,0 +1,61 @@
+//! One span per request, carrying its id and module, and `X-Request-Id` on
+//! every response: the caller's when it sent a sane one, else a new one.
+
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use tracing::Instrument as _;
+
+use crate::modules::Module;
+
+pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The longest caller-chosen request id we pass on.
+const MAX_REQUEST_ID: usize = 128;
+
+pub async fn context(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let id = req
+        .headers()
+        .get(&REQUEST_ID)
+        .filter(|value| acceptable(value.as_bytes()))
+        .cloned()
+        .unwrap_or_else(new_id);
+    let span = tracing::info_span!(
+        "request",
+        request_id = id.to_str().unwrap_or_default(),
+        module = Module::of_path(req.path()).map(Module::name),
+        method = %req.method(),
+        path = req.path(),
+    );
+    let started = Instant::now();
+    let mut response = next.call(req).instrument(span.clone()).await?;
+    span.in_scope(|| {
+        tracing::info!(
+            status = response.status().as_u16(),
+            micros = started.elapsed().as_micros() as u64,
+            "handled"
+        );
+    });
+    response.headers_mut().insert(REQUEST_ID.clone(), id);
+    Ok(response)
+}
+
+/// Visible ASCII, 1 to 128 bytes: safe to log and to pass on.
+fn acceptable(id: &[u8]) -> bool {
+    !id.is_empty() && id.len() <= MAX_REQUEST_ID && id.iter().all(|b| b.is_ascii_graphic())
+}
+
+fn new_id() -> HeaderValue {
+    let id = uuid::Uuid::new_v4();
+    HeaderValue::from_str(
+        id.hyphenated()
+            .encode_lower(&mut uuid::Uuid::encode_buffer()),
+    )
+    .expect("a UUID is a valid header value")
+}

@@ -1,0 +1,9 @@
+//! The `app` binary's library: the command line, the composition of modules
+//! into one process, and the HTTP plumbing every module shares.
+
+pub mod cli;
+pub mod commands;
+pub mod http;
+pub mod modules;
+pub mod startup;
+pub mod telemetry;

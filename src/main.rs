@@ -1,0 +1,51 @@
+//! `app`: parses the command line, sets up logging and hands over to the library.
+
+use std::process::ExitCode;
+
+use app::cli::{Cli, Command};
+use app::{commands, telemetry};
+use clap::Parser as _;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) if !error.use_stderr() => {
+            // --help and --version
+            let _ = error.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(error) => {
+            let rendered = error.to_string();
+            let first = rendered
+                .lines()
+                .next()
+                .unwrap_or("error: invalid arguments");
+            eprintln!("{first} (try 'app --help')");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init(cli.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => commands::serve(args, cli.database_url).await,
+        Command::Migrate(args) => commands::migrate(&args.modules(), &cli.database_url).await,
+        Command::Openapi(args) => commands::openapi(&args.modules()),
+        Command::Modules => commands::modules(),
+    }
+}

@@ -1,0 +1,99 @@
+//! The application: binds first, exposes the port it got, then runs until stopped.
+
+use std::net::TcpListener;
+
+use actix_web::dev::Server;
+use actix_web::{App, HttpServer, middleware::from_fn, web};
+use anyhow::Context as _;
+use app_kernel::db::Storage;
+use utoipa_actix_web::AppExt as _;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::http::{docs, fallback, health, request};
+use crate::modules::{Module, Running};
+
+/// What `serve` runs.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub modules: Vec<Module>,
+    pub storage: Storage,
+    /// `host:port`; port 0 picks a free one.
+    pub bind: String,
+    /// HTTP worker threads; default one per core.
+    pub workers: Option<usize>,
+    /// Stop gracefully on SIGTERM and SIGINT.
+    pub handle_signals: bool,
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    running: Running,
+}
+
+impl Application {
+    /// Opens and migrates every module's database and binds the listener.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let running = Running::open(&settings.modules, &settings.storage, true).await?;
+        let listener = TcpListener::bind(&settings.bind)
+            .with_context(|| format!("cannot listen on {}", settings.bind))?;
+        let port = listener.local_addr()?.port();
+        let openapi = docs::openapi(&settings.modules);
+        let routes = web::Data::new(fallback::Routes::from_openapi(&openapi));
+        let modules = settings.modules.clone();
+        let state = running.clone();
+        let mut server = HttpServer::new(move || {
+            let modules = modules.clone();
+            App::new()
+                .wrap(from_fn(request::context))
+                .app_data(app_kernel::query_config())
+                .app_data(routes.clone())
+                .configure(|cfg| state.register(cfg))
+                .configure(|cfg| health::configure(cfg, state.clone()))
+                .into_utoipa_app()
+                .configure(move |cfg| modules.iter().for_each(|m| m.configure(cfg)))
+                .into_app()
+                .service(
+                    SwaggerUi::new("/swagger-ui/{_:.*}")
+                        .url("/api-docs/openapi.json", openapi.clone()),
+                )
+                .route("/", web::get().to(docs::redirect_to_swagger_ui))
+                .default_service(web::to(fallback::not_found_or_not_allowed))
+        })
+        .listen(listener)?;
+        if let Some(workers) = settings.workers {
+            server = server.workers(workers);
+        }
+        if !settings.handle_signals {
+            server = server.disable_signals();
+        }
+        tracing::info!(
+            address = %settings.bind, port,
+            modules = ?settings.modules.iter().map(|m| m.name()).collect::<Vec<_>>(),
+            "listening"
+        );
+        Ok(Self {
+            port,
+            server: server.run(),
+            running,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A handle that stops the server gracefully.
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until stopped (SIGTERM, SIGINT or the handle), finishing
+    /// requests in flight, then closes every pool.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.server.await.context("the server failed")?;
+        self.running.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}

@@ -34,9 +34,9 @@ pub struct Application {
 impl Application {
     /// Opens and migrates every module's database and binds the listener.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let running = Running::open(&settings.modules, &settings.storage, true).await?;
         let listener = TcpListener::bind(&settings.bind)
             .with_context(|| format!("cannot listen on {}", settings.bind))?;
+        let running = Running::open(&settings.modules, &settings.storage, true).await?;
         let port = listener.local_addr()?.port();
         let openapi = docs::openapi(&settings.modules);
         let routes = web::Data::new(fallback::Routes::from_openapi(&openapi));

@@ -29,7 +29,7 @@ pub enum Storage {
     /// One SQLite file per module in this directory.
     Sqlite(PathBuf),
     /// One PostgreSQL database, one schema per module.
-    Postgres(PgConnectOptions),
+    Postgres(Box<PgConnectOptions>),
 }
 
 impl FromStr for Storage {
@@ -48,7 +48,7 @@ impl FromStr for Storage {
         }
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             return PgConnectOptions::from_str(url)
-                .map(Self::Postgres)
+                .map(|options| Self::Postgres(Box::new(options)))
                 .map_err(|e| format!("not a valid PostgreSQL URL: {e}"));
         }
         Err("expected sqlite:DIR or postgres://user:password@host/database".into())
@@ -86,7 +86,7 @@ impl Storage {
                 let pool = PgPoolOptions::new()
                     .max_connections(16)
                     .acquire_timeout(ACQUIRE_TIMEOUT)
-                    .connect_with(options.clone().application_name(&format!("app-{module}")))
+                    .connect_with((**options).clone().application_name(&format!("app-{module}")))
                     .await?;
                 Ok(Db::Postgres(pool))
             }

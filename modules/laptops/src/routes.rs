@@ -24,11 +24,11 @@ pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(
         utoipa_actix_web::scope("/api/v1/laptops")
             .service(list_laptops)
-            .service(create_port)
-            .service(get_port)
-            .service(replace_port)
-            .service(patch_port)
-            .service(delete_port),
+            .service(create_laptop)
+            .service(get_laptop)
+            .service(replace_laptop)
+            .service(patch_laptop)
+            .service(delete_laptop),
     );
 }
 
@@ -75,7 +75,7 @@ async fn list_laptops(
     )
 )]
 #[post("")]
-async fn create_port(
+async fn create_laptop(
     req: HttpRequest,
     laptops: web::Data<Laptops>,
     body: JsonBody,
@@ -97,7 +97,7 @@ async fn create_port(
     )
 )]
 #[get("/{id}")]
-async fn get_port(
+async fn get_laptop(
     req: HttpRequest,
     laptops: web::Data<Laptops>,
     id: Id,
@@ -122,7 +122,7 @@ async fn get_port(
     )
 )]
 #[put("/{id}")]
-async fn replace_port(
+async fn replace_laptop(
     req: HttpRequest,
     laptops: web::Data<Laptops>,
     id: Id,
@@ -148,7 +148,7 @@ async fn replace_port(
     )
 )]
 #[patch("/{id}")]
-async fn patch_port(
+async fn patch_laptop(
     req: HttpRequest,
     laptops: web::Data<Laptops>,
     id: Id,
@@ -171,7 +171,7 @@ async fn patch_port(
     )
 )]
 #[delete("/{id}")]
-async fn delete_port(
+async fn delete_laptop(
     req: HttpRequest,
     laptops: web::Data<Laptops>,
     id: Id,

@@ -1,0 +1,55 @@
+//! Module crates never depend on each other: they meet only in the binary.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+#[test]
+fn no_module_crate_depends_on_another_module_crate() {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let output = Command::new(cargo)
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("cargo metadata runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let metadata: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let modules_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("modules");
+    let modules: Vec<&Value> = metadata["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| {
+            std::path::Path::new(p["manifest_path"].as_str().unwrap()).starts_with(&modules_dir)
+        })
+        .collect();
+    let names: Vec<&str> = modules
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names.len(),
+        app::modules::Module::ALL.len(),
+        "one crate per module: {names:?}"
+    );
+    for module in &modules {
+        for dependency in module["dependencies"].as_array().unwrap() {
+            let dependency = dependency["name"].as_str().unwrap();
+            assert!(
+                !names.contains(&dependency),
+                "{} depends on module {dependency}",
+                module["name"]
+            );
+        }
+    }
+}

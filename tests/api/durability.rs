@@ -1,0 +1,154 @@
+//! Nothing acknowledged is lost: across restarts, and when SIGTERM arrives
+//! while writes are in flight. These run the real binary.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use app_kernel::db::Backend;
+use serde_json::{Value, json};
+
+use crate::helpers::fresh_storage;
+
+struct Process {
+    child: Child,
+    address: String,
+}
+
+impl Process {
+    async fn start(database_url: &str) -> Process {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(env!("CARGO_BIN_EXE_app"))
+            .args([
+                "serve",
+                "--all",
+                "--bind",
+                &format!("127.0.0.1:{port}"),
+                "--database-url",
+                database_url,
+            ])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("the binary starts");
+        let process = Process {
+            child,
+            address: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(response) = reqwest::get(format!("{}/health/ready", process.address)).await
+                && response.status() == 200
+            {
+                return process;
+            }
+            assert!(Instant::now() < deadline, "the binary became ready");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn terminate(&self) {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+    }
+
+    fn wait(mut self) -> std::process::ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the binary stopped after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+async fn acknowledged_writes_survive_sigterm_and_restart(backend: Backend) {
+    let (url, _dir) = fresh_storage(backend).await;
+    let first = Process::start(&url).await;
+    let client = reqwest::Client::new();
+    let before = client
+        .post(format!("{}/api/v1/ports", first.address))
+        .json(&json!({"name": "before restart"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(before.status(), 201);
+
+    // A burst of writes; SIGTERM lands as soon as the first is acknowledged.
+    let writes: Vec<_> = (0..40)
+        .map(|n| {
+            let request = client
+                .post(format!("{}/api/v1/laptops", first.address))
+                .json(&json!({"title": "Burst", "model": format!("model {n}")}));
+            tokio::spawn(async move { request.send().await })
+        })
+        .collect();
+    let mut acknowledged = Vec::new();
+    for (n, write) in writes.into_iter().enumerate() {
+        if let Ok(Ok(response)) = write.await
+            && response.status() == 201
+        {
+            acknowledged.push(response.json::<Value>().await.unwrap()["id"].clone());
+        }
+        if n == 0 {
+            first.terminate();
+        }
+    }
+    assert!(!acknowledged.is_empty());
+    assert!(
+        first.wait().success(),
+        "SIGTERM stops the process with status 0"
+    );
+
+    let second = Process::start(&url).await;
+    let laptops: Value = reqwest::get(format!("{}/api/v1/laptops?limit=100", second.address))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let stored: Vec<&Value> = laptops["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| &l["id"])
+        .collect();
+    for id in &acknowledged {
+        assert!(stored.contains(&id), "acknowledged laptop {id} survived");
+    }
+    let ports: Value = reqwest::get(format!(
+        "{}/api/v1/ports?name=before%20restart",
+        second.address
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(ports["items"].as_array().unwrap().len(), 1);
+    second.terminate();
+    assert!(second.wait().success());
+}
+
+#[tokio::test]
+async fn acknowledged_writes_survive_sigterm_and_restart_on_sqlite() {
+    acknowledged_writes_survive_sigterm_and_restart(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn acknowledged_writes_survive_sigterm_and_restart_on_postgres() {
+    acknowledged_writes_survive_sigterm_and_restart(Backend::Postgres).await;
+}

@@ -1,0 +1,166 @@
+//! `spawn_app`: the real application on port 0 with a fresh database, and a
+//! client that speaks to it.
+
+use app::modules::Module;
+use app::startup::{Application, Settings};
+use app_kernel::db::Backend;
+use reqwest::{Method, RequestBuilder, Response};
+use serde_json::Value;
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    handle: actix_web::dev::ServerHandle,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// A database URL for a fresh, empty store on `backend`, and what keeps it alive.
+pub async fn fresh_storage(backend: Backend) -> (String, Option<tempfile::TempDir>) {
+    match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().unwrap();
+            (format!("sqlite:{}", dir.path().display()), Some(dir))
+        }
+        Backend::Postgres => (crate::postgres::shared().fresh_database().await, None),
+    }
+}
+
+/// Starts `modules` on a fresh database of `backend`.
+pub async fn spawn_app(backend: Backend, modules: &[Module]) -> TestApp {
+    let (url, dir) = fresh_storage(backend).await;
+    let mut app = spawn_on(&url, modules).await;
+    app._dir = dir;
+    app
+}
+
+/// Starts `modules` on an existing database.
+pub async fn spawn_on(database_url: &str, modules: &[Module]) -> TestApp {
+    let settings = Settings {
+        modules: modules.to_vec(),
+        storage: database_url.parse().unwrap(),
+        bind: "127.0.0.1:0".into(),
+        workers: Some(1),
+        handle_signals: false,
+    };
+    let app = Application::build(settings)
+        .await
+        .expect("the application starts");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let handle = app.handle();
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        address,
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        handle,
+        _dir: None,
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        drop(self.handle.stop(false));
+    }
+}
+
+impl TestApp {
+    pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.client
+            .request(method, format!("{}{path}", self.address))
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.request(Method::GET, path)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn send_json(&self, method: Method, path: &str, body: &Value) -> Response {
+        let content_type = if method == Method::PATCH {
+            "application/merge-patch+json"
+        } else {
+            "application/json"
+        };
+        self.request(method, path)
+            .header("content-type", content_type)
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Response {
+        self.send_json(Method::POST, path, body).await
+    }
+
+    /// Creates a resource, asserting 201, and returns its body.
+    pub async fn create(&self, path: &str, body: &Value) -> Value {
+        let response = self.post(path, body).await;
+        assert_eq!(response.status(), 201, "creating {body} at {path}");
+        response.json().await.unwrap()
+    }
+
+    /// Every item of a list, following cursors.
+    pub async fn list_all(&self, path: &str) -> Vec<Value> {
+        let mut items = Vec::new();
+        let mut next = format!("{path}?limit=100");
+        loop {
+            let page: Value = self.get(&next).await.json().await.unwrap();
+            items.extend(page["items"].as_array().unwrap().iter().cloned());
+            match page["next_cursor"].as_str() {
+                Some(cursor) => next = format!("{path}?limit=100&cursor={cursor}"),
+                None => return items,
+            }
+        }
+    }
+}
+
+/// Asserts an RFC 9457 problem of `status` and returns its body.
+pub async fn assert_problem(response: Response, status: u16) -> Value {
+    assert_eq!(response.status(), status, "status of {}", response.url());
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(content_type, "application/problem+json");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["status"], status);
+    assert!(body["title"].is_string() && body["type"].is_string() && body["detail"].is_string());
+    body
+}
+
+/// Generates one test per backend and topology for each named test function,
+/// which takes the `&TestApp` it runs against. `$alone` is the module the
+/// tests need when run by themselves.
+macro_rules! api_tests {
+    ($alone:expr => $($test:ident),* $(,)?) => {
+        mod sqlite_all {
+            $(#[tokio::test] async fn $test() {
+                let app = $crate::helpers::spawn_app(app_kernel::db::Backend::Sqlite, &app::modules::Module::ALL).await;
+                super::$test(&app).await;
+            })*
+        }
+        mod sqlite_alone {
+            $(#[tokio::test] async fn $test() {
+                let app = $crate::helpers::spawn_app(app_kernel::db::Backend::Sqlite, &[$alone]).await;
+                super::$test(&app).await;
+            })*
+        }
+        mod postgres_all {
+            $(#[tokio::test] async fn $test() {
+                let app = $crate::helpers::spawn_app(app_kernel::db::Backend::Postgres, &app::modules::Module::ALL).await;
+                super::$test(&app).await;
+            })*
+        }
+        mod postgres_alone {
+            $(#[tokio::test] async fn $test() {
+                let app = $crate::helpers::spawn_app(app_kernel::db::Backend::Postgres, &[$alone]).await;
+                super::$test(&app).await;
+            })*
+        }
+    };
+}
+pub(crate) use api_tests;

@@ -1,0 +1,15 @@
+//! Black-box tests: one binary, one module per concern.
+
+mod bad_input;
+mod boundary;
+mod browser;
+mod cli;
+mod durability;
+mod health;
+mod helpers;
+mod laptops;
+mod openapi;
+mod ports;
+mod postgres;
+mod store;
+mod topology;

@@ -1,0 +1,52 @@
+//! The documents in `openapi/` are what the code generates.
+//! Regenerate them with `UPDATE_OPENAPI=1 cargo test openapi`.
+
+use app::http::docs::openapi;
+use app::modules::Module;
+
+#[test]
+fn checked_in_openapi_documents_match_the_code() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("openapi");
+    let mut documents = vec![("all".to_owned(), Module::ALL.to_vec())];
+    documents.extend(Module::ALL.map(|m| (m.name().to_owned(), vec![m])));
+    for (name, modules) in documents {
+        let path = root.join(format!("{name}.json"));
+        let generated = openapi(&modules).to_pretty_json().unwrap() + "\n";
+        if std::env::var_os("UPDATE_OPENAPI").is_some() {
+            std::fs::write(&path, &generated).unwrap();
+        }
+        let checked_in = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            checked_in == generated,
+            "{} differs from the code: run UPDATE_OPENAPI=1 cargo test openapi",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn every_operation_has_a_unique_id_and_documents_its_problems() {
+    let doc = serde_json::to_value(openapi(&Module::ALL)).unwrap();
+    let mut ids = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            ids.push(operation["operationId"].as_str().unwrap().to_owned());
+            let responses = operation["responses"].as_object().unwrap();
+            assert!(
+                responses.contains_key("503"),
+                "{method} {path} documents 503"
+            );
+            if path.contains("{id}") {
+                assert!(
+                    responses.contains_key("400") && responses.contains_key("404"),
+                    "{method} {path}"
+                );
+            }
+        }
+    }
+    let count = ids.len();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), count, "operation ids are unique: {ids:?}");
+    assert_eq!(count, 12);
+}

@@ -1,0 +1,96 @@
+//! One module alone serves only itself; every process serves its docs.
+
+use app::modules::Module;
+use app_kernel::db::Backend;
+use serde_json::{Value, json};
+
+use crate::helpers::{assert_problem, spawn_app};
+
+#[tokio::test]
+async fn a_module_alone_serves_only_its_own_api_and_docs() {
+    for (alone, other) in [
+        (Module::Ports, Module::Laptops),
+        (Module::Laptops, Module::Ports),
+    ] {
+        let app = spawn_app(Backend::Sqlite, &[alone]).await;
+
+        let mine = app.get(&format!("/api/v1/{}", alone.name())).await;
+        let theirs = app.get(&format!("/api/v1/{}", other.name())).await;
+        let theirs_one = app.get(&format!("/api/v1/{}/1", other.name())).await;
+
+        assert_eq!(mine.status(), 200);
+        assert_problem(theirs, 404).await;
+        assert_problem(theirs_one, 404).await;
+        let doc: Value = app
+            .get("/api-docs/openapi.json")
+            .await
+            .json()
+            .await
+            .unwrap();
+        let paths: Vec<&String> = doc["paths"].as_object().unwrap().keys().collect();
+        assert!(!paths.is_empty());
+        assert!(
+            paths
+                .iter()
+                .all(|p| p.starts_with(&format!("/api/v1/{}", alone.name()))),
+            "{paths:?}"
+        );
+        let health: Value = app.get("/health/ready").await.json().await.unwrap();
+        assert_eq!(
+            health["checks"],
+            json!([{"name": format!("{}.database", alone.name()), "status": "up"}])
+        );
+    }
+}
+
+#[tokio::test]
+async fn swagger_ui_and_the_document_are_served_and_root_redirects() {
+    let app = spawn_app(Backend::Sqlite, &Module::ALL).await;
+
+    let root = app.get("/").await;
+    let ui = app.get("/swagger-ui/").await;
+    let doc: Value = app
+        .get("/api-docs/openapi.json")
+        .await
+        .json()
+        .await
+        .unwrap();
+
+    assert!(root.status().is_redirection());
+    assert_eq!(root.headers()["location"], "/swagger-ui/");
+    assert_eq!(ui.status(), 200);
+    assert!(ui.text().await.unwrap().contains("swagger-ui"));
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+    for path in [
+        "/api/v1/ports",
+        "/api/v1/ports/{id}",
+        "/api/v1/laptops",
+        "/api/v1/laptops/{id}",
+    ] {
+        assert!(doc["paths"].get(path).is_some(), "{path} is documented");
+    }
+}
+
+#[tokio::test]
+async fn every_response_carries_a_request_id() {
+    let app = spawn_app(Backend::Sqlite, &Module::ALL).await;
+
+    let given = app
+        .request(reqwest::Method::GET, "/api/v1/ports")
+        .header("x-request-id", "abc-123")
+        .send()
+        .await
+        .unwrap();
+    let fresh = app.get("/api/v1/nowhere").await;
+    let insane = app
+        .request(reqwest::Method::GET, "/health/live")
+        .header("x-request-id", "a b")
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(given.headers()["x-request-id"], "abc-123");
+    let fresh_id = fresh.headers()["x-request-id"].to_str().unwrap();
+    assert_eq!(fresh_id.len(), 36, "a new UUID: {fresh_id}");
+    assert_ne!(insane.headers()["x-request-id"], "a b");
+}

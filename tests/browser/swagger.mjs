@@ -1,0 +1,48 @@
+// Opens Swagger UI in Debian's Chromium, checks both modules' operations are
+// listed, and uses "Try it out" to create a port and read it back.
+// Usage: node swagger.mjs http://127.0.0.1:PORT
+import { chromium } from 'playwright-core';
+
+const base = process.argv[2];
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+
+async function tryOut(page, operationId, fill) {
+  const block = page.locator(`#operations-${operationId.tag}-${operationId.id}`);
+  await block.locator('.opblock-summary').first().click();
+  await block.getByRole('button', { name: 'Try it out' }).click();
+  await fill(block);
+  await block.getByRole('button', { name: 'Execute' }).click();
+  const status = block.locator('.live-responses-table .response .response-col_status').first();
+  await status.waitFor({ timeout: 15000 });
+  const code = (await status.innerText()).trim();
+  const body = await block.locator('.live-responses-table .response-col_description pre').first().innerText();
+  console.log(`${operationId.id}: ${code}`);
+  return { code, body };
+}
+
+try {
+  const page = await browser.newPage();
+  await page.goto(`${base}/`);
+  await page.locator('.opblock').first().waitFor({ timeout: 15000 });
+  for (const id of ['list_ports', 'create_port', 'list_laptops', 'create_laptop']) {
+    const count = await page.locator(`[id$="-${id}"]`).count();
+    if (count === 0) throw new Error(`operation ${id} is not listed`);
+    console.log(`listed: ${id}`);
+  }
+
+  const created = await tryOut(page, { tag: 'ports', id: 'create_port' }, async (block) => {
+    await block.locator('textarea.body-param__text').fill('{"name": "Thunderbolt 4"}');
+  });
+  const id = JSON.parse(created.body).id;
+
+  await tryOut(page, { tag: 'ports', id: 'get_port' }, async (block) => {
+    await block.locator('input[placeholder="id"]').fill(String(id));
+  });
+  await page.screenshot({ path: process.env.SCREENSHOT ?? '/tmp/swagger-ui.png', fullPage: false });
+} finally {
+  await browser.close();
+}

@@ -139,3 +139,22 @@ impl Fields {
         }
     }
 }
+
+/// Applies a JSON Merge Patch (RFC 7396) to the writable fields of a resource.
+/// A patch that names a field the resource does not have is refused, even
+/// when it sets it to `null`: it is almost surely a typing mistake.
+pub fn merge_patch(mut writable: Value, patch: &Value) -> Result<Value, ApiError> {
+    if let (Value::Object(fields), Value::Object(changes)) = (&writable, patch) {
+        let mut unknown: Vec<FieldError> = changes
+            .keys()
+            .filter(|field| !fields.contains_key(*field))
+            .map(|field| FieldError::new(field, "is not a known field"))
+            .collect();
+        if !unknown.is_empty() {
+            unknown.sort_by(|a, b| a.field.cmp(&b.field));
+            return Err(ApiError::Validation(unknown));
+        }
+    }
+    json_patch::merge(&mut writable, patch);
+    Ok(writable)
+}

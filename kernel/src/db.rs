@@ -86,7 +86,11 @@ impl Storage {
                 let pool = PgPoolOptions::new()
                     .max_connections(16)
                     .acquire_timeout(ACQUIRE_TIMEOUT)
-                    .connect_with((**options).clone().application_name(&format!("app-{module}")))
+                    .connect_with(
+                        (**options)
+                            .clone()
+                            .application_name(&format!("app-{module}")),
+                    )
                     .await?;
                 Ok(Db::Postgres(pool))
             }

@@ -2,13 +2,26 @@
 //! the last id a client has seen.
 
 use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::alphabet::URL_SAFE;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::ApiError;
 
 pub const DEFAULT_LIMIT: i64 = 20;
+/// What every cursor looks like: eight bytes in unpadded base64url. Every
+/// string of this shape is a cursor, so clients can check one before sending.
+pub const CURSOR_PATTERN: &str = "^[A-Za-z0-9_-]{11}$";
+/// Lenient about the unused low bits of the last character, so that every
+/// string matching [`CURSOR_PATTERN`] decodes.
+const CURSOR: GeneralPurpose = GeneralPurpose::new(
+    &URL_SAFE,
+    GeneralPurposeConfig::new()
+        .with_encode_padding(false)
+        .with_decode_padding_mode(DecodePaddingMode::RequireNone)
+        .with_decode_allow_trailing_bits(true),
+);
 pub const MAX_LIMIT: i64 = 100;
 
 /// Which page to read: ids after `after`, at most `limit` of them.
@@ -61,16 +74,16 @@ impl<T: ToSchema> Page<T> {
 }
 
 fn encode_cursor(after: i64) -> String {
-    URL_SAFE_NO_PAD.encode(after.to_be_bytes())
+    CURSOR.encode(after.to_be_bytes())
 }
 
 fn decode_cursor(cursor: &str) -> Result<i64, ApiError> {
-    URL_SAFE_NO_PAD
+    CURSOR
         .decode(cursor)
         .ok()
         .and_then(|bytes| <[u8; 8]>::try_from(bytes).ok())
-        .map(i64::from_be_bytes)
-        .filter(|after| *after >= 0)
+        // Ids are positive: a cursor before them all starts at the beginning.
+        .map(|bytes| i64::from_be_bytes(bytes).max(0))
         .ok_or_else(|| ApiError::BadRequest("cursor is not one this API issued".into()))
 }
 
@@ -93,6 +106,12 @@ mod tests {
     #[test]
     fn foreign_cursors_and_limits_are_rejected() {
         assert!(PageRequest::parse(None, Some("nope")).is_err());
+        assert!(PageRequest::parse(None, Some("")).is_err());
+        assert_eq!(PageRequest::parse(None, Some("_____________")).ok(), None);
+        assert_eq!(
+            PageRequest::parse(None, Some("___________")).unwrap().after,
+            0
+        );
         assert!(PageRequest::parse(Some(0), None).is_err());
         assert!(PageRequest::parse(Some(101), None).is_err());
     }

@@ -50,3 +50,17 @@ fn every_operation_has_a_unique_id_and_documents_its_problems() {
     assert_eq!(ids.len(), count, "operation ids are unique: {ids:?}");
     assert_eq!(count, 12);
 }
+
+#[test]
+fn the_documented_cursor_pattern_is_the_one_the_server_checks() {
+    let doc = serde_json::to_value(openapi(&Module::ALL)).unwrap();
+    for path in ["/api/v1/ports", "/api/v1/laptops"] {
+        let parameters = doc["paths"][path]["get"]["parameters"].as_array().unwrap();
+        let cursor = parameters.iter().find(|p| p["name"] == "cursor").unwrap();
+        assert_eq!(
+            cursor["schema"]["pattern"],
+            app_kernel::page::CURSOR_PATTERN,
+            "{path}"
+        );
+    }
+}

@@ -342,3 +342,26 @@ async fn an_unknown_port_is_a_404_problem(app: &TestApp) {
         .await;
     assert_problem(response, 404).await;
 }
+
+#[tokio::test]
+async fn a_patch_naming_an_unknown_field_is_rejected_even_as_null() {
+    let app = crate::helpers::spawn_app(
+        app_kernel::db::Backend::Sqlite,
+        &[app::modules::Module::Ports],
+    )
+    .await;
+    let port = app.create("/api/v1/ports", &json!({"name": "USB-C"})).await;
+    let path = format!("/api/v1/ports/{}", port["id"]);
+
+    let problem = assert_problem(
+        app.send_json(Method::PATCH, &path, &json!({"colour": null}))
+            .await,
+        422,
+    )
+    .await;
+
+    assert_eq!(
+        problem["errors"],
+        json!([{"field": "colour", "message": "is not a known field"}])
+    );
+}

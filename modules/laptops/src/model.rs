@@ -2,7 +2,7 @@ use app_kernel::ApiError;
 use app_kernel::body::Fields;
 use app_kernel::text::Text;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
@@ -33,7 +33,9 @@ pub struct Laptop {
 }
 
 /// What a client writes: the whole of a laptop (POST, PUT).
-#[derive(Debug, Clone, PartialEq, Eq, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, ToSchema)]
+// Unknown fields are refused; saying so makes the schema say `additionalProperties: false`.
+#[serde(deny_unknown_fields)]
 #[schema(as = LaptopWrite, example = json!({"title": "Lenovo", "model": "ThinkPad X1 Carbon Gen 12"}))]
 pub struct NewLaptop {
     /// The brand.
@@ -44,7 +46,8 @@ pub struct NewLaptop {
 }
 
 /// A JSON Merge Patch of a laptop (PATCH): the fields to change.
-#[derive(ToSchema)]
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 #[schema(as = LaptopPatch, example = json!({"model": "ThinkPad X1 Carbon Gen 13"}))]
 #[allow(dead_code)] // documents the PATCH body; the patch itself is applied as JSON
 pub(crate) struct LaptopPatch {

@@ -39,6 +39,7 @@ struct ListQuery {
     #[param(minimum = 1, maximum = 100, default = 20)]
     limit: Option<i64>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = "^[A-Za-z0-9_-]{11}$")]
     cursor: Option<String>,
     /// Only laptops of this brand, ignoring case.
     title: Option<String>,

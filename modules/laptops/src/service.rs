@@ -57,8 +57,7 @@ impl Laptops {
         patch: &Value,
     ) -> Result<Laptop, Error> {
         self.write(id, if_match, |current| {
-            let mut merged = current.writable();
-            json_patch::merge(&mut merged, patch);
+            let merged = app_kernel::body::merge_patch(current.writable(), patch)?;
             Ok(NewLaptop::from_json(merged)?)
         })
         .await

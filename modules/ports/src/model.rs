@@ -2,7 +2,7 @@ use app_kernel::ApiError;
 use app_kernel::body::Fields;
 use app_kernel::text::Text;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
@@ -31,7 +31,9 @@ pub struct Port {
 }
 
 /// What a client writes: the whole of a port (POST, PUT).
-#[derive(Debug, Clone, PartialEq, Eq, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, ToSchema)]
+// Unknown fields are refused; saying so makes the schema say `additionalProperties: false`.
+#[serde(deny_unknown_fields)]
 #[schema(as = PortWrite, example = json!({"name": "USB-C"}))]
 pub struct NewPort {
     #[schema(schema_with = name_schema)]
@@ -39,7 +41,8 @@ pub struct NewPort {
 }
 
 /// A JSON Merge Patch of a port (PATCH): the fields to change.
-#[derive(ToSchema)]
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 #[schema(as = PortPatch, example = json!({"name": "USB4"}))]
 #[allow(dead_code)] // documents the PATCH body; the patch itself is applied as JSON
 pub(crate) struct PortPatch {

@@ -60,8 +60,7 @@ impl Ports {
         patch: &Value,
     ) -> Result<Port, Error> {
         self.write(id, if_match, |current| {
-            let mut merged = current.writable();
-            json_patch::merge(&mut merged, patch);
+            let merged = app_kernel::body::merge_patch(current.writable(), patch)?;
             Ok(NewPort::from_json(merged)?)
         })
         .await

@@ -5,8 +5,9 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
+use sqlx::Connection as _;
 use sqlx::migrate::{Migrate, Migrator};
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -83,14 +84,17 @@ impl Storage {
                 Ok(Db::Sqlite(pool))
             }
             Self::Postgres(options) => {
+                // One direct connection first: a pool that cannot connect only
+                // says it timed out, this says why (refused, unknown host, auth).
+                let options = options
+                    .as_ref()
+                    .clone()
+                    .application_name(&format!("app-{module}"));
+                PgConnection::connect_with(&options).await?.close().await?;
                 let pool = PgPoolOptions::new()
                     .max_connections(16)
                     .acquire_timeout(ACQUIRE_TIMEOUT)
-                    .connect_with(
-                        (**options)
-                            .clone()
-                            .application_name(&format!("app-{module}")),
-                    )
+                    .connect_with(options)
                     .await?;
                 Ok(Db::Postgres(pool))
             }

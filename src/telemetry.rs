@@ -1,15 +1,24 @@
 //! Logging: JSON for machines, one line per event for people.
 
+use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::LogFormat;
 
 /// Installs the global subscriber; `RUST_LOG` sets the levels (default `info`).
-pub fn init(format: LogFormat) {
+///
+/// Lines are written to stderr by a thread of their own, so a request never
+/// waits on the terminal or the log collector; keep the guard alive until
+/// exit, when it flushes what is left. A full buffer slows callers down
+/// rather than dropping lines.
+pub fn init(format: LogFormat) -> WorkerGuard {
+    let (writer, guard) = NonBlockingBuilder::default()
+        .lossy(false)
+        .finish(std::io::stderr());
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     let _ = match format {
         LogFormat::Json => builder
             .json()
@@ -19,4 +28,5 @@ pub fn init(format: LogFormat) {
             .try_init(),
         LogFormat::Pretty => builder.try_init(),
     };
+    guard
 }

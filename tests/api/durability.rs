@@ -9,29 +9,42 @@ use serde_json::{Value, json};
 
 use crate::helpers::fresh_storage;
 
-struct Process {
-    child: Child,
-    address: String,
+pub struct Process {
+    pub child: Child,
+    pub address: String,
 }
 
 impl Process {
     async fn start(database_url: &str) -> Process {
+        Process::start_with(database_url, &[], "warn", Stdio::inherit()).await
+    }
+
+    /// Runs `serve --all` with extra `args`, `RUST_LOG` and stderr, and waits until it is ready.
+    pub async fn start_with(
+        database_url: &str,
+        args: &[&str],
+        log: &str,
+        stderr: Stdio,
+    ) -> Process {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
+        let bind = format!("127.0.0.1:{port}");
         let child = Command::new(env!("CARGO_BIN_EXE_app"))
             .args([
                 "serve",
                 "--all",
                 "--bind",
-                &format!("127.0.0.1:{port}"),
+                &bind,
                 "--database-url",
                 database_url,
             ])
-            .env("RUST_LOG", "warn")
+            .args(args)
+            .env("RUST_LOG", log)
             .stdout(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .expect("the binary starts");
         let process = Process {
@@ -50,11 +63,15 @@ impl Process {
         }
     }
 
-    fn terminate(&self) {
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+    pub fn terminate(&self) {
+        self.signal(libc::SIGTERM);
     }
 
-    fn wait(mut self) -> std::process::ExitStatus {
+    pub fn signal(&self, signal: i32) {
+        unsafe { libc::kill(self.child.id() as i32, signal) };
+    }
+
+    pub fn wait(mut self) -> std::process::ExitStatus {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -62,7 +79,7 @@ impl Process {
             }
             assert!(
                 Instant::now() < deadline,
-                "the binary stopped after SIGTERM"
+                "the binary stopped after the signal"
             );
             std::thread::sleep(Duration::from_millis(20));
         }

@@ -8,6 +8,7 @@ mod durability;
 mod health;
 mod helpers;
 mod laptops;
+mod logs;
 mod openapi;
 mod ports;
 mod postgres;

@@ -39,7 +39,14 @@ impl Application {
         let running = Running::open(&settings.modules, &settings.storage, true).await?;
         let port = listener.local_addr()?.port();
         let openapi = docs::openapi(&settings.modules);
-        let routes = web::Data::new(fallback::Routes::from_openapi(&openapi));
+        let routes = fallback::Routes::from_openapi(&openapi).with_get(&[
+            "/",
+            "/health/live",
+            "/health/ready",
+            "/api-docs/openapi.json",
+            "/swagger-ui/{_:.*}",
+        ]);
+        let routes = web::Data::new(routes);
         let modules = settings.modules.clone();
         let state = running.clone();
         let mut server = HttpServer::new(move || {

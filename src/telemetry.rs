@@ -14,6 +14,8 @@ use crate::cli::LogFormat;
 pub fn init(format: LogFormat) -> WorkerGuard {
     let (writer, guard) = NonBlockingBuilder::default()
         .lossy(false)
+        // The default 128,000 lines would reserve megabytes up front.
+        .buffered_lines_limit(8_192)
         .finish(std::io::stderr());
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()

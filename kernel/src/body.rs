@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use actix_web::http::header;
+use actix_web::http::{Method, header};
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web::BytesMut};
 use serde_json::{Map, Value};
 
@@ -37,12 +37,16 @@ impl FromRequest for JsonBody {
     }
 }
 
+/// POST and PUT take `application/json`; PATCH takes a JSON Merge Patch,
+/// as `application/merge-patch+json` or plain `application/json`.
 fn check_media_type(req: &HttpRequest) -> Result<(), ApiError> {
+    let patch = req.method() == Method::PATCH;
     let unsupported = || {
-        ApiError::UnsupportedMediaType(
-            "the request body must be application/json (or application/merge-patch+json for PATCH)"
-                .into(),
-        )
+        ApiError::UnsupportedMediaType(if patch {
+            "a PATCH body must be application/merge-patch+json (or application/json)".into()
+        } else {
+            "the request body must be application/json".into()
+        })
     };
     let value = req
         .headers()
@@ -53,9 +57,15 @@ fn check_media_type(req: &HttpRequest) -> Result<(), ApiError> {
         .ok()
         .and_then(|v| v.parse().ok())
         .ok_or_else(unsupported)?;
-    let json = mime.type_() == mime::APPLICATION
-        && (mime.subtype() == mime::JSON || mime.suffix() == Some(mime::JSON));
-    if json { Ok(()) } else { Err(unsupported()) }
+    let json = mime.type_() == mime::APPLICATION && mime.subtype() == mime::JSON;
+    let merge_patch = mime.type_() == mime::APPLICATION
+        && mime.subtype() == "merge-patch"
+        && mime.suffix() == Some(mime::JSON);
+    if json || (patch && merge_patch) {
+        Ok(())
+    } else {
+        Err(unsupported())
+    }
 }
 
 fn check_length(req: &HttpRequest) -> Result<(), ApiError> {

@@ -17,6 +17,10 @@ use crate::problem::Chain;
 
 /// How long a request waits for a connection before it answers 503.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long start-up waits for PostgreSQL to answer.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// PostgreSQL's `statement_timeout`: the longest a query may run.
+const STATEMENT_TIMEOUT: &str = "5s";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -89,8 +93,14 @@ impl Storage {
                 let options = options
                     .as_ref()
                     .clone()
-                    .application_name(&format!("app-{module}"));
-                PgConnection::connect_with(&options).await?.close().await?;
+                    .application_name(&format!("app-{module}"))
+                    // A query never holds a request longer than this.
+                    .options([("statement_timeout", STATEMENT_TIMEOUT)]);
+                let probe =
+                    tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&options));
+                let no_answer =
+                    || std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer within 5 s");
+                probe.await.map_err(|_| no_answer())??.close().await?;
                 let pool = PgPoolOptions::new()
                     .max_connections(16)
                     .acquire_timeout(ACQUIRE_TIMEOUT)
@@ -177,20 +187,25 @@ impl From<sqlx::Error> for StoreError {
                 Self::Unavailable(error)
             }
             E::Database(db) if db.is_unique_violation() => Self::Unique(error),
-            E::Database(db) if is_transient(db.code().as_deref()) => Self::Unavailable(error),
+            E::Database(db) if is_transient(db.as_ref()) => Self::Unavailable(error),
             _ => Self::Other(error),
         }
     }
 }
 
-/// SQLite busy, locked, I/O, full, can't open, read-only; PostgreSQL connection
-/// exceptions (08), shutdown and startup (57P0x), too many connections (53300).
-fn is_transient(code: Option<&str>) -> bool {
-    let Some(code) = code else { return false };
-    if let Ok(sqlite) = code.parse::<i32>() {
-        return matches!(sqlite & 0xff, 5 | 6 | 8 | 10 | 13 | 14);
+/// SQLite busy, locked, read-only, I/O error, full, can't open; PostgreSQL
+/// connection exceptions (08), shutdown and start-up (57P0x), too many
+/// connections (53300) and a statement cancelled by `statement_timeout` (57014).
+fn is_transient(error: &dyn sqlx::error::DatabaseError) -> bool {
+    let code = error.code().unwrap_or_default();
+    if error
+        .try_downcast_ref::<sqlx::sqlite::SqliteError>()
+        .is_some()
+    {
+        let primary = code.parse::<i32>().map(|c| c & 0xff).unwrap_or_default();
+        return matches!(primary, 5 | 6 | 8 | 10 | 13 | 14);
     }
-    code.starts_with("08") || code.starts_with("57P0") || code == "53300"
+    code.starts_with("08") || code.starts_with("57P0") || code == "53300" || code == "57014"
 }
 
 impl From<StoreError> for ApiError {

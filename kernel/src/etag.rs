@@ -25,11 +25,13 @@ impl IfMatch {
         if !req.headers().contains_key(header::IF_MATCH) {
             return Ok(Self::Absent);
         }
+        // actix drops list members it cannot parse; a header left with
+        // none is malformed, not a condition nothing satisfies.
         match header::IfMatch::parse(req) {
             Ok(header::IfMatch::Any) => Ok(Self::Any),
-            Ok(header::IfMatch::Items(tags)) => Ok(Self::Tags(tags)),
-            Err(_) => Err(ApiError::BadRequest(
-                "If-Match is not a list of entity tags".into(),
+            Ok(header::IfMatch::Items(tags)) if !tags.is_empty() => Ok(Self::Tags(tags)),
+            _ => Err(ApiError::BadRequest(
+                "If-Match must be * or a list of quoted entity tags, as in \"3\"".into(),
             )),
         }
     }
@@ -42,11 +44,6 @@ impl IfMatch {
             Self::Tags(tags) if tags.iter().any(|tag| tag.strong_eq(&current)) => Ok(()),
             Self::Tags(_) => Err(ApiError::PreconditionFailed),
         }
-    }
-
-    /// Whether a write that lost a race may simply be tried again.
-    pub fn may_retry(&self) -> bool {
-        matches!(self, Self::Absent | Self::Any)
     }
 }
 
@@ -80,7 +77,7 @@ pub fn unchanged(version: i64) -> actix_web::HttpResponse {
 }
 
 /// How often a write that lost a race to another writer is tried again.
-const WRITE_ATTEMPTS: usize = 3;
+const WRITE_ATTEMPTS: usize = 5;
 
 /// Something stored with a version that every write increments.
 pub trait Versioned {
@@ -90,8 +87,10 @@ pub trait Versioned {
 impl IfMatch {
     /// Optimistic concurrency for PUT, PATCH and DELETE: `load` the current
     /// row, check this header against it, then `write`, which must return
-    /// `None` when the row is no longer at the version it was given. Lost races
-    /// start again, unless the client asked for the version it saw: then 412.
+    /// `None` when the row is no longer at the version it was given. A lost
+    /// race starts again from `load`, where `If-Match` is checked anew (412
+    /// once the client's version is gone); a write that loses every race
+    /// answers 409.
     pub async fn write<T: Versioned, R, E: From<ApiError>>(
         &self,
         load: impl AsyncFn() -> Result<T, E>,
@@ -103,10 +102,63 @@ impl IfMatch {
             if let Some(written) = write(current).await? {
                 return Ok(written);
             }
-            if !self.may_retry() {
-                break;
-            }
         }
-        Err(ApiError::PreconditionFailed.into())
+        Err(ApiError::Conflict(
+            "the resource kept changing while it was being written; try again".into(),
+        )
+        .into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use super::*;
+
+    struct Row(i64);
+
+    impl Versioned for Row {
+        fn version(&self) -> i64 {
+            self.0
+        }
+    }
+
+    /// A row at `version` that other writers move on `losses` times before ours lands.
+    async fn write_against(if_match: IfMatch, losses: i64) -> Result<i64, ApiError> {
+        let version = Cell::new(1);
+        let lost = Cell::new(0);
+        if_match
+            .write(
+                async || Ok::<_, ApiError>(Row(version.get())),
+                async |row: Row| {
+                    if lost.get() < losses {
+                        lost.set(lost.get() + 1);
+                        version.set(version.get() + 1);
+                        return Ok(None);
+                    }
+                    Ok(Some(row.0 + 1))
+                },
+            )
+            .await
+    }
+
+    #[tokio::test]
+    async fn lost_races_start_again_and_give_up_with_409() {
+        assert_eq!(write_against(IfMatch::Absent, 0).await.unwrap(), 2);
+        assert_eq!(write_against(IfMatch::Any, 2).await.unwrap(), 4);
+        let gave_up = write_against(IfMatch::Absent, WRITE_ATTEMPTS as i64).await;
+        assert!(matches!(gave_up, Err(ApiError::Conflict(_))));
+    }
+
+    #[tokio::test]
+    async fn a_lost_race_answers_412_only_once_no_listed_tag_matches() {
+        let first = IfMatch::Tags(vec![of_version(1)]);
+        assert!(matches!(
+            write_against(first, 1).await,
+            Err(ApiError::PreconditionFailed)
+        ));
+        let either = IfMatch::Tags(vec![of_version(1), of_version(2)]);
+        assert_eq!(write_against(either, 1).await.unwrap(), 3);
     }
 }

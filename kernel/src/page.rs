@@ -59,6 +59,14 @@ pub struct Page<T: ToSchema> {
 }
 
 impl<T: ToSchema> Page<T> {
+    /// The answer to a filter that nothing can match.
+    pub fn empty() -> Self {
+        Self {
+            items: Vec::new(),
+            next_cursor: None,
+        }
+    }
+
     /// Makes a page from up to `request.fetch()` rows ordered by id.
     pub fn from_rows(mut rows: Vec<T>, request: PageRequest, id: impl Fn(&T) -> i64) -> Self {
         let more = rows.len() as i64 > request.limit;

@@ -44,7 +44,7 @@ macro_rules! problem_responses {
 problem_responses! {
     BadRequest = 400, "Malformed JSON, a bad query parameter or cursor, or an id that is not a positive 64-bit integer.";
     NotFound = 404, "No such resource.";
-    Conflict = 409, "The write conflicts with another resource.";
+    Conflict = 409, "The write conflicts with another resource, or lost every race with concurrent writes.";
     PreconditionFailed = 412, "`If-Match` does not match the current ETag.";
     PayloadTooLarge = 413, "The body is over 64 KiB.";
     UnsupportedMediaType = 415, "The body is not JSON.";

@@ -29,6 +29,14 @@ impl Text {
     }
 }
 
+/// The key a filter compares stored keys with: trimmed and in lower case, as
+/// stored keys are. `None` when no stored value can equal it (it is blank or
+/// holds control characters), so the answer is an empty page.
+pub fn filter_key(raw: &str) -> Option<String> {
+    let trimmed = raw.trim();
+    (!trimmed.is_empty() && !trimmed.chars().any(char::is_control)).then(|| trimmed.to_lowercase())
+}
+
 /// Rust's `char::is_whitespace`, as a regular-expression class body.
 const SPACE: &str = r"\t\n\x0b\x0c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000";
 /// Rust's `char::is_control`, as a regular-expression class body.
@@ -70,5 +78,12 @@ mod tests {
         assert!(rule.check("abcd").is_err());
         assert!(rule.check(" \t ").is_err());
         assert!(rule.check("a\u{0}b").is_err());
+    }
+
+    #[test]
+    fn filters_that_no_stored_value_can_equal_have_no_key() {
+        assert_eq!(super::filter_key(" HDMI ").as_deref(), Some("hdmi"));
+        assert_eq!(super::filter_key("a\u{0}"), None);
+        assert_eq!(super::filter_key("  "), None);
     }
 }

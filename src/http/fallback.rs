@@ -36,6 +36,14 @@ impl Routes {
         Self(routes)
     }
 
+    /// Adds paths served outside the API document, such as health and docs.
+    pub fn with_get(mut self, paths: &[&str]) -> Self {
+        for path in paths {
+            self.0.push((ResourceDef::new(*path), vec![Method::GET]));
+        }
+        self
+    }
+
     fn allowed(&self, path: &str) -> Option<&[Method]> {
         self.0
             .iter()

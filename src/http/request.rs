@@ -40,6 +40,8 @@ pub async fn context(
         path = req.path(),
     );
     let started = Instant::now();
+    // Handlers and extractors turn their errors into responses themselves,
+    // so what comes back here is a response that can carry the id.
     let mut response = next.call(req).instrument(span.clone()).await?;
     span.in_scope(|| {
         tracing::debug!(

@@ -160,6 +160,51 @@ async fn acknowledged_writes_survive_sigterm_and_restart(backend: Backend) {
     assert!(second.wait().success());
 }
 
+/// A crash gives no chance to flush: what was acknowledged must already be on disk.
+async fn acknowledged_writes_survive_sigkill(backend: Backend) {
+    let (url, _dir) = fresh_storage(backend).await;
+    let first = Process::start(&url).await;
+    let client = reqwest::Client::new();
+    let mut acknowledged = Vec::new();
+    for n in 0..20 {
+        let response = client
+            .post(format!("{}/api/v1/ports", first.address))
+            .json(&json!({"name": format!("port {n}")}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+        acknowledged.push(response.json::<Value>().await.unwrap()["id"].clone());
+    }
+    first.signal(libc::SIGKILL);
+    assert!(!first.wait().success());
+
+    let second = Process::start(&url).await;
+    let ports: Value = reqwest::get(format!("{}/api/v1/ports?limit=100", second.address))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let stored: Vec<Value> = ports["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].clone())
+        .collect();
+    assert_eq!(stored, acknowledged);
+}
+
+#[tokio::test]
+async fn acknowledged_writes_survive_sigkill_on_sqlite() {
+    acknowledged_writes_survive_sigkill(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn acknowledged_writes_survive_sigkill_on_postgres() {
+    acknowledged_writes_survive_sigkill(Backend::Postgres).await;
+}
+
 #[tokio::test]
 async fn acknowledged_writes_survive_sigterm_and_restart_on_sqlite() {
     acknowledged_writes_survive_sigterm_and_restart(Backend::Sqlite).await;

@@ -10,6 +10,7 @@ api_tests!(app::modules::Module::Laptops =>
     laptops_list_by_id_and_filter_by_title_ignoring_case,
     every_broken_laptop_rule_is_listed,
     laptop_writes_honour_if_match,
+    concurrent_patches_of_different_fields_both_land,
 );
 
 async fn a_laptop_is_created_read_replaced_patched_and_deleted(app: &TestApp) {
@@ -142,6 +143,27 @@ async fn laptop_writes_honour_if_match(app: &TestApp) {
         .await
         .unwrap();
     assert_problem(stale, 412).await;
+    let put = app
+        .request(Method::PUT, &path)
+        .header("content-type", "application/json")
+        .header("if-match", "\"0\"")
+        .body(r#"{"title": "HP", "model": "Spectre"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(put, 412).await;
+    let delete = app
+        .request(Method::DELETE, &path)
+        .header("if-match", "\"0\"")
+        .send()
+        .await
+        .unwrap();
+    assert_problem(delete, 412).await;
+    assert_eq!(
+        app.get(&path).await.json::<Value>().await.unwrap(),
+        laptop,
+        "412s change nothing"
+    );
     let fresh = app
         .request(Method::PATCH, &path)
         .header("content-type", "application/merge-patch+json")
@@ -158,4 +180,34 @@ async fn laptop_writes_honour_if_match(app: &TestApp) {
         .await
         .unwrap();
     assert_eq!(any.status(), 204);
+}
+
+async fn concurrent_patches_of_different_fields_both_land(app: &TestApp) {
+    for round in 0..10 {
+        let laptop = app
+            .create(
+                "/api/v1/laptops",
+                &json!({"title": "Asus", "model": "Zenbook"}),
+            )
+            .await;
+        let path = format!("/api/v1/laptops/{}", laptop["id"]);
+        let title = json!({"title": format!("Asus {round}")});
+        let model = json!({"model": format!("Zenbook {round}")});
+
+        let (a, b) = tokio::join!(
+            app.send_json(Method::PATCH, &path, &title),
+            app.send_json(Method::PATCH, &path, &model)
+        );
+
+        assert_eq!((a.status().as_u16(), b.status().as_u16()), (200, 200));
+        let stored: Value = app.get(&path).await.json().await.unwrap();
+        assert_eq!(
+            stored["title"], title["title"],
+            "no lost update in round {round}"
+        );
+        assert_eq!(
+            stored["model"], model["model"],
+            "no lost update in round {round}"
+        );
+    }
 }

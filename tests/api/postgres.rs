@@ -197,9 +197,16 @@ impl SharedServer {
         use sqlx::Connection as _;
         let name = format!("t_{}", uuid::Uuid::new_v4().simple());
         let admin = format!("postgres://postgres@127.0.0.1:{}/postgres", self.port);
-        let mut conn = sqlx::PgConnection::connect(&admin)
-            .await
-            .expect("connect to the test server");
+        // The server accepts TCP before it serves queries ("starting up"): retry a while.
+        let mut attempts = 0;
+        let mut conn = loop {
+            match sqlx::PgConnection::connect(&admin).await {
+                Ok(conn) => break conn,
+                Err(_) if attempts < 100 => attempts += 1,
+                Err(error) => panic!("cannot connect to the test server: {error}"),
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        };
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!("create database {name}")))
             .execute(&mut conn)
             .await

@@ -53,7 +53,7 @@ async fn port_store_conforms(backend: Backend) {
         "fetches one more than the page"
     );
     let by_name = Filter {
-        name: Some("hdmi".into()),
+        name_key: Some("hdmi".into()),
     };
     assert_eq!(
         store.list(&by_name, page(0, 10)).await.unwrap(),
@@ -100,7 +100,7 @@ async fn laptop_store_conforms(backend: Backend) {
 
     assert_eq!(store.get(air.id).await.unwrap(), Some(air.clone()));
     let dell = Filter {
-        title: Some("dell".into()),
+        title_key: Some("dell".into()),
     };
     assert_eq!(
         store.list(&dell, page(0, 10)).await.unwrap(),

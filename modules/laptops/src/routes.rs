@@ -8,8 +8,8 @@ use app_kernel::etag::{self, IfMatch};
 use app_kernel::id::Id;
 use app_kernel::page::{Page, PageRequest};
 use app_kernel::responses::{
-    BadRequest, NotFound, PayloadTooLarge, PreconditionFailed, Unavailable, Unprocessable,
-    UnsupportedMediaType,
+    BadRequest, Conflict, NotFound, PayloadTooLarge, PreconditionFailed, Unavailable,
+    Unprocessable, UnsupportedMediaType,
 };
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -17,7 +17,6 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::model::{Laptop, LaptopPatch, NewLaptop};
 use crate::service::Laptops;
-use crate::store::Filter;
 
 /// Mounts the module's API. Needs `web::Data<Laptops>` in the app.
 pub fn configure(cfg: &mut ServiceConfig) {
@@ -57,10 +56,8 @@ async fn list_laptops(
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = PageRequest::parse(query.limit, query.cursor.as_deref())?;
-    let filter = Filter {
-        title: query.title.clone(),
-    };
-    Ok(HttpResponse::Ok().json(laptops.list(&filter, page).await?))
+    let found = laptops.list(query.title.as_deref(), page).await?;
+    Ok(HttpResponse::Ok().json(found))
 }
 
 /// Create a laptop.
@@ -119,7 +116,7 @@ async fn get_laptop(
     request_body(content = NewLaptop, content_type = "application/json"),
     responses(
         (status = 200, description = "Replaced.", body = Laptop, headers(("ETag" = String, description = "The laptop's entity tag."))),
-        BadRequest, NotFound, PreconditionFailed, PayloadTooLarge, UnsupportedMediaType, Unprocessable, Unavailable,
+        BadRequest, NotFound, Conflict, PreconditionFailed, PayloadTooLarge, UnsupportedMediaType, Unprocessable, Unavailable,
     )
 )]
 #[put("/{id}")]
@@ -145,7 +142,7 @@ async fn replace_laptop(
     request_body(content = LaptopPatch, content_type = "application/merge-patch+json"),
     responses(
         (status = 200, description = "Changed.", body = Laptop, headers(("ETag" = String, description = "The laptop's entity tag."))),
-        BadRequest, NotFound, PreconditionFailed, PayloadTooLarge, UnsupportedMediaType, Unprocessable, Unavailable,
+        BadRequest, NotFound, Conflict, PreconditionFailed, PayloadTooLarge, UnsupportedMediaType, Unprocessable, Unavailable,
     )
 )]
 #[patch("/{id}")]
@@ -168,7 +165,7 @@ async fn patch_laptop(
     params(("id" = i64, Path, description = "The laptop's id.", minimum = 1)),
     responses(
         (status = 204, description = "Deleted."),
-        BadRequest, NotFound, PreconditionFailed, Unavailable,
+        BadRequest, NotFound, Conflict, PreconditionFailed, Unavailable,
     )
 )]
 #[delete("/{id}")]

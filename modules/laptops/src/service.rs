@@ -3,6 +3,7 @@ use std::sync::Arc;
 use app_kernel::db::Db;
 use app_kernel::etag::{IfMatch, Versioned};
 use app_kernel::page::{Page, PageRequest};
+use app_kernel::text::filter_key;
 use serde_json::Value;
 
 use crate::error::Error;
@@ -22,13 +23,21 @@ impl Laptops {
         }
     }
 
+    /// A page of laptops, only those whose title equals `title` (ignoring case) if given.
     pub(crate) async fn list(
         &self,
-        filter: &Filter,
+        title: Option<&str>,
         page: PageRequest,
     ) -> Result<Page<Laptop>, Error> {
-        let rows = self.store.list(filter, page).await?;
-        Ok(Page::from_rows(rows, page, |laptop| laptop.id))
+        let filter = match title.map(filter_key) {
+            None => Filter::default(),
+            Some(Some(key)) => Filter {
+                title_key: Some(key),
+            },
+            Some(None) => return Ok(Page::empty()),
+        };
+        let rows = self.store.list(&filter, page).await?;
+        Ok(Page::from_rows(rows, page, |row| row.id))
     }
 
     pub async fn get(&self, id: i64) -> Result<Laptop, Error> {

@@ -17,7 +17,6 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::model::{NewPort, Port, PortPatch};
 use crate::service::Ports;
-use crate::store::Filter;
 
 /// Mounts the module's API. Needs `web::Data<Ports>` in the app.
 pub fn configure(cfg: &mut ServiceConfig) {
@@ -57,10 +56,8 @@ async fn list_ports(
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = PageRequest::parse(query.limit, query.cursor.as_deref())?;
-    let filter = Filter {
-        name: query.name.clone(),
-    };
-    Ok(HttpResponse::Ok().json(ports.list(&filter, page).await?))
+    let found = ports.list(query.name.as_deref(), page).await?;
+    Ok(HttpResponse::Ok().json(found))
 }
 
 /// Create a port.
@@ -168,7 +165,7 @@ async fn patch_port(
     params(("id" = i64, Path, description = "The port's id.", minimum = 1)),
     responses(
         (status = 204, description = "Deleted."),
-        BadRequest, NotFound, PreconditionFailed, Unavailable,
+        BadRequest, NotFound, Conflict, PreconditionFailed, Unavailable,
     )
 )]
 #[delete("/{id}")]

@@ -14,8 +14,8 @@ use crate::model::{Laptop, NewLaptop};
 /// Filters of the list operation.
 #[derive(Debug, Default, Clone)]
 pub struct Filter {
-    /// Only laptops of this brand, ignoring case.
-    pub title: Option<String>,
+    /// Only laptops whose `title_key` (their title in lower case) is this.
+    pub title_key: Option<String>,
 }
 
 #[async_trait::async_trait]

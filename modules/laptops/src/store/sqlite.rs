@@ -11,10 +11,9 @@ pub(super) struct SqliteLaptops(pub(super) SqlitePool);
 impl LaptopStore for SqliteLaptops {
     #[tracing::instrument(level = "debug", skip(self), fields(module = "laptops"))]
     async fn list(&self, filter: &Filter, page: PageRequest) -> Result<Vec<Laptop>, StoreError> {
-        let title_key = filter.title.as_deref().map(str::to_lowercase);
         Ok(sqlx::query_as("select id, title, model, version, created_at, updated_at from laptops where id > ?1 and (?2 is null or title_key = ?2) order by id limit ?3")
         .bind(page.after)
-        .bind(title_key)
+        .bind(&filter.title_key)
         .bind(page.fetch())
         .fetch_all(&self.0)
         .await?)

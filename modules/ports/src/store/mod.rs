@@ -14,8 +14,8 @@ use crate::model::{NewPort, Port};
 /// Filters of the list operation.
 #[derive(Debug, Default, Clone)]
 pub struct Filter {
-    /// Only the port with this name, ignoring case.
-    pub name: Option<String>,
+    /// Only the port whose `name_key` (its name in lower case) is this.
+    pub name_key: Option<String>,
 }
 
 #[async_trait::async_trait]

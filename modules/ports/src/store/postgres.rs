@@ -11,10 +11,9 @@ pub(super) struct PgPorts(pub(super) PgPool);
 impl PortStore for PgPorts {
     #[tracing::instrument(level = "debug", skip(self), fields(module = "ports"))]
     async fn list(&self, filter: &Filter, page: PageRequest) -> Result<Vec<Port>, StoreError> {
-        let name_key = filter.name.as_deref().map(str::to_lowercase);
         Ok(sqlx::query_as("select id, name, version, created_at, updated_at from ports.ports where id > $1 and ($2::text is null or name_key = $2) order by id limit $3")
         .bind(page.after)
-        .bind(name_key)
+        .bind(&filter.name_key)
         .bind(page.fetch())
         .fetch_all(&self.0)
         .await?)

@@ -29,6 +29,9 @@ impl Routes {
                 .filter(|(_, operation)| operation.is_some())
                 .map(|(method, _)| method_of(method))
                 .collect();
+                if methods.contains(&Method::GET) {
+                    methods.push(Method::HEAD);
+                }
                 methods.sort_by(|a, b| a.as_str().cmp(b.as_str()));
                 (ResourceDef::new(path.as_str()), methods)
             })
@@ -39,7 +42,8 @@ impl Routes {
     /// Adds paths served outside the API document, such as health and docs.
     pub fn with_get(mut self, paths: &[&str]) -> Self {
         for path in paths {
-            self.0.push((ResourceDef::new(*path), vec![Method::GET]));
+            self.0
+                .push((ResourceDef::new(*path), vec![Method::GET, Method::HEAD]));
         }
         self
     }

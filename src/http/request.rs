@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use tracing::Instrument as _;
@@ -23,7 +24,7 @@ pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 const MAX_REQUEST_ID: usize = 128;
 
 pub async fn context(
-    req: ServiceRequest,
+    mut req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let id = req
@@ -39,6 +40,10 @@ pub async fn context(
         method = %req.method(),
         path = req.path(),
     );
+    // HEAD is GET without the body, which the HTTP layer leaves out for HEAD.
+    if req.method() == Method::HEAD {
+        req.head_mut().method = Method::GET;
+    }
     let started = Instant::now();
     // Handlers and extractors turn their errors into responses themselves,
     // so what comes back here is a response that can carry the id.

@@ -6,7 +6,7 @@ use app_kernel::db::Backend;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, spawn_app};
+use crate::helpers::{TestApp, assert_problem, spawn_app};
 
 #[tokio::test]
 async fn bad_input_is_refused_on_sqlite() {
@@ -226,7 +226,32 @@ fn cases(port: i64) -> Vec<Case> {
             "{}",
             405,
         ),
+        case(
+            "method not allowed",
+            Method::POST,
+            "/health/live",
+            "{}",
+            405,
+        ),
     ];
+    for (method, path, content_type) in [
+        (Method::PATCH, one.as_str(), "application/json-patch+json"),
+        (
+            Method::POST,
+            "/api/v1/ports",
+            "application/merge-patch+json",
+        ),
+        (Method::PUT, one.as_str(), "application/vnd.other+json"),
+    ] {
+        cases.push(Case {
+            what: "a JSON media type the operation does not take",
+            method,
+            path: path.to_owned(),
+            content_type: Some(content_type),
+            body: br#"{"name": "a"}"#.to_vec(),
+            status: 415,
+        });
+    }
     for (content_type, status) in [
         (Some("text/plain"), 415),
         (Some("application/xml"), 415),
@@ -281,6 +306,29 @@ async fn bad_input_gets_a_4xx_and_changes_nothing(app: &TestApp) {
             case.what
         );
         assert_eq!(body["status"], case.status, "{}", case.what);
+    }
+
+    let path = format!("/api/v1/ports/{}", port["id"]);
+    let malformed = app
+        .request(Method::PUT, &path)
+        .header("content-type", "application/json")
+        .header("if-match", "3, garbage")
+        .body(r#"{"name": "x"}"#);
+    assert_problem(malformed.send().await.unwrap(), 400).await;
+    let allow = app
+        .request(Method::DELETE, "/api/v1/laptops")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(allow.headers()["allow"], "GET, HEAD, POST");
+    // Filters no stored value can equal find nothing (and PostgreSQL never sees a NUL).
+    for filter in [
+        "/api/v1/ports?name=a%00b",
+        "/api/v1/laptops?title=%00",
+        "/api/v1/ports?name=%20%20",
+    ] {
+        let page: Value = app.get(filter).await.json().await.unwrap();
+        assert_eq!(page, json!({"items": [], "next_cursor": null}), "{filter}");
     }
 
     let long_header = app

@@ -75,6 +75,16 @@ async fn a_matching_if_none_match_answers_304(app: &TestApp) {
     assert_eq!(unchanged.status(), 304);
     assert_eq!(unchanged.headers()["etag"], etag);
     assert_eq!(other.status(), 200);
+    let tag = etag.to_str().unwrap();
+    for header in [format!("W/{tag}"), format!("\"x\", {tag}"), "*".to_owned()] {
+        let response = app
+            .request(Method::GET, &path)
+            .header("if-none-match", &header)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 304, "If-None-Match: {header}");
+    }
 }
 
 async fn port_names_are_unique_ignoring_case(app: &TestApp) {
@@ -239,6 +249,8 @@ async fn patch_merges_the_fields_it_names(app: &TestApp) {
 
     let unchanged = app.send_json(Method::PATCH, &path, &json!({})).await;
     assert_eq!(unchanged.status(), 200);
+    let unchanged: Value = unchanged.json().await.unwrap();
+    assert_eq!(unchanged["name"], "Ethernet");
     let renamed = app
         .send_json(Method::PATCH, &path, &json!({"name": "RJ45"}))
         .await;

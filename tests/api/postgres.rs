@@ -4,7 +4,7 @@
 
 use std::os::unix::fs::chown;
 use std::os::unix::process::CommandExt as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -112,7 +112,38 @@ impl PgServer {
             });
         }
         self.child = Some(command.spawn().expect("postgres starts"));
-        wait_for_port(self.port, &self.data);
+        self.wait_until_ready();
+    }
+}
+
+impl PgServer {
+    /// Waits until the server accepts connections, not only TCP: while it
+    /// starts up it refuses them ("the database system is starting up").
+    fn wait_until_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let ready = Command::new(self.bin.join("pg_isready"))
+                .args([
+                    "-q",
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    &self.port.to_string(),
+                    "-U",
+                    "postgres",
+                ])
+                .status()
+                .is_ok_and(|status| status.success());
+            if ready {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "postgres in {} did not start",
+                self.data.display()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 }
 
@@ -154,18 +185,6 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-fn wait_for_port(port: u16, data: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "postgres in {} did not start",
-            data.display()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// The server every test shares, started once per test run. It lives on a

@@ -94,3 +94,37 @@ async fn every_response_carries_a_request_id() {
     assert_eq!(fresh_id.len(), 36, "a new UUID: {fresh_id}");
     assert_ne!(insane.headers()["x-request-id"], "a b");
 }
+
+#[tokio::test]
+async fn head_answers_like_get_without_a_body() {
+    let app = spawn_app(Backend::Sqlite, &Module::ALL).await;
+    let port = app.create("/api/v1/ports", &json!({"name": "USB-C"})).await;
+    let path = format!("/api/v1/ports/{}", port["id"]);
+    let get = app.get(&path).await;
+
+    let head = app
+        .request(reqwest::Method::HEAD, &path)
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(head.status(), 200);
+    assert_eq!(head.headers()["etag"], get.headers()["etag"]);
+    assert_eq!(
+        head.headers()["content-length"],
+        get.headers()["content-length"]
+    );
+    assert!(head.bytes().await.unwrap().is_empty());
+    let missing = app
+        .request(reqwest::Method::HEAD, "/api/v1/ports/999")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    let live = app
+        .request(reqwest::Method::HEAD, "/health/live")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(live.status(), 200);
+}

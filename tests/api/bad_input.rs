@@ -327,7 +327,7 @@ async fn bad_input_gets_a_4xx_and_changes_nothing(app: &TestApp) {
         "/api/v1/laptops?title=%00",
         "/api/v1/ports?name=%20%20",
     ] {
-        let page: Value = app.get(filter).await.json().await.unwrap();
+        let page: Value = app.get_json(filter).await;
         assert_eq!(page, json!({"items": [], "next_cursor": null}), "{filter}");
     }
 

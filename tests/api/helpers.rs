@@ -78,6 +78,11 @@ impl TestApp {
             .expect("request sent")
     }
 
+    /// GETs `path` and returns the body as JSON.
+    pub async fn get_json(&self, path: &str) -> Value {
+        self.get(path).await.json().await.expect("a JSON body")
+    }
+
     pub async fn send_json(&self, method: Method, path: &str, body: &Value) -> Response {
         let content_type = if method == Method::PATCH {
             "application/merge-patch+json"
@@ -116,6 +121,16 @@ impl TestApp {
             }
         }
     }
+}
+
+/// The `field` of every entry of a 422 problem's `errors`, in order.
+pub fn error_fields(problem: &Value) -> Vec<&str> {
+    problem["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .map(|e| e["field"].as_str().expect("a field name"))
+        .collect()
 }
 
 /// Asserts an RFC 9457 problem of `status` and returns its body.

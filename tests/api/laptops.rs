@@ -3,7 +3,7 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, api_tests, assert_problem};
+use crate::helpers::{TestApp, api_tests, assert_problem, error_fields};
 
 api_tests!(app::modules::Module::Laptops =>
     a_laptop_is_created_read_replaced_patched_and_deleted,
@@ -29,10 +29,7 @@ async fn a_laptop_is_created_read_replaced_patched_and_deleted(app: &TestApp) {
         (Some("Lenovo"), Some("ThinkPad X1"))
     );
 
-    assert_eq!(
-        app.get(&location).await.json::<Value>().await.unwrap(),
-        laptop
-    );
+    assert_eq!(app.get_json(&location).await, laptop);
 
     let replaced = app
         .send_json(
@@ -82,22 +79,14 @@ async fn laptops_list_by_id_and_filter_by_title_ignoring_case(app: &TestApp) {
         )
         .await;
 
-    let page: Value = app
-        .get("/api/v1/laptops?title=dell&limit=1")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let page: Value = app.get_json("/api/v1/laptops?title=dell&limit=1").await;
     assert_eq!(page["items"], json!([dell]));
     let cursor = page["next_cursor"].as_str().unwrap();
     let page: Value = app
-        .get(&format!(
+        .get_json(&format!(
             "/api/v1/laptops?title=dell&limit=1&cursor={cursor}"
         ))
-        .await
-        .json()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(page["items"], json!([dell_too]));
     assert!(page["next_cursor"].is_null());
     assert_eq!(app.list_all("/api/v1/laptops").await.len(), 3);
@@ -112,12 +101,7 @@ async fn every_broken_laptop_rule_is_listed(app: &TestApp) {
         .await;
 
     let problem = assert_problem(response, 422).await;
-    let fields: Vec<&str> = problem["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["field"].as_str().unwrap())
-        .collect();
+    let fields: Vec<&str> = error_fields(&problem);
     assert_eq!(fields, ["title", "model", "port_ids"]);
     let exactly_100 = json!({"title": "t".repeat(100), "model": "m".repeat(100)});
     app.create("/api/v1/laptops", &exactly_100).await;
@@ -159,11 +143,7 @@ async fn laptop_writes_honour_if_match(app: &TestApp) {
         .await
         .unwrap();
     assert_problem(delete, 412).await;
-    assert_eq!(
-        app.get(&path).await.json::<Value>().await.unwrap(),
-        laptop,
-        "412s change nothing"
-    );
+    assert_eq!(app.get_json(&path).await, laptop, "412s change nothing");
     let fresh = app
         .request(Method::PATCH, &path)
         .header("content-type", "application/merge-patch+json")
@@ -200,7 +180,7 @@ async fn concurrent_patches_of_different_fields_both_land(app: &TestApp) {
         );
 
         assert_eq!((a.status().as_u16(), b.status().as_u16()), (200, 200));
-        let stored: Value = app.get(&path).await.json().await.unwrap();
+        let stored: Value = app.get_json(&path).await;
         assert_eq!(
             stored["title"], title["title"],
             "no lost update in round {round}"

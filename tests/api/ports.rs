@@ -3,7 +3,7 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, api_tests, assert_problem};
+use crate::helpers::{TestApp, api_tests, assert_problem, error_fields};
 
 api_tests!(app::modules::Module::Ports =>
     creating_a_port_answers_201_with_location_etag_and_body,
@@ -127,12 +127,7 @@ async fn every_broken_rule_is_listed(app: &TestApp) {
         .await;
 
     let problem = assert_problem(response, 422).await;
-    let fields: Vec<&str> = problem["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["field"].as_str().unwrap())
-        .collect();
+    let fields: Vec<&str> = error_fields(&problem);
     assert_eq!(fields, ["name", "colour"]);
     for (body, field) in [
         (json!({}), "name"),
@@ -159,7 +154,7 @@ async fn listing_pages_through_every_port_by_id(app: &TestApp) {
     let mut path = "/api/v1/ports?limit=2".to_owned();
     let mut pages = 0;
     loop {
-        let page: Value = app.get(&path).await.json().await.unwrap();
+        let page: Value = app.get_json(&path).await;
         pages += 1;
         let items = page["items"].as_array().unwrap();
         assert!(items.len() <= 2);
@@ -172,7 +167,7 @@ async fn listing_pages_through_every_port_by_id(app: &TestApp) {
 
     assert_eq!(seen, created);
     assert_eq!(pages, 3);
-    let default: Value = app.get("/api/v1/ports").await.json().await.unwrap();
+    let default: Value = app.get_json("/api/v1/ports").await;
     assert_eq!(default["items"].as_array().unwrap().len(), 5);
     assert!(default["next_cursor"].is_null());
 }
@@ -181,12 +176,7 @@ async fn listing_filters_by_name_ignoring_case(app: &TestApp) {
     app.create("/api/v1/ports", &json!({"name": "USB-C"})).await;
     let hdmi = app.create("/api/v1/ports", &json!({"name": "HDMI"})).await;
 
-    let page: Value = app
-        .get("/api/v1/ports?name=hdmi")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let page: Value = app.get_json("/api/v1/ports?name=hdmi").await;
 
     assert_eq!(page["items"], json!([hdmi]));
 }
@@ -211,10 +201,7 @@ async fn put_replaces_and_changes_the_etag(app: &TestApp) {
     let replaced: Value = response.json().await.unwrap();
     assert_eq!(replaced["name"], "USB4");
     assert_eq!(replaced["created_at"], port["created_at"]);
-    assert_eq!(
-        app.get(&path).await.json::<Value>().await.unwrap(),
-        replaced
-    );
+    assert_eq!(app.get_json(&path).await, replaced);
 }
 
 async fn a_stale_if_match_answers_412_and_changes_nothing(app: &TestApp) {
@@ -235,10 +222,7 @@ async fn a_stale_if_match_answers_412_and_changes_nothing(app: &TestApp) {
             .unwrap();
         assert_problem(response, 412).await;
     }
-    assert_eq!(
-        app.get(&path).await.json::<Value>().await.unwrap()["name"],
-        "DVI"
-    );
+    assert_eq!(app.get_json(&path).await["name"], "DVI");
 }
 
 async fn patch_merges_the_fields_it_names(app: &TestApp) {
@@ -257,10 +241,7 @@ async fn patch_merges_the_fields_it_names(app: &TestApp) {
 
     assert_eq!(renamed.status(), 200);
     assert_eq!(renamed.json::<Value>().await.unwrap()["name"], "RJ45");
-    assert_eq!(
-        app.get(&path).await.json::<Value>().await.unwrap()["name"],
-        "RJ45"
-    );
+    assert_eq!(app.get_json(&path).await["name"], "RJ45");
 }
 
 async fn patch_that_removes_a_required_field_is_rejected(app: &TestApp) {
@@ -280,7 +261,7 @@ async fn patch_that_removes_a_required_field_is_rejected(app: &TestApp) {
     )
     .await;
     assert_eq!(problem["errors"][0]["field"], "id");
-    assert_eq!(app.get(&path).await.json::<Value>().await.unwrap(), port);
+    assert_eq!(app.get_json(&path).await, port);
 }
 
 async fn renaming_onto_a_taken_name_answers_409(app: &TestApp) {
@@ -300,7 +281,7 @@ async fn renaming_onto_a_taken_name_answers_409(app: &TestApp) {
         409,
     )
     .await;
-    assert_eq!(app.get(&path).await.json::<Value>().await.unwrap(), hdmi);
+    assert_eq!(app.get_json(&path).await, hdmi);
 }
 
 async fn delete_answers_204_and_the_port_is_gone(app: &TestApp) {

@@ -21,12 +21,7 @@ async fn a_module_alone_serves_only_its_own_api_and_docs() {
         assert_eq!(mine.status(), 200);
         assert_problem(theirs, 404).await;
         assert_problem(theirs_one, 404).await;
-        let doc: Value = app
-            .get("/api-docs/openapi.json")
-            .await
-            .json()
-            .await
-            .unwrap();
+        let doc: Value = app.get_json("/api-docs/openapi.json").await;
         let paths: Vec<&String> = doc["paths"].as_object().unwrap().keys().collect();
         assert!(!paths.is_empty());
         assert!(
@@ -35,7 +30,7 @@ async fn a_module_alone_serves_only_its_own_api_and_docs() {
                 .all(|p| p.starts_with(&format!("/api/v1/{}", alone.name()))),
             "{paths:?}"
         );
-        let health: Value = app.get("/health/ready").await.json().await.unwrap();
+        let health: Value = app.get_json("/health/ready").await;
         assert_eq!(
             health["checks"],
             json!([{"name": format!("{}.database", alone.name()), "status": "up"}])
@@ -49,12 +44,7 @@ async fn swagger_ui_and_the_document_are_served_and_root_redirects() {
 
     let root = app.get("/").await;
     let ui = app.get("/swagger-ui/").await;
-    let doc: Value = app
-        .get("/api-docs/openapi.json")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let doc: Value = app.get_json("/api-docs/openapi.json").await;
 
     assert!(root.status().is_redirection());
     assert_eq!(root.headers()["location"], "/swagger-ui/");

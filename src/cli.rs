@@ -1,9 +1,12 @@
 //! The command line. Every flag also reads an `APP_` environment variable.
 
+use std::time::Duration;
+
 use app_kernel::db::Storage;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use reqwest::Url;
 
-use crate::modules::Module;
+use crate::modules::{Module, Peers};
 
 /// A laptop catalogue built as domain modules: run them all in one process,
 /// or any one alone as its own service.
@@ -64,12 +67,65 @@ pub struct ServeArgs {
     /// The address to listen on.
     #[arg(long, env = "APP_BIND", default_value = "127.0.0.1:8080")]
     pub bind: String,
+
+    /// Where a module this process needs but does not serve runs, as
+    /// `MODULE=http://host:port` (for laptops: `ports=...`); repeat for several.
+    #[arg(long, value_name = "MODULE=URL", value_parser = parse_peer)]
+    pub peer: Vec<(Module, Url)>,
+
+    /// The same as `--peer ports=URL`.
+    #[arg(long, env = "APP_PEER_PORTS", value_name = "URL", value_parser = parse_url, hide_short_help = true)]
+    pub peer_ports: Option<Url>,
+
+    /// How long one call to a peer may take, retries included, in milliseconds.
+    #[arg(long, env = "APP_PEER_TIMEOUT_MS", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub peer_timeout_ms: u64,
+
+    /// Reach even the modules of this process over HTTP, through its own
+    /// listener, as if they ran apart: tests the split in one process.
+    #[arg(long, env = "APP_PEER_LOOPBACK")]
+    pub peer_loopback: bool,
 }
 
 impl ServeArgs {
     pub fn modules(&self) -> Vec<Module> {
         selected(self.all, &self.module)
     }
+
+    pub fn peers(&self) -> Peers {
+        let mut urls = self.peer.clone();
+        if let Some(url) = &self.peer_ports
+            && !urls.iter().any(|(module, _)| *module == Module::Ports)
+        {
+            urls.push((Module::Ports, url.clone()));
+        }
+        Peers {
+            urls,
+            timeout: Duration::from_millis(self.peer_timeout_ms),
+            loopback: self.peer_loopback,
+        }
+    }
+}
+
+/// `MODULE=URL`.
+fn parse_peer(raw: &str) -> Result<(Module, Url), String> {
+    let (name, url) = raw.split_once('=').ok_or_else(|| {
+        format!("expected MODULE=URL, as in ports=http://ports:8080, not {raw:?}")
+    })?;
+    let module = Module::from_str(name, false)?;
+    Ok((module, parse_url(url)?))
+}
+
+/// An `http://host[:port]` origin: calls between modules use plain HTTP.
+fn parse_url(raw: &str) -> Result<Url, String> {
+    let url = Url::parse(raw).map_err(|e| format!("{raw:?} is not a URL: {e}"))?;
+    if url.scheme() != "http" || url.host().is_none() {
+        return Err(format!("{raw:?} must be an http://host:port URL"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!("{raw:?} must have no query or fragment"));
+    }
+    Ok(url)
 }
 
 #[derive(Debug, Args)]

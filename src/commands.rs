@@ -9,6 +9,7 @@ use crate::startup::{Application, Settings};
 pub async fn serve(args: ServeArgs, storage: Storage) -> anyhow::Result<()> {
     let settings = Settings {
         modules: args.modules(),
+        peers: args.peers(),
         storage,
         bind: args.bind,
         workers: None,

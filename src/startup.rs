@@ -10,7 +10,7 @@ use utoipa_actix_web::AppExt as _;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::http::{docs, fallback, health, request};
-use crate::modules::{Module, Running};
+use crate::modules::{Module, Peers, Running};
 
 /// What `serve` runs.
 #[derive(Debug, Clone)]
@@ -23,6 +23,8 @@ pub struct Settings {
     pub workers: Option<usize>,
     /// Stop gracefully on SIGTERM and SIGINT.
     pub handle_signals: bool,
+    /// Where the modules it needs but does not run are.
+    pub peers: Peers,
 }
 
 pub struct Application {
@@ -36,14 +38,19 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(&settings.bind)
             .with_context(|| format!("cannot listen on {}", settings.bind))?;
-        let running = Running::open(&settings.modules, &settings.storage, true).await?;
+        let origin = own_origin(&listener)?;
+        let running = Running::open(&settings.modules, &settings.storage, true)
+            .await?
+            .start(&settings.peers, &origin)?;
         let port = listener.local_addr()?.port();
         let openapi = docs::openapi(&settings.modules);
+        let merged = docs::serve(&docs::openapi(&Module::ALL))?;
         let routes = fallback::Routes::from_openapi(&openapi).with_get(&[
             "/",
             "/health/live",
             "/health/ready",
             "/api-docs/openapi.json",
+            docs::MERGED,
             "/swagger-ui/{_:.*}",
         ]);
         let routes = web::Data::new(routes);
@@ -64,6 +71,7 @@ impl Application {
                     SwaggerUi::new("/swagger-ui/{_:.*}")
                         .url("/api-docs/openapi.json", openapi.clone()),
                 )
+                .route(docs::MERGED, web::get().to(merged.clone()))
                 .route("/", web::get().to(docs::redirect_to_swagger_ui))
                 .default_service(web::to(fallback::not_found_or_not_allowed))
         })
@@ -103,4 +111,16 @@ impl Application {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// This process's own origin, as modules of it reach one another in loopback.
+fn own_origin(listener: &TcpListener) -> anyhow::Result<String> {
+    let mut address = listener.local_addr()?;
+    if address.ip().is_unspecified() {
+        address.set_ip(match address {
+            std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    Ok(format!("http://{address}"))
 }

@@ -130,6 +130,38 @@ impl Fields {
         }
     }
 
+    /// An optional list of at most `max` distinct positive ids; absent or
+    /// `null` is the empty list.
+    pub fn ids(&mut self, field: &str, max: usize) -> Option<Vec<i64>> {
+        let items = match self.object.remove(field) {
+            None | Some(Value::Null) => return Some(Vec::new()),
+            Some(Value::Array(items)) => items,
+            Some(_) => return self.error(field, "must be an array of ids"),
+        };
+        if items.len() > max {
+            return self.error(
+                field,
+                format!("may hold at most {max} ids, not {}", items.len()),
+            );
+        }
+        let mut ids = Vec::with_capacity(items.len());
+        for item in &items {
+            match item.as_i64().filter(|id| *id > 0) {
+                Some(id) if ids.contains(&id) => {
+                    return self.error(field, format!("holds {id} twice"));
+                }
+                Some(id) => ids.push(id),
+                None => {
+                    return self.error(
+                        field,
+                        format!("must hold positive 64-bit integers, not {item}"),
+                    );
+                }
+            }
+        }
+        Some(ids)
+    }
+
     fn error<T>(&mut self, field: &str, message: impl Into<String>) -> Option<T> {
         self.errors.push(FieldError::new(field, message));
         None

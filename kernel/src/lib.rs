@@ -3,14 +3,17 @@
 //! touches a module's tables.
 
 pub mod body;
+pub mod breaker;
 pub mod db;
 pub mod etag;
 pub mod id;
 pub mod page;
+pub mod peer;
 pub mod problem;
 pub mod responses;
 pub mod text;
 pub mod time;
+pub mod trace;
 
 pub use problem::{ApiError, FieldError, Problem};
 

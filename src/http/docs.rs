@@ -46,3 +46,21 @@ pub async fn redirect_to_swagger_ui() -> HttpResponse {
         .insert_header((header::LOCATION, "/swagger-ui/"))
         .finish()
 }
+
+/// Where every process serves the document of every module, served here or
+/// not: behind a gateway, Swagger UI shows this one (see `deploy/nginx`).
+pub const MERGED: &str = "/api-docs/all/openapi.json";
+
+/// A handler answering with `document`, serialized once.
+pub fn serve(
+    document: &OpenApi,
+) -> anyhow::Result<impl Fn() -> std::future::Ready<HttpResponse> + Clone + 'static> {
+    let body = actix_web::web::Bytes::from(document.to_json()?);
+    Ok(move || {
+        std::future::ready(
+            HttpResponse::Ok()
+                .content_type("application/json")
+                .body(body.clone()),
+        )
+    })
+}

@@ -6,7 +6,7 @@ use actix_web::{HttpResponse, web};
 use futures_util::future::join_all;
 use serde::Serialize;
 
-use crate::modules::Running;
+use crate::modules::{Link, Running};
 
 /// How long a readiness check may take before it counts as failed.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -21,6 +21,25 @@ pub fn configure(cfg: &mut web::ServiceConfig, running: Running) {
 struct Report {
     status: &'static str,
     checks: Vec<Check>,
+    /// The modules this process depends on, for information: readiness
+    /// depends only on this process's own databases.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    peers: Vec<PeerState>,
+}
+
+#[derive(Serialize)]
+struct PeerState {
+    name: &'static str,
+    /// `in-process`, `http` or `none`.
+    via: &'static str,
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<String>,
+    /// The circuit breaker of calls to it: `closed`, `open` or `half-open`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    circuit: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -35,6 +54,7 @@ async fn live() -> HttpResponse {
     HttpResponse::Ok().json(Report {
         status: "up",
         checks: Vec::new(),
+        peers: Vec::new(),
     })
 }
 
@@ -53,14 +73,51 @@ async fn ready(running: web::Data<Running>) -> HttpResponse {
         }
     }))
     .await;
+    let peers = join_all(running.links.iter().map(peer_state)).await;
     let up = checks.iter().all(|check| check.error.is_none());
     let report = Report {
         status: if up { "up" } else { "down" },
         checks,
+        peers,
     };
     if up {
         HttpResponse::Ok().json(report)
     } else {
         HttpResponse::ServiceUnavailable().json(report)
+    }
+}
+
+async fn peer_state(link: &Link) -> PeerState {
+    match link {
+        Link::InProcess(module) => PeerState {
+            name: module.name(),
+            via: "in-process",
+            status: "up",
+            url: None,
+            circuit: None,
+            error: None,
+        },
+        Link::Remote(peer) => {
+            let probe = peer.probe().await;
+            PeerState {
+                name: peer.name(),
+                via: "http",
+                status: if probe.is_ok() { "up" } else { "down" },
+                url: Some(peer.url().to_owned()),
+                circuit: Some(peer.circuit()),
+                error: probe.err(),
+            }
+        }
+        Link::Missing(module) => PeerState {
+            name: module.name(),
+            via: "none",
+            status: "down",
+            url: None,
+            circuit: None,
+            error: Some(format!(
+                "not served here and no --peer {}=URL given",
+                module.name()
+            )),
+        },
     }
 }

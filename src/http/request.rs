@@ -1,5 +1,6 @@
-//! One span per request, carrying its id and module, and `X-Request-Id` on
-//! every response: the caller's when it sent a sane one, else a new one.
+//! One span per request, carrying its id, trace id and module, and
+//! `X-Request-Id` on every response: the caller's when it sent a sane one,
+//! else a new one. A valid `traceparent` continues the caller's trace.
 //!
 //! Every event logged while serving a request carries the span's fields.
 //! The access line of each request is a `debug` event of target `access`
@@ -14,6 +15,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::Method;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
+use app_kernel::trace::Context;
 use tracing::Instrument as _;
 
 use crate::modules::Module;
@@ -33,9 +35,15 @@ pub async fn context(
         .filter(|value| acceptable(value.as_bytes()))
         .cloned()
         .unwrap_or_else(new_id);
+    let traceparent = req
+        .headers()
+        .get("traceparent")
+        .and_then(|value| value.to_str().ok());
+    let trace = Context::new(id.to_str().unwrap_or_default().to_owned(), traceparent);
     let span = tracing::info_span!(
         "request",
-        request_id = id.to_str().unwrap_or_default(),
+        request_id = %trace.request_id,
+        trace_id = %trace.trace_id,
         module = Module::of_path(req.path()).map(Module::name),
         method = %req.method(),
         path = req.path(),
@@ -47,7 +55,8 @@ pub async fn context(
     let started = Instant::now();
     // Handlers and extractors turn their errors into responses themselves,
     // so what comes back here is a response that can carry the id.
-    let mut response = next.call(req).instrument(span.clone()).await?;
+    // Calls to peers made while serving it carry its id and trace.
+    let mut response = trace.scope(next.call(req).instrument(span.clone())).await?;
     span.in_scope(|| {
         tracing::debug!(
             target: "access",

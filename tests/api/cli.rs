@@ -98,7 +98,14 @@ fn openapi_prints_the_document_of_the_chosen_modules() {
     assert!(output.status.success());
     let doc: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     let paths: Vec<&String> = doc["paths"].as_object().unwrap().keys().collect();
-    assert_eq!(paths, ["/api/v1/ports", "/api/v1/ports/{id}"]);
+    assert_eq!(
+        paths,
+        [
+            "/api/v1/ports",
+            "/api/v1/ports/deletions",
+            "/api/v1/ports/{id}"
+        ]
+    );
 }
 
 #[test]

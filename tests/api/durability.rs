@@ -1,94 +1,17 @@
 //! Nothing acknowledged is lost: across restarts, and when SIGTERM arrives
 //! while writes are in flight. These run the real binary.
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Stdio;
 
 use app_kernel::db::Backend;
 use serde_json::{Value, json};
 
 use crate::helpers::fresh_storage;
-
-pub struct Process {
-    pub child: Child,
-    pub address: String,
-}
+use crate::process::Process;
 
 impl Process {
     async fn start(database_url: &str) -> Process {
         Process::start_with(database_url, &[], "warn", Stdio::inherit()).await
-    }
-
-    /// Runs `serve --all` with extra `args`, `RUST_LOG` and stderr, and waits until it is ready.
-    pub async fn start_with(
-        database_url: &str,
-        args: &[&str],
-        log: &str,
-        stderr: Stdio,
-    ) -> Process {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let bind = format!("127.0.0.1:{port}");
-        let child = Command::new(env!("CARGO_BIN_EXE_app"))
-            .args([
-                "serve",
-                "--all",
-                "--bind",
-                &bind,
-                "--database-url",
-                database_url,
-            ])
-            .args(args)
-            .env("RUST_LOG", log)
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .expect("the binary starts");
-        let process = Process {
-            child,
-            address: format!("http://127.0.0.1:{port}"),
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(response) = reqwest::get(format!("{}/health/ready", process.address)).await
-                && response.status() == 200
-            {
-                return process;
-            }
-            assert!(Instant::now() < deadline, "the binary became ready");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    pub fn terminate(&self) {
-        self.signal(libc::SIGTERM);
-    }
-
-    pub fn signal(&self, signal: i32) {
-        unsafe { libc::kill(self.child.id() as i32, signal) };
-    }
-
-    pub fn wait(mut self) -> std::process::ExitStatus {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the binary stopped after the signal"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
     }
 }
 

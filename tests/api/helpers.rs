@@ -1,17 +1,20 @@
 //! `spawn_app`: the real application on port 0 with a fresh database, and a
 //! client that speaks to it.
 
-use app::modules::Module;
+use app::modules::{Module, Peers};
 use app::startup::{Application, Settings};
 use app_kernel::db::Backend;
 use reqwest::{Method, RequestBuilder, Response};
 use serde_json::Value;
 
+use crate::gateway::Split;
+
 pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
-    handle: actix_web::dev::ServerHandle,
+    handle: Option<actix_web::dev::ServerHandle>,
     _dir: Option<tempfile::TempDir>,
+    _split: Option<Split>,
 }
 
 /// A database URL for a fresh, empty store on `backend`, and what keeps it alive.
@@ -33,14 +36,47 @@ pub async fn spawn_app(backend: Backend, modules: &[Module]) -> TestApp {
     app
 }
 
+/// Starts every module on a fresh database of `backend`, each module
+/// calling the others over HTTP through the process's own listener.
+pub async fn spawn_loopback(backend: Backend) -> TestApp {
+    let (url, dir) = fresh_storage(backend).await;
+    let peers = Peers {
+        loopback: true,
+        ..Peers::default()
+    };
+    let mut app = spawn_configured(&url, &Module::ALL, peers).await;
+    app._dir = dir;
+    app
+}
+
+/// Starts ports and two laptops replicas as processes on a fresh PostgreSQL
+/// database, behind nginx; the app's address is nginx's.
+pub async fn spawn_split() -> TestApp {
+    let url = crate::postgres::shared().fresh_database().await;
+    let split = Split::start(&url).await;
+    TestApp {
+        address: split.nginx.address.clone(),
+        client: client(),
+        handle: None,
+        _dir: None,
+        _split: Some(split),
+    }
+}
+
 /// Starts `modules` on an existing database.
 pub async fn spawn_on(database_url: &str, modules: &[Module]) -> TestApp {
+    spawn_configured(database_url, modules, Peers::default()).await
+}
+
+/// Starts `modules` on an existing database, with `peers` for the others.
+pub async fn spawn_configured(database_url: &str, modules: &[Module], peers: Peers) -> TestApp {
     let settings = Settings {
         modules: modules.to_vec(),
         storage: database_url.parse().unwrap(),
         bind: "127.0.0.1:0".into(),
         workers: Some(1),
         handle_signals: false,
+        peers,
     };
     let app = Application::build(settings)
         .await
@@ -50,18 +86,25 @@ pub async fn spawn_on(database_url: &str, modules: &[Module]) -> TestApp {
     tokio::spawn(app.run_until_stopped());
     TestApp {
         address,
-        client: reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap(),
-        handle,
+        client: client(),
+        handle: Some(handle),
         _dir: None,
+        _split: None,
     }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
 }
 
 impl Drop for TestApp {
     fn drop(&mut self) {
-        drop(self.handle.stop(false));
+        if let Some(handle) = &self.handle {
+            drop(handle.stop(false));
+        }
     }
 }
 
@@ -147,20 +190,22 @@ pub async fn assert_problem(response: Response, status: u16) -> Value {
     body
 }
 
-/// Generates one test per backend and topology for each named test function,
-/// which takes the `&TestApp` it runs against. `$alone` is the module the
-/// tests need when run by themselves.
+/// Generates one test per topology and backend for each named test
+/// function, which takes the `&TestApp` it runs against: every module in one
+/// process (SQLite, PostgreSQL), the same calling its modules over HTTP
+/// (loopback), and the modules as processes behind nginx (PostgreSQL, two
+/// laptops replicas).
 macro_rules! api_tests {
-    ($alone:expr => $($test:ident),* $(,)?) => {
+    ($($test:ident),* $(,)?) => {
         mod sqlite_all {
             $(#[tokio::test] async fn $test() {
                 let app = $crate::helpers::spawn_app(app_kernel::db::Backend::Sqlite, &app::modules::Module::ALL).await;
                 super::$test(&app).await;
             })*
         }
-        mod sqlite_alone {
+        mod sqlite_loopback {
             $(#[tokio::test] async fn $test() {
-                let app = $crate::helpers::spawn_app(app_kernel::db::Backend::Sqlite, &[$alone]).await;
+                let app = $crate::helpers::spawn_loopback(app_kernel::db::Backend::Sqlite).await;
                 super::$test(&app).await;
             })*
         }
@@ -170,9 +215,9 @@ macro_rules! api_tests {
                 super::$test(&app).await;
             })*
         }
-        mod postgres_alone {
+        mod postgres_split {
             $(#[tokio::test] async fn $test() {
-                let app = $crate::helpers::spawn_app(app_kernel::db::Backend::Postgres, &[$alone]).await;
+                let app = $crate::helpers::spawn_split().await;
                 super::$test(&app).await;
             })*
         }

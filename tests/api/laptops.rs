@@ -5,12 +5,18 @@ use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, api_tests, assert_problem, error_fields};
 
-api_tests!(app::modules::Module::Laptops =>
+api_tests!(
     a_laptop_is_created_read_replaced_patched_and_deleted,
     laptops_list_by_id_and_filter_by_title_ignoring_case,
     every_broken_laptop_rule_is_listed,
     laptop_writes_honour_if_match,
     concurrent_patches_of_different_fields_both_land,
+    a_laptop_lists_existing_ports_in_order_and_expands_them,
+    writing_a_laptop_with_unknown_ports_is_rejected_naming_each,
+    broken_port_ids_are_rejected,
+    changing_a_laptops_ports_checks_only_the_added_ones,
+    laptops_filter_by_port_id,
+    deleting_a_port_removes_it_from_every_laptop,
 );
 
 async fn a_laptop_is_created_read_replaced_patched_and_deleted(app: &TestApp) {
@@ -190,4 +196,239 @@ async fn concurrent_patches_of_different_fields_both_land(app: &TestApp) {
             "no lost update in round {round}"
         );
     }
+}
+
+/// Creates a port named `name` and returns its id.
+async fn port(app: &TestApp, name: &str) -> i64 {
+    app.create("/api/v1/ports", &json!({ "name": name })).await["id"]
+        .as_i64()
+        .unwrap()
+}
+
+async fn a_laptop_lists_existing_ports_in_order_and_expands_them(app: &TestApp) {
+    let usb = port(app, "USB-C").await;
+    let hdmi = port(app, "HDMI").await;
+
+    let laptop = app
+        .create(
+            "/api/v1/laptops",
+            &json!({"title": "Framework", "model": "13", "port_ids": [hdmi, usb]}),
+        )
+        .await;
+    assert_eq!(laptop["port_ids"], json!([hdmi, usb]));
+    assert!(laptop.get("ports").is_none(), "ports only when expanded");
+    let path = format!("/api/v1/laptops/{}", laptop["id"]);
+    assert_eq!(app.get_json(&path).await, laptop);
+
+    let expanded = app.get(&format!("{path}?expand=ports")).await;
+    assert_eq!(expanded.status(), 200);
+    assert!(
+        expanded.headers().get("etag").is_none(),
+        "an expanded laptop holds another module's data: no ETag"
+    );
+    let expanded: Value = expanded.json().await.unwrap();
+    assert_eq!(
+        expanded["ports"],
+        json!([{"id": hdmi, "name": "HDMI"}, {"id": usb, "name": "USB-C"}])
+    );
+    assert_eq!(expanded["port_ids"], laptop["port_ids"]);
+
+    let none = app
+        .create("/api/v1/laptops", &json!({"title": "Dell", "model": "XPS"}))
+        .await;
+    assert_eq!(none["port_ids"], json!([]));
+    let expanded = app
+        .get_json(&format!("/api/v1/laptops/{}?expand=ports", none["id"]))
+        .await;
+    assert_eq!(expanded["ports"], json!([]));
+    assert_problem(app.get(&format!("{path}?expand=everything")).await, 400).await;
+}
+
+async fn writing_a_laptop_with_unknown_ports_is_rejected_naming_each(app: &TestApp) {
+    let usb = port(app, "USB-C").await;
+    let body = json!({"title": "Dell", "model": "XPS", "port_ids": [usb, 999_001, 999_002]});
+
+    let problem = assert_problem(app.post("/api/v1/laptops", &body).await, 422).await;
+
+    assert_eq!(error_fields(&problem), ["port_ids", "port_ids"]);
+    let messages: Vec<&str> = problem["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(messages, ["no port has id 999001", "no port has id 999002"]);
+    assert!(
+        app.list_all("/api/v1/laptops").await.is_empty(),
+        "nothing written"
+    );
+
+    let laptop = app
+        .create(
+            "/api/v1/laptops",
+            &json!({"title": "Dell", "model": "XPS", "port_ids": [usb]}),
+        )
+        .await;
+    let path = format!("/api/v1/laptops/{}", laptop["id"]);
+    let put = app.send_json(Method::PUT, &path, &body).await;
+    assert_problem(put, 422).await;
+    let patch = app
+        .send_json(Method::PATCH, &path, &json!({"port_ids": [999_003]}))
+        .await;
+    let problem = assert_problem(patch, 422).await;
+    assert_eq!(problem["errors"][0]["message"], "no port has id 999003");
+    assert_eq!(app.get_json(&path).await, laptop, "nothing changed");
+}
+
+async fn broken_port_ids_are_rejected(app: &TestApp) {
+    let usb = port(app, "USB-C").await;
+    let too_many: Vec<i64> = (1..=33).collect();
+    for port_ids in [
+        json!("1,2"),
+        json!({"id": 1}),
+        json!([usb, usb]),
+        json!([0]),
+        json!([-1]),
+        json!([1.5]),
+        json!(["1"]),
+        json!([null]),
+        json!(too_many),
+    ] {
+        let body = json!({"title": "Dell", "model": "XPS", "port_ids": port_ids});
+        let problem = assert_problem(app.post("/api/v1/laptops", &body).await, 422).await;
+        assert_eq!(error_fields(&problem), ["port_ids"], "{port_ids}");
+    }
+    assert!(app.list_all("/api/v1/laptops").await.is_empty());
+
+    let null = json!({"title": "Dell", "model": "XPS", "port_ids": null});
+    assert_eq!(
+        app.create("/api/v1/laptops", &null).await["port_ids"],
+        json!([])
+    );
+}
+
+async fn changing_a_laptops_ports_checks_only_the_added_ones(app: &TestApp) {
+    let usb = port(app, "USB-C").await;
+    let hdmi = port(app, "HDMI").await;
+    let laptop = app
+        .create(
+            "/api/v1/laptops",
+            &json!({"title": "Dell", "model": "XPS", "port_ids": [usb]}),
+        )
+        .await;
+    let path = format!("/api/v1/laptops/{}", laptop["id"]);
+
+    let added = app
+        .send_json(Method::PATCH, &path, &json!({"port_ids": [usb, hdmi]}))
+        .await;
+    assert_eq!(added.status(), 200);
+    let reordered = app
+        .send_json(
+            Method::PUT,
+            &path,
+            &json!({"title": "Dell", "model": "XPS 13", "port_ids": [hdmi, usb]}),
+        )
+        .await;
+    assert_eq!(reordered.status(), 200);
+    let stored = app.get_json(&path).await;
+    assert_eq!(stored["port_ids"], json!([hdmi, usb]));
+    assert_eq!(stored["model"], "XPS 13");
+
+    let removed = app
+        .send_json(Method::PATCH, &path, &json!({"port_ids": []}))
+        .await;
+    assert_eq!(removed.status(), 200);
+    assert_eq!(app.get_json(&path).await["port_ids"], json!([]));
+}
+
+async fn laptops_filter_by_port_id(app: &TestApp) {
+    let usb = port(app, "USB-C").await;
+    let hdmi = port(app, "HDMI").await;
+    let both = app
+        .create(
+            "/api/v1/laptops",
+            &json!({"title": "A", "model": "1", "port_ids": [usb, hdmi]}),
+        )
+        .await;
+    let hdmi_only = app
+        .create(
+            "/api/v1/laptops",
+            &json!({"title": "B", "model": "2", "port_ids": [hdmi]}),
+        )
+        .await;
+    app.create("/api/v1/laptops", &json!({"title": "C", "model": "3"}))
+        .await;
+
+    let page = app
+        .get_json(&format!("/api/v1/laptops?port_id={hdmi}"))
+        .await;
+    assert_eq!(page["items"], json!([both, hdmi_only]));
+    let page = app
+        .get_json(&format!("/api/v1/laptops?port_id={usb}&title=a"))
+        .await;
+    assert_eq!(page["items"], json!([both]));
+    let page = app.get_json("/api/v1/laptops?port_id=999999").await;
+    assert_eq!(page["items"], json!([]));
+    let page = app
+        .get_json(&format!("/api/v1/laptops?port_id={hdmi}&limit=1"))
+        .await;
+    assert_eq!(page["items"], json!([both]));
+    assert!(page["next_cursor"].is_string());
+
+    for bad in ["0", "-1", "x", "1.5"] {
+        assert_problem(
+            app.get(&format!("/api/v1/laptops?port_id={bad}")).await,
+            400,
+        )
+        .await;
+    }
+}
+
+async fn deleting_a_port_removes_it_from_every_laptop(app: &TestApp) {
+    let usb = port(app, "USB-C").await;
+    let hdmi = port(app, "HDMI").await;
+    let a = app
+        .create(
+            "/api/v1/laptops",
+            &json!({"title": "A", "model": "1", "port_ids": [usb, hdmi]}),
+        )
+        .await;
+    let b = app
+        .create(
+            "/api/v1/laptops",
+            &json!({"title": "B", "model": "2", "port_ids": [usb]}),
+        )
+        .await;
+    let a_path = format!("/api/v1/laptops/{}", a["id"]);
+    let b_path = format!("/api/v1/laptops/{}", b["id"]);
+    let a_etag = app.get(&a_path).await.headers()["etag"].clone();
+
+    let deleted = app
+        .request(Method::DELETE, &format!("/api/v1/ports/{usb}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 204);
+
+    // Laptops follow the ports module's deletions: soon, not at once.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (a_now, b_now) = (app.get_json(&a_path).await, app.get_json(&b_path).await);
+        if a_now["port_ids"] == json!([hdmi]) && b_now["port_ids"] == json!([]) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "port {usb} is still listed: {a_now} {b_now}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let a_response = app.get(&a_path).await;
+    assert_ne!(a_response.headers()["etag"], a_etag, "a new version");
+    let expanded = app.get_json(&format!("{a_path}?expand=ports")).await;
+    assert_eq!(expanded["ports"], json!([{"id": hdmi, "name": "HDMI"}]));
+    let listed = app
+        .get_json(&format!("/api/v1/laptops?port_id={usb}"))
+        .await;
+    assert_eq!(listed["items"], json!([]));
 }

@@ -6,8 +6,8 @@ use std::process::Stdio;
 use app_kernel::db::Backend;
 use serde_json::Value;
 
-use crate::durability::Process;
 use crate::helpers::fresh_storage;
+use crate::process::Process;
 
 #[tokio::test]
 async fn json_logs_carry_the_request_id_and_module_and_sigint_stops_cleanly() {

@@ -48,7 +48,24 @@ fn every_operation_has_a_unique_id_and_documents_its_problems() {
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), count, "operation ids are unique: {ids:?}");
-    assert_eq!(count, 12);
+    assert_eq!(count, 13);
+}
+
+#[test]
+fn the_documented_id_list_pattern_is_the_one_the_server_parses() {
+    let doc = serde_json::to_value(openapi(&Module::ALL)).unwrap();
+    let parameters = doc["paths"]["/api/v1/ports"]["get"]["parameters"]
+        .as_array()
+        .unwrap();
+    let id = parameters.iter().find(|p| p["name"] == "id").unwrap();
+    assert_eq!(id["schema"]["pattern"], app_kernel::id::ID_LIST_PATTERN);
+    let longest = vec!["999999999999999999"; 100].join(",");
+    assert_eq!(
+        app_kernel::id::parse_list("id", &longest, 100)
+            .unwrap()
+            .len(),
+        100
+    );
 }
 
 #[test]

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, api_tests, assert_problem, error_fields};
 
-api_tests!(app::modules::Module::Ports =>
+api_tests!(
     creating_a_port_answers_201_with_location_etag_and_body,
     a_created_port_reads_back_with_the_same_etag,
     a_matching_if_none_match_answers_304,
@@ -22,6 +22,8 @@ api_tests!(app::modules::Module::Ports =>
     delete_answers_204_and_the_port_is_gone,
     delete_with_a_stale_if_match_answers_412,
     an_unknown_port_is_a_404_problem,
+    listing_filters_by_ids,
+    deletions_are_listed_in_order_for_other_modules,
 );
 
 async fn creating_a_port_answers_201_with_location_etag_and_body(app: &TestApp) {
@@ -357,4 +359,61 @@ async fn a_patch_naming_an_unknown_field_is_rejected_even_as_null() {
         problem["errors"],
         json!([{"field": "colour", "message": "is not a known field"}])
     );
+}
+
+async fn listing_filters_by_ids(app: &TestApp) {
+    let mut ids = Vec::new();
+    for name in ["A", "B", "C"] {
+        ids.push(app.create("/api/v1/ports", &json!({ "name": name })).await["id"].clone());
+    }
+
+    let page = app
+        .get_json(&format!("/api/v1/ports?id={},{},999999", ids[2], ids[0]))
+        .await;
+    let found: Vec<&Value> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| &p["id"])
+        .collect();
+    assert_eq!(found, [&ids[0], &ids[2]], "by id, unknown ids left out");
+    let page = app
+        .get_json(&format!("/api/v1/ports?id={}&name=b", ids[1]))
+        .await;
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+
+    let too_many = vec!["1"; 101].join(",");
+    for bad in ["", "0", "1,,2", "a", "1;2", "-1", too_many.as_str()] {
+        let response = app.get(&format!("/api/v1/ports?id={bad}")).await;
+        assert_problem(response, 400).await;
+    }
+}
+
+async fn deletions_are_listed_in_order_for_other_modules(app: &TestApp) {
+    let mut ids = Vec::new();
+    for name in ["A", "B", "C"] {
+        ids.push(app.create("/api/v1/ports", &json!({ "name": name })).await["id"].clone());
+    }
+    for id in [&ids[1], &ids[0]] {
+        let deleted = app
+            .request(Method::DELETE, &format!("/api/v1/ports/{id}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(deleted.status(), 204);
+    }
+
+    let feed = app.get_json("/api/v1/ports/deletions").await;
+    let items = feed["items"].as_array().unwrap();
+    let deleted: Vec<&Value> = items.iter().map(|d| &d["port_id"]).collect();
+    assert_eq!(deleted, [&ids[1], &ids[0]]);
+    let first = items[0]["seq"].as_i64().unwrap();
+    let after = app
+        .get_json(&format!("/api/v1/ports/deletions?after={first}&limit=1"))
+        .await;
+    assert_eq!(after["items"], json!([items[1]]));
+    for bad in ["after=-1", "limit=0", "limit=101", "after=x"] {
+        let response = app.get(&format!("/api/v1/ports/deletions?{bad}")).await;
+        assert_problem(response, 400).await;
+    }
 }

@@ -54,9 +54,18 @@ async fn port_store_conforms(backend: Backend) {
     );
     let by_name = Filter {
         name_key: Some("hdmi".into()),
+        ids: None,
     };
     assert_eq!(
         store.list(&by_name, page(0, 10)).await.unwrap(),
+        vec![hdmi.clone()]
+    );
+    let by_ids = Filter {
+        name_key: None,
+        ids: Some(vec![hdmi.id, hdmi.id + 100]),
+    };
+    assert_eq!(
+        store.list(&by_ids, page(0, 10)).await.unwrap(),
         vec![hdmi.clone()]
     );
 
@@ -78,10 +87,22 @@ async fn port_store_conforms(backend: Backend) {
     ));
 
     assert!(!store.delete(hdmi.id, 2).await.unwrap(), "wrong version");
+    assert_eq!(store.deletions(0, 10).await.unwrap(), []);
     assert!(store.delete(hdmi.id, 1).await.unwrap());
     assert_eq!(store.get(hdmi.id).await.unwrap(), None);
     let again = store.insert(&new("HDMI")).await.unwrap();
     assert!(again.id > hdmi.id, "ids are never reused");
+
+    assert!(store.delete(again.id, 1).await.unwrap());
+    let deletions = store.deletions(0, 10).await.unwrap();
+    let deleted: Vec<i64> = deletions.iter().map(|d| d.port_id).collect();
+    assert_eq!(deleted, [hdmi.id, again.id], "every deletion, in order");
+    assert!(deletions[0].seq < deletions[1].seq);
+    assert_eq!(
+        store.deletions(deletions[0].seq, 10).await.unwrap(),
+        deletions[1..]
+    );
+    assert_eq!(store.deletions(0, 1).await.unwrap(), deletions[..1]);
 }
 
 async fn laptop_store_conforms(backend: Backend) {
@@ -92,15 +113,22 @@ async fn laptop_store_conforms(backend: Backend) {
     let new = |title: &str, model: &str| NewLaptop {
         title: title.into(),
         model: model.into(),
+        port_ids: Vec::new(),
+    };
+    let with_ports = |title: &str, port_ids: &[i64]| NewLaptop {
+        port_ids: port_ids.to_vec(),
+        ..new(title, "with ports")
     };
 
     let xps = store.insert(&new("Dell", "XPS 13")).await.unwrap();
     let air = store.insert(&new("Apple", "MacBook Air")).await.unwrap();
     let same = store.insert(&new("DELL", "XPS 13")).await.unwrap();
+    assert_eq!(xps.port_ids, [] as [i64; 0]);
 
     assert_eq!(store.get(air.id).await.unwrap(), Some(air.clone()));
     let dell = Filter {
         title_key: Some("dell".into()),
+        port_id: None,
     };
     assert_eq!(
         store.list(&dell, page(0, 10)).await.unwrap(),
@@ -137,6 +165,127 @@ async fn laptop_store_conforms(backend: Backend) {
     );
     assert!(store.delete(air.id, 2).await.unwrap());
     assert_eq!(store.get(air.id).await.unwrap(), None);
+
+    // Port ids keep the order they were written in.
+    let a = store.insert(&with_ports("A", &[30, 10, 20])).await.unwrap();
+    let b = store.insert(&with_ports("B", &[20])).await.unwrap();
+    assert_eq!(a.port_ids, [30, 10, 20]);
+    assert_eq!(
+        store.get(a.id).await.unwrap().unwrap().port_ids,
+        [30, 10, 20]
+    );
+    let by_port = |port_id| Filter {
+        title_key: None,
+        port_id: Some(port_id),
+    };
+    let ids = |laptops: Vec<laptops::Laptop>| laptops.iter().map(|l| l.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store.list(&by_port(20), page(0, 10)).await.unwrap()),
+        [a.id, b.id]
+    );
+    assert_eq!(
+        ids(store.list(&by_port(30), page(0, 10)).await.unwrap()),
+        [a.id]
+    );
+    assert_eq!(
+        ids(store.list(&by_port(99), page(0, 10)).await.unwrap()),
+        [] as [i64; 0]
+    );
+    let a = store
+        .update(a.id, 1, &with_ports("A", &[20, 40]))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(a.port_ids, [20, 40]);
+    assert_eq!(
+        ids(store.list(&by_port(30), page(0, 10)).await.unwrap()),
+        [] as [i64; 0]
+    );
+
+    // A deleted port leaves every laptop, each a new version, with the deletion seen.
+    assert_eq!(store.port_deletions_seen().await.unwrap(), 0);
+    assert_eq!(store.remove_port(20, 5).await.unwrap(), 2);
+    let a = store.get(a.id).await.unwrap().unwrap();
+    let b = store.get(b.id).await.unwrap().unwrap();
+    assert_eq!((a.port_ids, a.version), (vec![40], 3));
+    assert_eq!((b.port_ids, b.version), (vec![], 2));
+    assert_eq!(store.port_deletions_seen().await.unwrap(), 5);
+    assert_eq!(
+        store.remove_port(20, 3).await.unwrap(),
+        0,
+        "applying again changes nothing"
+    );
+    assert_eq!(
+        store.port_deletions_seen().await.unwrap(),
+        5,
+        "seen never goes back"
+    );
+
+    // Deleting a laptop takes its ports with it.
+    assert!(store.delete(a.id, 3).await.unwrap());
+    assert_eq!(
+        ids(store.list(&by_port(40), page(0, 10)).await.unwrap()),
+        [] as [i64; 0]
+    );
+}
+
+/// Laptops stored before they had ports survive the migration that added
+/// them, every field intact, listing no ports.
+async fn laptops_survive_the_port_ids_migration(backend: Backend) {
+    let (url, _dir) = fresh_storage(backend).await;
+    let storage: app_kernel::db::Storage = url.parse().unwrap();
+    let db = storage.open(Module::Laptops.name()).await.unwrap();
+    let full = Module::Laptops.migrator(backend);
+    let first = sqlx::migrate::Migrator {
+        migrations: std::borrow::Cow::Owned(full.migrations[..1].to_vec()),
+        table_name: full.table_name.clone(),
+        create_schemas: full.create_schemas.clone(),
+        ..sqlx::migrate::Migrator::DEFAULT
+    };
+    db.migrate(&first).await.unwrap();
+    let table = match backend {
+        Backend::Sqlite => "laptops",
+        Backend::Postgres => "laptops.laptops",
+    };
+    let insert =
+        format!("insert into {table} (title, title_key, model) values ('Old', 'old', 'Timer')");
+    match &db {
+        Db::Sqlite(pool) => {
+            sqlx::query(sqlx::AssertSqlSafe(insert))
+                .execute(pool)
+                .await
+                .unwrap();
+        }
+        Db::Postgres(pool) => {
+            sqlx::query(sqlx::AssertSqlSafe(insert))
+                .execute(pool)
+                .await
+                .unwrap();
+        }
+    }
+
+    db.migrate(full).await.unwrap();
+    let store = laptops::store::open(db);
+    let old = store.get(1).await.unwrap().expect("the old laptop is kept");
+    assert_eq!(
+        (
+            old.title.as_str(),
+            old.model.as_str(),
+            old.port_ids.len(),
+            old.version
+        ),
+        ("Old", "Timer", 0, 1)
+    );
+}
+
+#[tokio::test]
+async fn sqlite_laptops_survive_the_port_ids_migration() {
+    laptops_survive_the_port_ids_migration(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn postgres_laptops_survive_the_port_ids_migration() {
+    laptops_survive_the_port_ids_migration(Backend::Postgres).await;
 }
 
 #[tokio::test]
@@ -180,8 +329,11 @@ async fn each_module_has_its_own_postgres_schema_and_migration_history() {
     .unwrap();
     let expected = [
         ("laptops", "_sqlx_migrations"),
+        ("laptops", "laptop_ports"),
         ("laptops", "laptops"),
+        ("laptops", "port_deletions_seen"),
         ("ports", "_sqlx_migrations"),
+        ("ports", "port_deletions"),
         ("ports", "ports"),
     ];
     let tables: Vec<(&str, &str)> = tables

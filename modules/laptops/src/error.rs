@@ -1,5 +1,6 @@
 use app_kernel::ApiError;
 use app_kernel::db::StoreError;
+use app_kernel::peer::PeerError;
 
 /// What can go wrong in the laptops module.
 #[derive(Debug, thiserror::Error)]
@@ -10,6 +11,8 @@ pub enum Error {
     Request(#[from] ApiError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Peer(#[from] PeerError),
 }
 
 impl From<Error> for ApiError {
@@ -18,6 +21,7 @@ impl From<Error> for ApiError {
             Error::NotFound(_) => ApiError::NotFound(error.to_string()),
             Error::Request(error) => error,
             Error::Store(error) => error.into(),
+            Error::Peer(error) => error.into(),
         }
     }
 }

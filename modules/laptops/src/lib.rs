@@ -5,6 +5,7 @@
 //! API runs on. It must never read or write another module's tables.
 
 mod error;
+mod follow;
 mod model;
 mod routes;
 mod service;

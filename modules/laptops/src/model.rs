@@ -2,17 +2,20 @@ use app_kernel::ApiError;
 use app_kernel::body::Fields;
 use app_kernel::text::Text;
 use chrono::{DateTime, Utc};
+use ports_api::PortRef;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
 const TITLE: Text = Text { max: 100 };
 const MODEL: Text = Text { max: 100 };
+/// The most ports a laptop may list.
+pub(crate) const MAX_PORTS: usize = 32;
 
 /// A laptop model.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema, sqlx::FromRow)]
 #[schema(example = json!({
-    "id": 1, "title": "Lenovo", "model": "ThinkPad X1 Carbon Gen 12",
+    "id": 1, "title": "Lenovo", "model": "ThinkPad X1 Carbon Gen 12", "port_ids": [1, 2],
     "created_at": "2026-11-23T12:00:00.000Z", "updated_at": "2026-11-23T12:00:00.000Z"
 }))]
 pub struct Laptop {
@@ -21,6 +24,13 @@ pub struct Laptop {
     /// The brand.
     pub title: String,
     pub model: String,
+    /// The ports the laptop has, in the order they were written.
+    #[sqlx(json)]
+    pub port_ids: Vec<i64>,
+    /// The ports of `port_ids`, with `expand=ports` only.
+    #[sqlx(skip)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ports: Option<Vec<PortRef>>,
     /// Counts writes; the ETag is derived from it.
     #[serde(skip)]
     pub version: i64,
@@ -36,13 +46,17 @@ pub struct Laptop {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, ToSchema)]
 // Unknown fields are refused; saying so makes the schema say `additionalProperties: false`.
 #[serde(deny_unknown_fields)]
-#[schema(as = LaptopWrite, example = json!({"title": "Lenovo", "model": "ThinkPad X1 Carbon Gen 12"}))]
+#[schema(as = LaptopWrite, example = json!({"title": "Lenovo", "model": "ThinkPad X1 Carbon Gen 12", "port_ids": [1, 2]}))]
 pub struct NewLaptop {
     /// The brand.
     #[schema(schema_with = title_schema)]
     pub title: String,
     #[schema(schema_with = model_schema)]
     pub model: String,
+    /// Ids of existing ports, each at most once; none if left out.
+    #[serde(default)]
+    #[schema(schema_with = port_ids_schema)]
+    pub port_ids: Vec<i64>,
 }
 
 /// A JSON Merge Patch of a laptop (PATCH): the fields to change.
@@ -55,6 +69,8 @@ pub(crate) struct LaptopPatch {
     title: Option<String>,
     #[schema(schema_with = model_schema)]
     model: Option<String>,
+    #[schema(schema_with = port_ids_schema)]
+    port_ids: Option<Vec<i64>>,
 }
 
 fn title_schema() -> utoipa::openapi::schema::Object {
@@ -65,13 +81,38 @@ fn model_schema() -> utoipa::openapi::schema::Object {
     MODEL.schema("ThinkPad X1 Carbon Gen 12")
 }
 
+fn port_ids_schema() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    ArrayBuilder::new()
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                    utoipa::openapi::KnownFormat::Int64,
+                )))
+                .minimum(Some(1)),
+        )
+        .max_items(Some(MAX_PORTS))
+        .unique_items(true)
+        .build()
+}
+
 impl NewLaptop {
     /// Validates a request body, reporting every broken rule.
     pub fn from_json(body: Value) -> Result<Self, ApiError> {
         let mut fields = Fields::new(body)?;
         let title = fields.text("title", TITLE);
         let model = fields.text("model", MODEL);
-        fields.finish(title.zip(model).map(|(title, model)| Self { title, model }))
+        let port_ids = fields.ids("port_ids", MAX_PORTS);
+        let laptop = match (title, model, port_ids) {
+            (Some(title), Some(model), Some(port_ids)) => Some(Self {
+                title,
+                model,
+                port_ids,
+            }),
+            _ => None,
+        };
+        fields.finish(laptop)
     }
 
     /// The title as the `title` filter compares it.
@@ -83,6 +124,6 @@ impl NewLaptop {
 impl Laptop {
     /// The writable part of the laptop, which a merge patch applies to.
     pub(crate) fn writable(&self) -> Value {
-        json!({ "title": self.title, "model": self.model })
+        json!({ "title": self.title, "model": self.model, "port_ids": self.port_ids })
     }
 }

@@ -12,7 +12,7 @@ use app_kernel::responses::{
     Unprocessable, UnsupportedMediaType,
 };
 use serde::Deserialize;
-use utoipa::IntoParams;
+use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::model::{Laptop, LaptopPatch, NewLaptop};
@@ -42,6 +42,9 @@ struct ListQuery {
     cursor: Option<String>,
     /// Only laptops of this brand, ignoring case.
     title: Option<String>,
+    /// Only laptops that list this port.
+    #[param(minimum = 1)]
+    port_id: Option<i64>,
 }
 
 /// List laptops, by id.
@@ -56,7 +59,14 @@ async fn list_laptops(
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = PageRequest::parse(query.limit, query.cursor.as_deref())?;
-    let found = laptops.list(query.title.as_deref(), page).await?;
+    if query.port_id.is_some_and(|id| id < 1) {
+        return Err(ApiError::BadRequest(
+            "port_id must be a positive 64-bit integer".to_owned(),
+        ));
+    }
+    let found = laptops
+        .list(query.title.as_deref(), query.port_id, page)
+        .await?;
     Ok(HttpResponse::Ok().json(found))
 }
 
@@ -84,12 +94,27 @@ async fn create_laptop(
     Ok(etag::tagged(response, laptop.version, &laptop))
 }
 
+/// What `expand` may embed.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+enum Expand {
+    Ports,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct GetQuery {
+    /// `ports` embeds `ports: [{id, name}]`, asking the ports module once.
+    /// An expanded laptop has no ETag: it holds another module's data.
+    expand: Option<Expand>,
+}
+
 /// Get a laptop.
 #[utoipa::path(
     tag = "laptops",
-    params(("id" = i64, Path, description = "The laptop's id.", minimum = 1)),
+    params(("id" = i64, Path, description = "The laptop's id.", minimum = 1), GetQuery),
     responses(
-        (status = 200, description = "The laptop.", body = Laptop, headers(("ETag" = String, description = "The laptop's entity tag."))),
+        (status = 200, description = "The laptop.", body = Laptop, headers(("ETag" = String, description = "The laptop's entity tag; not sent with `expand`."))),
         (status = 304, description = "`If-None-Match` names the current ETag."),
         BadRequest, NotFound, Unavailable,
     )
@@ -99,7 +124,11 @@ async fn get_laptop(
     req: HttpRequest,
     laptops: web::Data<Laptops>,
     id: Id,
+    query: web::Query<GetQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    if let Some(Expand::Ports) = query.expand {
+        return Ok(HttpResponse::Ok().json(laptops.get_expanded(id.0).await?));
+    }
     let laptop = laptops.get(id.0).await?;
     if etag::not_modified(&req, laptop.version) {
         return Ok(etag::unchanged(laptop.version));

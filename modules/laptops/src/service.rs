@@ -4,48 +4,107 @@ use app_kernel::db::Db;
 use app_kernel::etag::{IfMatch, Versioned};
 use app_kernel::page::{Page, PageRequest};
 use app_kernel::text::filter_key;
+use app_kernel::{ApiError, FieldError};
+use ports_api::PortsApi;
 use serde_json::Value;
 
 use crate::error::Error;
 use crate::model::{Laptop, NewLaptop};
 use crate::store::{self, Filter, LaptopStore};
 
-/// The laptops module's state: its store, and the rules every write obeys.
+/// The laptops module's state: its store, the ports module it asks about
+/// ports (in this process or not, it cannot tell), and the rules every write
+/// obeys.
 #[derive(Clone)]
 pub struct Laptops {
     store: Arc<dyn LaptopStore>,
+    ports: Arc<dyn PortsApi>,
 }
 
 impl Laptops {
-    pub fn new(db: Db) -> Self {
+    pub fn new(db: Db, ports: Arc<dyn PortsApi>) -> Self {
         Self {
             store: store::open(db),
+            ports,
         }
     }
 
-    /// A page of laptops, only those whose title equals `title` (ignoring case) if given.
+    /// A page of laptops: only those whose title equals `title` (ignoring
+    /// case), and only those that list `port_id`, when given.
     pub(crate) async fn list(
         &self,
         title: Option<&str>,
+        port_id: Option<i64>,
         page: PageRequest,
     ) -> Result<Page<Laptop>, Error> {
-        let filter = match title.map(filter_key) {
-            None => Filter::default(),
-            Some(Some(key)) => Filter {
-                title_key: Some(key),
-            },
+        let title_key = match title.map(filter_key) {
+            None => None,
+            Some(Some(key)) => Some(key),
             Some(None) => return Ok(Page::empty()),
         };
+        let filter = Filter { title_key, port_id };
         let rows = self.store.list(&filter, page).await?;
         Ok(Page::from_rows(rows, page, |row| row.id))
+    }
+
+    pub(crate) fn store(&self) -> &dyn LaptopStore {
+        self.store.as_ref()
+    }
+
+    pub(crate) fn ports(&self) -> &dyn PortsApi {
+        self.ports.as_ref()
     }
 
     pub async fn get(&self, id: i64) -> Result<Laptop, Error> {
         self.store.get(id).await?.ok_or(Error::NotFound(id))
     }
 
+    /// The laptop with `ports` filled in, by one call to the ports module.
+    /// A port deleted but not yet dropped from the laptop is left out.
+    pub(crate) async fn get_expanded(&self, id: i64) -> Result<Laptop, Error> {
+        let mut laptop = self.get(id).await?;
+        let found = if laptop.port_ids.is_empty() {
+            Vec::new()
+        } else {
+            self.ports.find(&laptop.port_ids).await?
+        };
+        let ports = laptop
+            .port_ids
+            .iter()
+            .filter_map(|id| found.iter().find(|port| port.id == *id).cloned())
+            .collect();
+        laptop.ports = Some(ports);
+        Ok(laptop)
+    }
+
     pub(crate) async fn create(&self, laptop: NewLaptop) -> Result<Laptop, Error> {
+        self.check_ports(&laptop.port_ids, &[]).await?;
         Ok(self.store.insert(&laptop).await?)
+    }
+
+    /// Every port in `port_ids` but not in `known` must exist; those in
+    /// `known` were checked when written, so a write that adds no port
+    /// needs no answer from the ports module.
+    async fn check_ports(&self, port_ids: &[i64], known: &[i64]) -> Result<(), Error> {
+        let added: Vec<i64> = port_ids
+            .iter()
+            .copied()
+            .filter(|id| !known.contains(id))
+            .collect();
+        if added.is_empty() {
+            return Ok(());
+        }
+        let found = self.ports.find(&added).await?;
+        let unknown: Vec<FieldError> = added
+            .iter()
+            .filter(|id| !found.iter().any(|port| port.id == **id))
+            .map(|id| FieldError::new("port_ids", format!("no port has id {id}")))
+            .collect();
+        if unknown.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::Validation(unknown).into())
+        }
     }
 
     /// PUT: replaces the laptop, if `If-Match` allows.
@@ -83,6 +142,8 @@ impl Laptops {
                 async || self.get(id).await,
                 async |current: Laptop| {
                     let laptop = change(&current)?;
+                    self.check_ports(&laptop.port_ids, &current.port_ids)
+                        .await?;
                     Ok(self.store.update(id, current.version, &laptop).await?)
                 },
             )

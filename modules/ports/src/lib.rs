@@ -4,6 +4,7 @@
 //! API's document, [`migrator`] owns its schema, and [`Ports`] is the state the
 //! API runs on. It must never read or write another module's tables.
 
+mod api;
 mod error;
 mod model;
 mod routes;

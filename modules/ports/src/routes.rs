@@ -5,14 +5,15 @@ use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, put, web};
 use app_kernel::ApiError;
 use app_kernel::body::JsonBody;
 use app_kernel::etag::{self, IfMatch};
-use app_kernel::id::Id;
-use app_kernel::page::{Page, PageRequest};
+use app_kernel::id::{self, Id};
+use app_kernel::page::{MAX_LIMIT, Page, PageRequest};
 use app_kernel::responses::{
     BadRequest, Conflict, NotFound, PayloadTooLarge, PreconditionFailed, Unavailable,
     Unprocessable, UnsupportedMediaType,
 };
-use serde::Deserialize;
-use utoipa::IntoParams;
+use ports_api::PortDeletion;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::model::{NewPort, Port, PortPatch};
@@ -21,8 +22,9 @@ use crate::service::Ports;
 /// Mounts the module's API. Needs `web::Data<Ports>` in the app.
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(
-        utoipa_actix_web::scope("/api/v1/ports")
+        utoipa_actix_web::scope(ports_api::PATH)
             .service(list_ports)
+            .service(list_port_deletions)
             .service(create_port)
             .service(get_port)
             .service(replace_port)
@@ -42,6 +44,12 @@ struct ListQuery {
     cursor: Option<String>,
     /// Only the port of this name, ignoring case.
     name: Option<String>,
+    /// Only ports with these ids: up to 100, comma-separated.
+    #[param(
+        pattern = "^[1-9][0-9]{0,17}(,[1-9][0-9]{0,17}){0,99}$",
+        example = "1,2,3"
+    )]
+    id: Option<String>,
 }
 
 /// List ports, by id.
@@ -56,8 +64,53 @@ async fn list_ports(
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = PageRequest::parse(query.limit, query.cursor.as_deref())?;
-    let found = ports.list(query.name.as_deref(), page).await?;
+    let ids = query
+        .id
+        .as_deref()
+        .map(|raw| id::parse_list("id", raw, ports_api::MAX_FIND))
+        .transpose()?;
+    let found = ports.list(query.name.as_deref(), ids, page).await?;
     Ok(HttpResponse::Ok().json(found))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct DeletionsQuery {
+    /// The `seq` of the last deletion already seen; 0 for all.
+    #[param(minimum = 0, default = 0)]
+    after: Option<i64>,
+    /// How many deletions to answer at most.
+    #[param(minimum = 1, maximum = 100, default = 100)]
+    limit: Option<i64>,
+}
+
+/// Deleted ports, oldest first: a feed that modules referring to ports
+/// follow to drop their references.
+#[derive(Serialize, ToSchema)]
+struct Deletions {
+    items: Vec<PortDeletion>,
+}
+
+/// List port deletions, oldest first.
+#[utoipa::path(
+    tag = "ports",
+    params(DeletionsQuery),
+    responses((status = 200, description = "Deletions after `after`.", body = Deletions), BadRequest, Unavailable)
+)]
+#[get("/deletions")]
+async fn list_port_deletions(
+    ports: web::Data<Ports>,
+    query: web::Query<DeletionsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let after = query.after.unwrap_or(0);
+    let limit = query.limit.unwrap_or(MAX_LIMIT);
+    if after < 0 || !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::BadRequest(format!(
+            "after must be 0 or more and limit from 1 to {MAX_LIMIT}"
+        )));
+    }
+    let items = ports.deletions(after, limit).await?;
+    Ok(HttpResponse::Ok().json(Deletions { items }))
 }
 
 /// Create a port.

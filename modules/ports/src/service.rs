@@ -4,6 +4,7 @@ use app_kernel::db::{Db, StoreError};
 use app_kernel::etag::{IfMatch, Versioned};
 use app_kernel::page::{Page, PageRequest};
 use app_kernel::text::filter_key;
+use ports_api::PortDeletion;
 use serde_json::Value;
 
 use crate::error::Error;
@@ -23,21 +24,34 @@ impl Ports {
         }
     }
 
-    /// A page of ports, only those whose name equals `name` (ignoring case) if given.
+    /// A page of ports: only the one whose name equals `name` (ignoring case),
+    /// and only those among `ids`, when given.
     pub(crate) async fn list(
         &self,
         name: Option<&str>,
+        ids: Option<Vec<i64>>,
         page: PageRequest,
     ) -> Result<Page<Port>, Error> {
-        let filter = match name.map(filter_key) {
-            None => Filter::default(),
-            Some(Some(key)) => Filter {
-                name_key: Some(key),
-            },
+        let name_key = match name.map(filter_key) {
+            None => None,
+            Some(Some(key)) => Some(key),
             Some(None) => return Ok(Page::empty()),
         };
-        let rows = self.store.list(&filter, page).await?;
+        let rows = self.store.list(&Filter { name_key, ids }, page).await?;
         Ok(Page::from_rows(rows, page, |row| row.id))
+    }
+
+    /// Up to `limit` deletions after `after`, oldest first.
+    pub(crate) async fn deletions(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<PortDeletion>, Error> {
+        Ok(self.store.deletions(after, limit).await?)
+    }
+
+    pub(crate) fn store(&self) -> &dyn PortStore {
+        self.store.as_ref()
     }
 
     pub async fn get(&self, id: i64) -> Result<Port, Error> {

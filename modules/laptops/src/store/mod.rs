@@ -16,6 +16,8 @@ use crate::model::{Laptop, NewLaptop};
 pub struct Filter {
     /// Only laptops whose `title_key` (their title in lower case) is this.
     pub title_key: Option<String>,
+    /// Only laptops that list this port.
+    pub port_id: Option<i64>,
 }
 
 #[async_trait::async_trait]
@@ -24,7 +26,7 @@ pub trait LaptopStore: Send + Sync {
     async fn list(&self, filter: &Filter, page: PageRequest) -> Result<Vec<Laptop>, StoreError>;
     async fn get(&self, id: i64) -> Result<Option<Laptop>, StoreError>;
     async fn insert(&self, laptop: &NewLaptop) -> Result<Laptop, StoreError>;
-    /// Writes `port` if the row is still at `version`; `None` if it is gone or has moved on.
+    /// Writes `laptop` if the row is still at `version`; `None` if it is gone or has moved on.
     async fn update(
         &self,
         id: i64,
@@ -33,6 +35,12 @@ pub trait LaptopStore: Send + Sync {
     ) -> Result<Option<Laptop>, StoreError>;
     /// Deletes the row if it is still at `version`.
     async fn delete(&self, id: i64, version: i64) -> Result<bool, StoreError>;
+    /// Drops `port_id` from every laptop that lists it (a new version of
+    /// each) and records `seq` as the last port deletion seen, at once.
+    /// Returns how many laptops changed.
+    async fn remove_port(&self, port_id: i64, seq: i64) -> Result<u64, StoreError>;
+    /// The `seq` of the last port deletion applied; 0 at first.
+    async fn port_deletions_seen(&self) -> Result<i64, StoreError>;
 }
 
 /// The store for a module's database.

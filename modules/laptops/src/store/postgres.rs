@@ -1,27 +1,42 @@
 use app_kernel::db::StoreError;
 use app_kernel::page::PageRequest;
-use sqlx::PgPool;
+use sqlx::{PgPool, Postgres, Transaction};
 
 use super::{Filter, LaptopStore};
 use crate::model::{Laptop, NewLaptop};
 
 pub(super) struct PgLaptops(pub(super) PgPool);
 
+/// Every column of a laptop, its port ids as a JSON array.
+macro_rules! select_laptop {
+    () => {
+        "select id, title, model, version, created_at, updated_at, \
+         coalesce((select json_agg(port_id order by position) from laptops.laptop_ports \
+          where laptop_id = laptops.id), '[]'::json) as port_ids from laptops.laptops"
+    };
+}
+
 #[async_trait::async_trait]
 impl LaptopStore for PgLaptops {
     #[tracing::instrument(level = "debug", skip(self), fields(module = "laptops"))]
     async fn list(&self, filter: &Filter, page: PageRequest) -> Result<Vec<Laptop>, StoreError> {
-        Ok(sqlx::query_as("select id, title, model, version, created_at, updated_at from laptops.laptops where id > $1 and ($2::text is null or title_key = $2) order by id limit $3")
+        Ok(sqlx::query_as(concat!(
+            select_laptop!(),
+            " where id > $1 and ($2::text is null or title_key = $2) \
+             and ($4::bigint is null or id in (select laptop_id from laptops.laptop_ports where port_id = $4)) \
+             order by id limit $3"
+        ))
         .bind(page.after)
         .bind(&filter.title_key)
         .bind(page.fetch())
+        .bind(filter.port_id)
         .fetch_all(&self.0)
         .await?)
     }
 
     #[tracing::instrument(level = "debug", skip(self), fields(module = "laptops"))]
     async fn get(&self, id: i64) -> Result<Option<Laptop>, StoreError> {
-        Ok(sqlx::query_as("select id, title, model, version, created_at, updated_at from laptops.laptops where id = $1")
+        Ok(sqlx::query_as(concat!(select_laptop!(), " where id = $1"))
             .bind(id)
             .fetch_optional(&self.0)
             .await?)
@@ -29,12 +44,18 @@ impl LaptopStore for PgLaptops {
 
     #[tracing::instrument(level = "debug", skip(self), fields(module = "laptops"))]
     async fn insert(&self, laptop: &NewLaptop) -> Result<Laptop, StoreError> {
-        Ok(sqlx::query_as("insert into laptops.laptops (title, title_key, model) values ($1, $2, $3) returning id, title, model, version, created_at, updated_at")
+        let mut tx = self.0.begin().await?;
+        let (id,): (i64,) = sqlx::query_as(
+            "insert into laptops.laptops (title, title_key, model) values ($1, $2, $3) returning id",
+        )
         .bind(&laptop.title)
         .bind(laptop.title_key())
         .bind(&laptop.model)
-        .fetch_one(&self.0)
-        .await?)
+        .fetch_one(&mut *tx)
+        .await?;
+        let written = write_ports(&mut tx, id, &laptop.port_ids).await?;
+        tx.commit().await?;
+        Ok(written)
     }
 
     #[tracing::instrument(level = "debug", skip(self), fields(module = "laptops"))]
@@ -44,14 +65,25 @@ impl LaptopStore for PgLaptops {
         version: i64,
         laptop: &NewLaptop,
     ) -> Result<Option<Laptop>, StoreError> {
-        Ok(sqlx::query_as("update laptops.laptops set title = $3, title_key = $4, model = $5, version = version + 1, updated_at = now() where id = $1 and version = $2 returning id, title, model, version, created_at, updated_at")
+        let mut tx = self.0.begin().await?;
+        let updated = sqlx::query("update laptops.laptops set title = $3, title_key = $4, model = $5, version = version + 1, updated_at = now() where id = $1 and version = $2")
         .bind(id)
         .bind(version)
         .bind(&laptop.title)
         .bind(laptop.title_key())
         .bind(&laptop.model)
-        .fetch_optional(&self.0)
-        .await?)
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() == 0 {
+            return Ok(None);
+        }
+        sqlx::query("delete from laptops.laptop_ports where laptop_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let written = write_ports(&mut tx, id, &laptop.port_ids).await?;
+        tx.commit().await?;
+        Ok(Some(written))
     }
 
     #[tracing::instrument(level = "debug", skip(self), fields(module = "laptops"))]
@@ -63,4 +95,50 @@ impl LaptopStore for PgLaptops {
             .await?;
         Ok(done.rows_affected() == 1)
     }
+
+    #[tracing::instrument(level = "debug", skip(self), fields(module = "laptops"))]
+    async fn remove_port(&self, port_id: i64, seq: i64) -> Result<u64, StoreError> {
+        let mut tx = self.0.begin().await?;
+        let changed = sqlx::query("update laptops.laptops set version = version + 1, updated_at = now() where id in (select laptop_id from laptops.laptop_ports where port_id = $1)")
+            .bind(port_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("delete from laptops.laptop_ports where port_id = $1")
+            .bind(port_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("update laptops.port_deletions_seen set seq = greatest(seq, $1)")
+            .bind(seq)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(changed.rows_affected())
+    }
+
+    #[tracing::instrument(level = "debug", skip(self), fields(module = "laptops"))]
+    async fn port_deletions_seen(&self) -> Result<i64, StoreError> {
+        let (seq,): (i64,) = sqlx::query_as("select seq from laptops.port_deletions_seen")
+            .fetch_one(&self.0)
+            .await?;
+        Ok(seq)
+    }
+}
+
+/// Lists `port_ids` for the laptop, in order, and reads the laptop back.
+async fn write_ports(
+    tx: &mut Transaction<'static, Postgres>,
+    id: i64,
+    port_ids: &[i64],
+) -> Result<Laptop, StoreError> {
+    if !port_ids.is_empty() {
+        sqlx::query("insert into laptops.laptop_ports (laptop_id, port_id, position) select $1, port_id, position from unnest($2::bigint[]) with ordinality as t(port_id, position)")
+            .bind(id)
+            .bind(port_ids)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(sqlx::query_as(concat!(select_laptop!(), " where id = $1"))
+        .bind(id)
+        .fetch_one(&mut **tx)
+        .await?)
 }

@@ -1,42 +1,61 @@
 use app_kernel::db::StoreError;
 use app_kernel::page::PageRequest;
-use sqlx::SqlitePool;
+use sqlx::{Sqlite, SqlitePool, Transaction};
 
 use super::{Filter, LaptopStore};
 use crate::model::{Laptop, NewLaptop};
 
 pub(super) struct SqliteLaptops(pub(super) SqlitePool);
 
+/// Every column of a laptop, its port ids as a JSON array.
+macro_rules! select_laptop {
+    () => {
+        "select id, title, model, version, created_at, updated_at, \
+         (select json_group_array(port_id order by position) from laptop_ports \
+          where laptop_id = laptops.id) as port_ids from laptops"
+    };
+}
+
 #[async_trait::async_trait]
 impl LaptopStore for SqliteLaptops {
     #[tracing::instrument(level = "debug", skip(self), fields(module = "laptops"))]
     async fn list(&self, filter: &Filter, page: PageRequest) -> Result<Vec<Laptop>, StoreError> {
-        Ok(sqlx::query_as("select id, title, model, version, created_at, updated_at from laptops where id > ?1 and (?2 is null or title_key = ?2) order by id limit ?3")
+        Ok(sqlx::query_as(concat!(
+            select_laptop!(),
+            " where id > ?1 and (?2 is null or title_key = ?2) \
+             and (?4 is null or id in (select laptop_id from laptop_ports where port_id = ?4)) \
+             order by id limit ?3"
+        ))
         .bind(page.after)
         .bind(&filter.title_key)
         .bind(page.fetch())
+        .bind(filter.port_id)
         .fetch_all(&self.0)
         .await?)
     }
 
     #[tracing::instrument(level = "debug", skip(self), fields(module = "laptops"))]
     async fn get(&self, id: i64) -> Result<Option<Laptop>, StoreError> {
-        Ok(sqlx::query_as(
-            "select id, title, model, version, created_at, updated_at from laptops where id = ?1",
-        )
-        .bind(id)
-        .fetch_optional(&self.0)
-        .await?)
+        Ok(sqlx::query_as(concat!(select_laptop!(), " where id = ?1"))
+            .bind(id)
+            .fetch_optional(&self.0)
+            .await?)
     }
 
     #[tracing::instrument(level = "debug", skip(self), fields(module = "laptops"))]
     async fn insert(&self, laptop: &NewLaptop) -> Result<Laptop, StoreError> {
-        Ok(sqlx::query_as("insert into laptops (title, title_key, model) values (?1, ?2, ?3) returning id, title, model, version, created_at, updated_at")
+        let mut tx = self.0.begin().await?;
+        let (id,): (i64,) = sqlx::query_as(
+            "insert into laptops (title, title_key, model) values (?1, ?2, ?3) returning id",
+        )
         .bind(&laptop.title)
         .bind(laptop.title_key())
         .bind(&laptop.model)
-        .fetch_one(&self.0)
-        .await?)
+        .fetch_one(&mut *tx)
+        .await?;
+        let written = write_ports(&mut tx, id, &laptop.port_ids).await?;
+        tx.commit().await?;
+        Ok(written)
     }
 
     #[tracing::instrument(level = "debug", skip(self), fields(module = "laptops"))]
@@ -46,14 +65,25 @@ impl LaptopStore for SqliteLaptops {
         version: i64,
         laptop: &NewLaptop,
     ) -> Result<Option<Laptop>, StoreError> {
-        Ok(sqlx::query_as("update laptops set title = ?3, title_key = ?4, model = ?5, version = version + 1, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') where id = ?1 and version = ?2 returning id, title, model, version, created_at, updated_at")
+        let mut tx = self.0.begin().await?;
+        let updated = sqlx::query("update laptops set title = ?3, title_key = ?4, model = ?5, version = version + 1, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') where id = ?1 and version = ?2")
         .bind(id)
         .bind(version)
         .bind(&laptop.title)
         .bind(laptop.title_key())
         .bind(&laptop.model)
-        .fetch_optional(&self.0)
-        .await?)
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() == 0 {
+            return Ok(None);
+        }
+        sqlx::query("delete from laptop_ports where laptop_id = ?1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let written = write_ports(&mut tx, id, &laptop.port_ids).await?;
+        tx.commit().await?;
+        Ok(Some(written))
     }
 
     #[tracing::instrument(level = "debug", skip(self), fields(module = "laptops"))]
@@ -65,4 +95,50 @@ impl LaptopStore for SqliteLaptops {
             .await?;
         Ok(done.rows_affected() == 1)
     }
+
+    #[tracing::instrument(level = "debug", skip(self), fields(module = "laptops"))]
+    async fn remove_port(&self, port_id: i64, seq: i64) -> Result<u64, StoreError> {
+        let mut tx = self.0.begin().await?;
+        let changed = sqlx::query("update laptops set version = version + 1, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') where id in (select laptop_id from laptop_ports where port_id = ?1)")
+            .bind(port_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("delete from laptop_ports where port_id = ?1")
+            .bind(port_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("update port_deletions_seen set seq = max(seq, ?1)")
+            .bind(seq)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(changed.rows_affected())
+    }
+
+    #[tracing::instrument(level = "debug", skip(self), fields(module = "laptops"))]
+    async fn port_deletions_seen(&self) -> Result<i64, StoreError> {
+        let (seq,): (i64,) = sqlx::query_as("select seq from port_deletions_seen")
+            .fetch_one(&self.0)
+            .await?;
+        Ok(seq)
+    }
+}
+
+/// Lists `port_ids` for the laptop, in order, and reads the laptop back.
+async fn write_ports(
+    tx: &mut Transaction<'static, Sqlite>,
+    id: i64,
+    port_ids: &[i64],
+) -> Result<Laptop, StoreError> {
+    if !port_ids.is_empty() {
+        sqlx::query("insert into laptop_ports (laptop_id, port_id, position) select ?1, value, key from json_each(?2)")
+            .bind(id)
+            .bind(serde_json::Value::from(port_ids).to_string())
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(sqlx::query_as(concat!(select_laptop!(), " where id = ?1"))
+        .bind(id)
+        .fetch_one(&mut **tx)
+        .await?)
 }

@@ -9,6 +9,8 @@ use std::sync::Arc;
 use app_kernel::db::{Db, StoreError};
 use app_kernel::page::PageRequest;
 
+use ports_api::PortDeletion;
+
 use crate::model::{NewPort, Port};
 
 /// Filters of the list operation.
@@ -16,6 +18,8 @@ use crate::model::{NewPort, Port};
 pub struct Filter {
     /// Only the port whose `name_key` (its name in lower case) is this.
     pub name_key: Option<String>,
+    /// Only ports with these ids.
+    pub ids: Option<Vec<i64>>,
 }
 
 #[async_trait::async_trait]
@@ -31,8 +35,10 @@ pub trait PortStore: Send + Sync {
         version: i64,
         port: &NewPort,
     ) -> Result<Option<Port>, StoreError>;
-    /// Deletes the row if it is still at `version`.
+    /// Deletes the row if it is still at `version`, and records the deletion.
     async fn delete(&self, id: i64, version: i64) -> Result<bool, StoreError>;
+    /// Up to `limit` recorded deletions with `seq` above `after`, oldest first.
+    async fn deletions(&self, after: i64, limit: i64) -> Result<Vec<PortDeletion>, StoreError>;
 }
 
 /// The store for a module's database.

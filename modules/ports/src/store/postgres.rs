@@ -2,6 +2,8 @@ use app_kernel::db::StoreError;
 use app_kernel::page::PageRequest;
 use sqlx::PgPool;
 
+use ports_api::PortDeletion;
+
 use super::{Filter, PortStore};
 use crate::model::{NewPort, Port};
 
@@ -11,10 +13,11 @@ pub(super) struct PgPorts(pub(super) PgPool);
 impl PortStore for PgPorts {
     #[tracing::instrument(level = "debug", skip(self), fields(module = "ports"))]
     async fn list(&self, filter: &Filter, page: PageRequest) -> Result<Vec<Port>, StoreError> {
-        Ok(sqlx::query_as("select id, name, version, created_at, updated_at from ports.ports where id > $1 and ($2::text is null or name_key = $2) order by id limit $3")
+        Ok(sqlx::query_as("select id, name, version, created_at, updated_at from ports.ports where id > $1 and ($2::text is null or name_key = $2) and ($4::bigint[] is null or id = any($4)) order by id limit $3")
         .bind(page.after)
         .bind(&filter.name_key)
         .bind(page.fetch())
+        .bind(&filter.ids)
         .fetch_all(&self.0)
         .await?)
     }
@@ -62,5 +65,20 @@ impl PortStore for PgPorts {
             .execute(&self.0)
             .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    #[tracing::instrument(level = "debug", skip(self), fields(module = "ports"))]
+    async fn deletions(&self, after: i64, limit: i64) -> Result<Vec<PortDeletion>, StoreError> {
+        let rows: Vec<(i64, i64)> = sqlx::query_as(
+            "select seq, port_id from ports.port_deletions where seq > $1 order by seq limit $2",
+        )
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.0)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(seq, port_id)| PortDeletion { seq, port_id })
+            .collect())
     }
 }

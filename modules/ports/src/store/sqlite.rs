@@ -2,6 +2,8 @@ use app_kernel::db::StoreError;
 use app_kernel::page::PageRequest;
 use sqlx::SqlitePool;
 
+use ports_api::PortDeletion;
+
 use super::{Filter, PortStore};
 use crate::model::{NewPort, Port};
 
@@ -11,10 +13,11 @@ pub(super) struct SqlitePorts(pub(super) SqlitePool);
 impl PortStore for SqlitePorts {
     #[tracing::instrument(level = "debug", skip(self), fields(module = "ports"))]
     async fn list(&self, filter: &Filter, page: PageRequest) -> Result<Vec<Port>, StoreError> {
-        Ok(sqlx::query_as("select id, name, version, created_at, updated_at from ports where id > ?1 and (?2 is null or name_key = ?2) order by id limit ?3")
+        Ok(sqlx::query_as("select id, name, version, created_at, updated_at from ports where id > ?1 and (?2 is null or name_key = ?2) and (?4 is null or id in (select value from json_each(?4))) order by id limit ?3")
         .bind(page.after)
         .bind(&filter.name_key)
         .bind(page.fetch())
+        .bind(filter.ids.as_ref().map(|ids| serde_json::Value::from(ids.clone()).to_string()))
         .fetch_all(&self.0)
         .await?)
     }
@@ -62,5 +65,20 @@ impl PortStore for SqlitePorts {
             .execute(&self.0)
             .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    #[tracing::instrument(level = "debug", skip(self), fields(module = "ports"))]
+    async fn deletions(&self, after: i64, limit: i64) -> Result<Vec<PortDeletion>, StoreError> {
+        let rows: Vec<(i64, i64)> = sqlx::query_as(
+            "select seq, port_id from port_deletions where seq > ?1 order by seq limit ?2",
+        )
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.0)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(seq, port_id)| PortDeletion { seq, port_id })
+            .collect())
     }
 }

@@ -1,0 +1,85 @@
+//! The ports module's public API: what another module may ask of it, and
+//! nothing more. The ports module implements [`PortsApi`] in process;
+//! [`HttpPorts`] implements it over HTTP for a ports module that runs
+//! elsewhere; [`Unconfigured`] answers for one that runs nowhere known.
+//! Callers hold a `dyn PortsApi` and cannot tell which they have.
+//!
+//! This crate holds no domain rules and depends on no module.
+
+use std::sync::Arc;
+
+use app_kernel::peer::{Peer, PeerError};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// The module's name, as in `--peer ports=URL`.
+pub const NAME: &str = "ports";
+/// Where the module's HTTP API is mounted.
+pub const PATH: &str = "/api/v1/ports";
+/// The most ids one [`PortsApi::find`] may ask for.
+pub const MAX_FIND: usize = 100;
+
+/// A port as other modules see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"id": 1, "name": "USB-C"}))]
+pub struct PortRef {
+    pub id: i64,
+    pub name: String,
+}
+
+/// A port's deletion, in the order deletions happened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"seq": 7, "port_id": 3}))]
+pub struct PortDeletion {
+    /// Increases with every deletion; ask for those after the last one you saw.
+    pub seq: i64,
+    pub port_id: i64,
+}
+
+#[async_trait::async_trait]
+pub trait PortsApi: Send + Sync {
+    /// The ports among `ids` (at most [`MAX_FIND`]) that exist, in no order.
+    async fn find(&self, ids: &[i64]) -> Result<Vec<PortRef>, PeerError>;
+
+    /// Up to `limit` (1-100) deletions with `seq` above `after`, oldest first.
+    async fn deletions(&self, after: i64, limit: i64) -> Result<Vec<PortDeletion>, PeerError>;
+}
+
+/// The ports module of another process.
+pub struct HttpPorts(pub Arc<Peer>);
+
+#[derive(Deserialize)]
+struct Items<T> {
+    items: Vec<T>,
+}
+
+#[async_trait::async_trait]
+impl PortsApi for HttpPorts {
+    async fn find(&self, ids: &[i64]) -> Result<Vec<PortRef>, PeerError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<String> = ids.iter().map(i64::to_string).collect();
+        let path = format!("{PATH}?limit={MAX_FIND}&id={}", ids.join(","));
+        Ok(self.0.get::<Items<PortRef>>(&path).await?.items)
+    }
+
+    async fn deletions(&self, after: i64, limit: i64) -> Result<Vec<PortDeletion>, PeerError> {
+        let path = format!("{PATH}/deletions?after={after}&limit={limit}");
+        Ok(self.0.get::<Items<PortDeletion>>(&path).await?.items)
+    }
+}
+
+/// The ports module when this process neither runs it nor knows where it runs.
+pub struct Unconfigured;
+
+#[async_trait::async_trait]
+impl PortsApi for Unconfigured {
+    async fn find(&self, _: &[i64]) -> Result<Vec<PortRef>, PeerError> {
+        Err(PeerError::NotConfigured(NAME))
+    }
+
+    async fn deletions(&self, _: i64, _: i64) -> Result<Vec<PortDeletion>, PeerError> {
+        Err(PeerError::NotConfigured(NAME))
+    }
+}

@@ -1,0 +1,132 @@
+//! A circuit breaker: after `threshold` failures in a row it opens and fails
+//! calls at once for `cool_down`; then it lets one probe through (half-open)
+//! and closes on its success or opens again on its failure.
+//!
+//! Written here rather than taken from a crate: tower-resilience wants the
+//! HTTP client wrapped as a tower stack, and `failsafe` is unmaintained; this
+//! is one small state machine that also reports its state for `/health/ready`.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+#[derive(Debug)]
+pub struct Breaker {
+    threshold: u32,
+    cool_down: Duration,
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum State {
+    Closed {
+        failures: u32,
+    },
+    Open {
+        until: Instant,
+    },
+    /// One probe is out; another may go if it has not answered by `stale`.
+    HalfOpen {
+        stale: Instant,
+    },
+}
+
+impl Breaker {
+    pub fn new(threshold: u32, cool_down: Duration) -> Self {
+        Self {
+            threshold,
+            cool_down,
+            state: Mutex::new(State::Closed { failures: 0 }),
+        }
+    }
+
+    /// Whether a call may go now. When it goes, report how it went.
+    pub fn allow(&self) -> bool {
+        let mut state = self.state.lock().expect("breaker lock");
+        let now = Instant::now();
+        match *state {
+            State::Closed { .. } => true,
+            State::Open { until } | State::HalfOpen { stale: until } if now >= until => {
+                *state = State::HalfOpen {
+                    stale: now + self.cool_down,
+                };
+                true
+            }
+            State::Open { .. } | State::HalfOpen { .. } => false,
+        }
+    }
+
+    pub fn succeeded(&self) {
+        *self.state.lock().expect("breaker lock") = State::Closed { failures: 0 };
+    }
+
+    pub fn failed(&self) {
+        let mut state = self.state.lock().expect("breaker lock");
+        let failures = match *state {
+            State::Closed { failures } => failures + 1,
+            State::HalfOpen { .. } => self.threshold,
+            State::Open { .. } => return,
+        };
+        *state = if failures >= self.threshold {
+            State::Open {
+                until: Instant::now() + self.cool_down,
+            }
+        } else {
+            State::Closed { failures }
+        };
+    }
+
+    /// `closed`, `open` or `half-open`.
+    pub fn state(&self) -> &'static str {
+        match *self.state.lock().expect("breaker lock") {
+            State::Closed { .. } => "closed",
+            State::Open { .. } => "open",
+            State::HalfOpen { .. } => "half-open",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opens_after_the_threshold_and_closes_after_a_good_probe() {
+        let breaker = Breaker::new(3, Duration::from_millis(50));
+        for _ in 0..2 {
+            assert!(breaker.allow());
+            breaker.failed();
+        }
+        assert_eq!(breaker.state(), "closed");
+        breaker.failed();
+        assert_eq!(breaker.state(), "open");
+        assert!(!breaker.allow());
+
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(breaker.allow(), "one probe after the cool-down");
+        assert_eq!(breaker.state(), "half-open");
+        assert!(!breaker.allow(), "only one probe at a time");
+        breaker.succeeded();
+        assert_eq!(breaker.state(), "closed");
+        assert!(breaker.allow());
+    }
+
+    #[test]
+    fn a_failed_probe_opens_it_again() {
+        let breaker = Breaker::new(1, Duration::from_millis(20));
+        breaker.failed();
+        std::thread::sleep(Duration::from_millis(30));
+        assert!(breaker.allow());
+        breaker.failed();
+        assert_eq!(breaker.state(), "open");
+        assert!(!breaker.allow());
+    }
+
+    #[test]
+    fn a_success_resets_the_count() {
+        let breaker = Breaker::new(2, Duration::from_secs(60));
+        breaker.failed();
+        breaker.succeeded();
+        breaker.failed();
+        assert_eq!(breaker.state(), "closed");
+    }
+}

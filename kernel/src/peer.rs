@@ -1,0 +1,199 @@
+//! Calls to another module's HTTP API, for modules that run in other
+//! processes: pooled connections, one deadline per call, retries with
+//! jittered backoff (reads only: this client has no other verb), and a
+//! circuit breaker that turns a dead peer into an immediate 503.
+//!
+//! Every call carries the `X-Request-Id` and `traceparent` of the request it
+//! serves (see [`crate::trace`]).
+
+use std::time::{Duration, Instant};
+
+use backon::{ExponentialBuilder, Retryable as _};
+use serde::de::DeserializeOwned;
+
+use crate::ApiError;
+use crate::breaker::Breaker;
+use crate::trace::Context;
+
+/// Failures in a row that open the breaker.
+const BREAKER_THRESHOLD: u32 = 5;
+/// How long an open breaker fails calls before it lets a probe through.
+const BREAKER_COOL_DOWN: Duration = Duration::from_secs(2);
+
+/// Why a call to another module gave no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum PeerError {
+    #[error(
+        "the {0} module is not served here and no peer is configured: give --peer {0}=URL (APP_PEER_{upper})",
+        upper = .0.to_uppercase()
+    )]
+    NotConfigured(&'static str),
+    #[error("the {peer} module is unavailable: {reason}")]
+    Unavailable { peer: &'static str, reason: String },
+    /// The peer answered, but not as its API says it would.
+    #[error("the {peer} module gave an unexpected answer: {reason}")]
+    Unexpected { peer: &'static str, reason: String },
+}
+
+impl From<PeerError> for ApiError {
+    fn from(error: PeerError) -> Self {
+        match error {
+            PeerError::Unexpected { .. } => ApiError::internal(error),
+            _ => ApiError::Unavailable(error.to_string()),
+        }
+    }
+}
+
+/// Another module, reached over HTTP.
+#[derive(Debug)]
+pub struct Peer {
+    name: &'static str,
+    base: String,
+    client: reqwest::Client,
+    timeout: Duration,
+    breaker: Breaker,
+}
+
+enum Failure {
+    /// Worth another try: no connection, no answer, or a 5xx.
+    Transient(String),
+    Unexpected(String),
+    Open,
+}
+
+impl Peer {
+    /// `base` is the peer's origin, `http://host:port`; `timeout` bounds each
+    /// call, retries included.
+    pub fn new(name: &'static str, base: &str, timeout: Duration) -> Result<Self, reqwest::Error> {
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .connect_timeout(timeout)
+            .timeout(timeout)
+            .pool_max_idle_per_host(64)
+            .build()?;
+        Ok(Self {
+            name,
+            base: base.trim_end_matches('/').to_owned(),
+            client,
+            timeout,
+            breaker: Breaker::new(BREAKER_THRESHOLD, BREAKER_COOL_DOWN),
+        })
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    pub fn url(&self) -> &str {
+        &self.base
+    }
+
+    /// `closed`, `open` or `half-open`.
+    pub fn circuit(&self) -> &'static str {
+        self.breaker.state()
+    }
+
+    /// GETs `path` (with its query) and decodes the JSON answer.
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, PeerError> {
+        let url = format!("{}{path}", self.base);
+        let context = Context::current()
+            .unwrap_or_else(|| Context::new(uuid::Uuid::new_v4().to_string(), None));
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(20))
+            .with_max_delay(Duration::from_millis(200))
+            .with_max_times(2)
+            .with_jitter();
+        let started = Instant::now();
+        let call = (|| self.attempt::<T>(&url, &context))
+            .retry(backoff)
+            .when(|failure| matches!(failure, Failure::Transient(_)));
+        let outcome = match tokio::time::timeout(self.timeout, call).await {
+            Ok(outcome) => outcome,
+            Err(_) => {
+                self.breaker.failed();
+                Err(Failure::Transient(format!(
+                    "no answer within {:?}",
+                    self.timeout
+                )))
+            }
+        };
+        tracing::debug!(peer = self.name, %url, ok = outcome.is_ok(), micros = started.elapsed().as_micros() as u64, "peer call");
+        outcome.map_err(|failure| self.error(failure))
+    }
+
+    async fn attempt<T: DeserializeOwned>(
+        &self,
+        url: &str,
+        context: &Context,
+    ) -> Result<T, Failure> {
+        if !self.breaker.allow() {
+            return Err(Failure::Open);
+        }
+        let sent = self
+            .client
+            .get(url)
+            .header("x-request-id", &context.request_id)
+            .header("traceparent", context.traceparent())
+            .send()
+            .await;
+        let response = match sent {
+            Ok(response) if response.status().is_server_error() => Err(Failure::Transient(
+                format!("it answered {}", response.status()),
+            )),
+            Ok(response) if !response.status().is_success() => Err(Failure::Unexpected(format!(
+                "{} from GET {url}",
+                response.status()
+            ))),
+            Ok(response) => Ok(response),
+            Err(error) => {
+                tracing::warn!(peer = self.name, error = %crate::problem::Chain(&error), "peer call failed");
+                Err(Failure::Transient(if error.is_timeout() {
+                    format!("no answer within {:?}", self.timeout)
+                } else {
+                    "it cannot be reached".to_owned()
+                }))
+            }
+        };
+        let decoded = match response {
+            Ok(response) => response.json::<T>().await.map_err(|error| {
+                Failure::Unexpected(format!("GET {url}: {}", crate::problem::Chain(&error)))
+            }),
+            Err(failure) => Err(failure),
+        };
+        match &decoded {
+            Err(Failure::Transient(_)) => self.breaker.failed(),
+            Err(Failure::Open) => {}
+            _ => self.breaker.succeeded(),
+        }
+        decoded
+    }
+
+    fn error(&self, failure: Failure) -> PeerError {
+        let peer = self.name;
+        match failure {
+            Failure::Open => PeerError::Unavailable {
+                peer,
+                reason: "calls are paused after repeated failures (circuit open)".to_owned(),
+            },
+            Failure::Transient(reason) => PeerError::Unavailable { peer, reason },
+            Failure::Unexpected(reason) => PeerError::Unexpected { peer, reason },
+        }
+    }
+
+    /// Whether the peer's `/health/live` answers within a second; leaves the
+    /// breaker alone.
+    pub async fn probe(&self) -> Result<(), String> {
+        let live = self
+            .client
+            .get(format!("{}/health/live", self.base))
+            .timeout(Duration::from_secs(1))
+            .send()
+            .await;
+        match live {
+            Ok(response) if response.status().is_success() => Ok(()),
+            Ok(response) => Err(format!("/health/live answered {}", response.status())),
+            Err(error) if error.is_timeout() => Err("no answer within 1s".to_owned()),
+            Err(_) => Err("cannot be reached".to_owned()),
+        }
+    }
+}

@@ -1,0 +1,63 @@
+//! Deleting a port removes it from every laptop that lists it: this module
+//! follows the ports module's feed of deletions and applies each one.
+//!
+//! The feed is read the same way whether ports runs in this process or
+//! another; what was applied is recorded with the change itself, so a
+//! restart, a replica or a dead peer loses nothing and applies nothing twice
+//! to any effect.
+
+use std::time::Duration;
+
+use crate::error::Error;
+use crate::service::Laptops;
+
+/// How many deletions one read of the feed asks for.
+const BATCH: i64 = 100;
+
+impl Laptops {
+    /// Applies the deletions not yet applied; returns how many there were.
+    pub async fn apply_port_deletions(&self) -> Result<usize, Error> {
+        let mut applied = 0;
+        loop {
+            let seen = self.store().port_deletions_seen().await?;
+            let deletions = self.ports().deletions(seen, BATCH).await?;
+            for deletion in &deletions {
+                let changed = self
+                    .store()
+                    .remove_port(deletion.port_id, deletion.seq)
+                    .await?;
+                tracing::info!(
+                    module = crate::NAME,
+                    port_id = deletion.port_id,
+                    laptops = changed,
+                    "deleted port removed from laptops"
+                );
+            }
+            applied += deletions.len();
+            if (deletions.len() as i64) < BATCH {
+                return Ok(applied);
+            }
+        }
+    }
+
+    /// Applies port deletions every `interval`, for as long as the task runs.
+    /// Failures (ports or the database down) are logged once and retried.
+    pub async fn follow_port_deletions(self, interval: Duration) {
+        let mut failing = false;
+        loop {
+            match self.apply_port_deletions().await {
+                Ok(_) if failing => {
+                    failing = false;
+                    tracing::info!(module = crate::NAME, "following port deletions again");
+                }
+                Ok(_) => {}
+                Err(error) if !failing => {
+                    failing = true;
+                    tracing::warn!(module = crate::NAME, %error, "cannot follow port deletions; will retry");
+                }
+                Err(_) => {}
+            }
+            tokio::time::sleep(interval).await;
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! The real binary as a child process: started on a free port, waited for
+//! until ready, killed when dropped (and when the test binary dies).
+
+use std::os::unix::process::CommandExt as _;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Process {
+    pub child: Child,
+    pub address: String,
+    pub port: u16,
+}
+
+/// A port nobody listens on now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Process {
+    /// Runs `serve --all` with extra `args`, `RUST_LOG` and stderr, and waits until it is ready.
+    pub async fn start_with(
+        database_url: &str,
+        args: &[&str],
+        log: &str,
+        stderr: Stdio,
+    ) -> Process {
+        let mut all = vec!["--all", "--database-url", database_url];
+        all.extend_from_slice(args);
+        Process::serve(free_port(), &all, log, stderr).await
+    }
+
+    /// Runs `serve --bind 127.0.0.1:port args...` and waits until it is ready.
+    pub async fn serve(port: u16, args: &[&str], log: &str, stderr: Stdio) -> Process {
+        let process = Process::spawn(port, args, log, stderr);
+        process.ready().await;
+        process
+    }
+
+    /// Runs `serve --bind 127.0.0.1:port args...` without waiting.
+    pub fn spawn(port: u16, args: &[&str], log: &str, stderr: Stdio) -> Process {
+        let bind = format!("127.0.0.1:{port}");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_app"));
+        command
+            .args(["serve", "--bind", &bind])
+            .args(args)
+            .env("RUST_LOG", log)
+            .stdout(Stdio::null())
+            .stderr(stderr);
+        // SAFETY: prctl is async-signal-safe; it only asks for a signal when
+        // the test binary dies, so no server outlives a crashed test run.
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        Process {
+            child: command.spawn().expect("the binary starts"),
+            address: format!("http://{bind}"),
+            port,
+        }
+    }
+
+    /// Waits until `/health/ready` answers 200.
+    pub async fn ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(response) = reqwest::get(format!("{}/health/ready", self.address)).await
+                && response.status() == 200
+            {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{} became ready", self.address);
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    pub fn terminate(&self) {
+        self.signal(libc::SIGTERM);
+    }
+
+    pub fn signal(&self, signal: i32) {
+        unsafe { libc::kill(self.child.id() as i32, signal) };
+    }
+
+    /// SIGKILL, and waits until the process is gone.
+    pub fn kill(mut self) {
+        self.signal(libc::SIGKILL);
+        let _ = self.child.wait();
+    }
+
+    pub fn wait(mut self) -> std::process::ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the binary stopped after the signal"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,420 @@
+//! The modules split across processes: what crosses the boundary, and what
+//! happens when a peer or a replica fails. Processes are the real binary;
+//! the gateway is real nginx with `deploy/nginx/app.conf`.
+
+use std::io::Read as _;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use app::modules::Module;
+use app_kernel::db::Backend;
+use serde_json::{Value, json};
+
+use crate::gateway::{Nginx, Split};
+use crate::helpers::{assert_problem, spawn_app};
+use crate::process::Process;
+
+/// Creates a port and a laptop listing it through `base`; returns the
+/// port's id and the laptop's path.
+async fn port_and_laptop(client: &reqwest::Client, base: &str) -> (i64, String) {
+    let port: Value = client
+        .post(format!("{base}/api/v1/ports"))
+        .json(&json!({"name": "USB-C"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let port_id = port["id"].as_i64().expect("a port");
+    let laptop = client
+        .post(format!("{base}/api/v1/laptops"))
+        .json(&json!({"title": "Dell", "model": "XPS", "port_ids": [port_id]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(laptop.status(), 201);
+    let path = laptop.headers()["location"].to_str().unwrap().to_owned();
+    (port_id, path)
+}
+
+/// Waits until `GET url` answers `status`.
+async fn until_status(client: &reqwest::Client, url: &str, status: u16, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Ok(response) = client.get(url).send().await
+            && response.status() == status
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "GET {url} answers {status} within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn laptops_alone_without_a_peer_serves_all_it_can_and_names_the_missing_peer() {
+    let app = spawn_app(Backend::Sqlite, &[Module::Laptops]).await;
+
+    let laptop = app
+        .create("/api/v1/laptops", &json!({"title": "Dell", "model": "XPS"}))
+        .await;
+    let path = format!("/api/v1/laptops/{}", laptop["id"]);
+    assert_eq!(app.get_json(&path).await, laptop);
+    let patched = app
+        .send_json(reqwest::Method::PATCH, &path, &json!({"model": "XPS 13"}))
+        .await;
+    assert_eq!(patched.status(), 200);
+
+    let with_ports = json!({"title": "Dell", "model": "XPS", "port_ids": [1]});
+    let refused = app.post("/api/v1/laptops", &with_ports).await;
+    assert!(refused.headers().contains_key("retry-after"));
+    let problem = assert_problem(refused, 503).await;
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("ports") && detail.contains("--peer ports="),
+        "{detail}"
+    );
+    let expand = app.get_json(&format!("{path}?expand=ports")).await;
+    assert_eq!(
+        expand["ports"],
+        json!([]),
+        "a laptop without ports needs no peer"
+    );
+
+    let ready = app.get("/health/ready").await;
+    assert_eq!(
+        ready.status(),
+        200,
+        "readiness is about this process's own database"
+    );
+    let ready: Value = ready.json().await.unwrap();
+    assert_eq!(ready["peers"][0]["name"], "ports");
+    assert_eq!(ready["peers"][0]["via"], "none");
+    assert_eq!(ready["peers"][0]["status"], "down");
+}
+
+#[tokio::test]
+async fn the_request_id_and_trace_travel_through_the_gateway_to_ports() {
+    let (url, _dir) = crate::helpers::fresh_storage(Backend::Sqlite).await;
+    let mut ports = Process::serve(
+        crate::process::free_port(),
+        &[
+            "--module",
+            "ports",
+            "--database-url",
+            &url,
+            "--log-format",
+            "json",
+        ],
+        "info,access=debug",
+        Stdio::piped(),
+    )
+    .await;
+    let peer = format!("ports={}", ports.address);
+    let laptops = Process::serve(
+        crate::process::free_port(),
+        &[
+            "--module",
+            "laptops",
+            "--database-url",
+            &url,
+            "--peer",
+            &peer,
+        ],
+        "warn",
+        Stdio::inherit(),
+    )
+    .await;
+    let nginx = Nginx::start(&[laptops.port], &[ports.port]).await;
+    let client = reqwest::Client::new();
+    let (_, path) = port_and_laptop(&client, &nginx.address).await;
+
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let response = client
+        .get(format!("{}{path}?expand=ports", nginx.address))
+        .header("x-request-id", "split-request-1")
+        .header("traceparent", format!("00-{trace}-00f067aa0ba902b7-01"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-request-id"], "split-request-1");
+
+    let mut stderr = ports.child.stderr.take().unwrap();
+    ports.terminate();
+    assert!(ports.wait().success());
+    let mut output = String::new();
+    stderr.read_to_string(&mut output).unwrap();
+    let line = output
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| l["span"]["request_id"] == "split-request-1")
+        .unwrap_or_else(|| panic!("ports logged the laptops request: {output}"));
+    assert_eq!(
+        line["span"]["trace_id"], trace,
+        "the caller's trace continues"
+    );
+    assert_eq!(line["span"]["path"], "/api/v1/ports");
+}
+
+/// What one request of the traffic saw.
+struct Seen {
+    what: &'static str,
+    status: u16,
+    took: Duration,
+    retry_after: bool,
+}
+
+/// Reads, lists, writes and expands against `base` until `stop` is set.
+async fn traffic(base: String, path: String, port_id: i64, stop: Arc<AtomicBool>) -> Vec<Seen> {
+    let client = reqwest::Client::new();
+    let mut seen = Vec::new();
+    let mut n = 0;
+    while !stop.load(Ordering::Relaxed) {
+        n += 1;
+        let requests = [
+            ("read", client.get(format!("{base}{path}"))),
+            ("list", client.get(format!("{base}/api/v1/laptops?limit=5"))),
+            (
+                "retitle",
+                client
+                    .patch(format!("{base}{path}"))
+                    .header("content-type", "application/merge-patch+json")
+                    .body(format!(r#"{{"model":"XPS {n}"}}"#)),
+            ),
+            ("expand", client.get(format!("{base}{path}?expand=ports"))),
+            (
+                "create with ports",
+                client.post(format!("{base}/api/v1/laptops")).json(
+                    &json!({"title": "Load", "model": format!("{n}"), "port_ids": [port_id]}),
+                ),
+            ),
+        ];
+        for (what, request) in requests {
+            let started = Instant::now();
+            let response = request.send().await.expect("the gateway answers");
+            seen.push(Seen {
+                what,
+                status: response.status().as_u16(),
+                took: started.elapsed(),
+                retry_after: response.headers().contains_key("retry-after"),
+            });
+        }
+    }
+    seen
+}
+
+#[tokio::test]
+async fn ports_killed_and_restarted_while_laptops_take_traffic() {
+    let url = crate::postgres::shared().fresh_database().await;
+    let Split {
+        nginx,
+        ports,
+        laptops: _laptops,
+    } = Split::start(&url).await;
+    let client = reqwest::Client::new();
+    let (port_id, path) = port_and_laptop(&client, &nginx.address).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = tokio::spawn(traffic(
+        nginx.address.clone(),
+        path.clone(),
+        port_id,
+        stop.clone(),
+    ));
+
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let port = ports.port;
+    ports.kill();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let _ports = Process::serve(
+        port,
+        &["--module", "ports", "--database-url", &url],
+        "warn",
+        Stdio::inherit(),
+    )
+    .await;
+    let expand = format!("{}{path}?expand=ports", nginx.address);
+    until_status(&client, &expand, 200, Duration::from_secs(15)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Relaxed);
+    let seen = load.await.unwrap();
+
+    for s in &seen {
+        assert!(
+            matches!(s.status, 200..=299 | 400..=499 | 503),
+            "{} answered {}",
+            s.what,
+            s.status
+        );
+        assert!(s.status != 503 || s.retry_after, "a 503 says when to retry");
+        assert!(
+            s.took < Duration::from_secs(3),
+            "{} took {:?}: a dead peer must not make callers hang",
+            s.what,
+            s.took
+        );
+        if matches!(s.what, "read" | "list" | "retitle") {
+            assert!(
+                (200..300).contains(&s.status),
+                "{} needs no ports, yet answered {}",
+                s.what,
+                s.status
+            );
+        }
+    }
+    let unavailable = seen.iter().filter(|s| s.status == 503).count();
+    assert!(unavailable > 0, "the traffic saw ports down");
+    let last_expand = seen.iter().rev().find(|s| s.what == "expand").unwrap();
+    assert_eq!(
+        last_expand.status, 200,
+        "laptops recovered without a restart"
+    );
+}
+
+#[tokio::test]
+async fn a_hung_ports_is_cut_off_by_the_circuit_breaker_and_recovers() {
+    let url = crate::postgres::shared().fresh_database().await;
+    let split = Split::start(&url).await;
+    let laptops = &split.laptops[0].address;
+    let client = reqwest::Client::new();
+    let (_, path) = port_and_laptop(&client, &split.nginx.address).await;
+    let expand = format!("{laptops}{path}?expand=ports");
+
+    // Stopped, not dead: connections are accepted and never answered.
+    split.ports.signal(libc::SIGSTOP);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let fast = loop {
+        let started = Instant::now();
+        let response = client.get(&expand).send().await.unwrap();
+        let took = started.elapsed();
+        assert!(
+            took < Duration::from_secs(3),
+            "bounded by the peer timeout: {took:?}"
+        );
+        assert!(response.headers().contains_key("retry-after"));
+        assert_problem(response, 503).await;
+        if took < Duration::from_millis(500) {
+            break took;
+        }
+        assert!(Instant::now() < deadline, "the breaker opened");
+    };
+    println!("503 after the breaker opened: {fast:?}");
+    let read = client.get(format!("{laptops}{path}")).send().await.unwrap();
+    assert_eq!(read.status(), 200, "reading without expand needs no ports");
+    let ready: Value = client
+        .get(format!("{laptops}/health/ready"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["status"], "up", "readiness does not follow the peer");
+    assert_eq!(ready["peers"][0]["status"], "down");
+    assert_eq!(ready["peers"][0]["circuit"], "open");
+
+    split.ports.signal(libc::SIGCONT);
+    until_status(&client, &expand, 200, Duration::from_secs(15)).await;
+}
+
+#[tokio::test]
+async fn nginx_serves_through_one_laptops_replica_when_the_other_is_killed() {
+    let url = crate::postgres::shared().fresh_database().await;
+    let Split {
+        nginx,
+        ports: _ports,
+        mut laptops,
+    } = Split::start(&url).await;
+    let client = reqwest::Client::new();
+    let (port_id, path) = port_and_laptop(&client, &nginx.address).await;
+
+    laptops.remove(0).kill();
+    for n in 0..20 {
+        let read = client
+            .get(format!("{}{path}", nginx.address))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(read.status(), 200, "read {n}");
+        let created = client
+            .post(format!("{}/api/v1/laptops", nginx.address))
+            .json(&json!({"title": "After", "model": format!("{n}"), "port_ids": [port_id]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(created.status(), 201, "write {n}");
+    }
+
+    laptops.remove(0).kill();
+    let response = client
+        .get(format!("{}/api/v1/laptops", nginx.address))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.headers().contains_key("retry-after"));
+    assert_problem(response, 503).await;
+    let ports = client
+        .get(format!("{}/api/v1/ports", nginx.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ports.status(), 200, "the other module is still served");
+}
+
+#[tokio::test]
+async fn the_gateway_serves_the_document_of_every_module_and_each_process_its_own() {
+    let url = crate::postgres::shared().fresh_database().await;
+    let split = Split::start(&url).await;
+    let client = reqwest::Client::new();
+    let paths = |doc: &Value| -> Vec<String> {
+        doc["paths"].as_object().unwrap().keys().cloned().collect()
+    };
+    let get = |url: String| {
+        let client = client.clone();
+        async move {
+            client
+                .get(url)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+
+    let merged = paths(&get(format!("{}/api-docs/openapi.json", split.nginx.address)).await);
+    assert!(
+        merged.contains(&"/api/v1/laptops/{id}".to_owned()),
+        "{merged:?}"
+    );
+    assert!(
+        merged.contains(&"/api/v1/ports/{id}".to_owned()),
+        "{merged:?}"
+    );
+    let own = paths(
+        &get(format!(
+            "{}/api-docs/openapi.json",
+            split.laptops[0].address
+        ))
+        .await,
+    );
+    assert!(
+        own.iter().all(|p| p.starts_with("/api/v1/laptops")),
+        "{own:?}"
+    );
+    let all = paths(&get(format!("{}/api-docs/all/openapi.json", split.ports.address)).await);
+    assert_eq!(all, merged);
+    let ui = client
+        .get(format!("{}/swagger-ui/", split.nginx.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ui.status(), 200);
+}

@@ -130,11 +130,11 @@ impl Fields {
         }
     }
 
-    /// An optional list of at most `max` distinct positive ids; absent or
-    /// `null` is the empty list.
+    /// An optional list of at most `max` distinct positive ids; absent is
+    /// the empty list. (A merge patch's `null` removes the field: absent.)
     pub fn ids(&mut self, field: &str, max: usize) -> Option<Vec<i64>> {
         let items = match self.object.remove(field) {
-            None | Some(Value::Null) => return Some(Vec::new()),
+            None => return Some(Vec::new()),
             Some(Value::Array(items)) => items,
             Some(_) => return self.error(field, "must be an array of ids"),
         };

@@ -152,3 +152,15 @@ impl std::fmt::Display for Chain<'_> {
         Ok(())
     }
 }
+
+/// 405 with `Allow`, as a problem: `method` is not one of `allow`.
+pub fn method_not_allowed(method: &actix_web::http::Method, allow: &str) -> HttpResponse {
+    let detail = format!("{method} is not allowed here; allowed: {allow}");
+    let mut response = Problem::new(StatusCode::METHOD_NOT_ALLOWED, detail).response();
+    if let Ok(value) = actix_web::http::header::HeaderValue::from_str(allow) {
+        response
+            .headers_mut()
+            .insert(actix_web::http::header::ALLOW, value);
+    }
+    response
+}

@@ -2,7 +2,7 @@
 //! exists with other methods, else 404; both as problems.
 
 use actix_web::dev::ResourceDef;
-use actix_web::http::{Method, StatusCode, header};
+use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpRequest, HttpResponse, web};
 use app_kernel::Problem;
 use utoipa::openapi::OpenApi;
@@ -77,12 +77,7 @@ pub async fn not_found_or_not_allowed(req: HttpRequest, routes: web::Data<Routes
                 .map(Method::as_str)
                 .collect::<Vec<_>>()
                 .join(", ");
-            let detail = format!("{} is not allowed here; allowed: {allow}", req.method());
-            let mut response = Problem::new(StatusCode::METHOD_NOT_ALLOWED, detail).response();
-            if let Ok(value) = header::HeaderValue::from_str(&allow) {
-                response.headers_mut().insert(header::ALLOW, value);
-            }
-            response
+            app_kernel::problem::method_not_allowed(req.method(), &allow)
         }
         None => Problem::new(
             StatusCode::NOT_FOUND,

@@ -1,16 +1,14 @@
 //! A real browser: Debian's Chromium, driven by playwright-core, uses Swagger
-//! UI to create a port and read it back.
+//! UI behind the gateway (nginx in front of the modules as separate
+//! processes) to create a port, read it back, and create a laptop listing it.
 
 use std::process::Command;
 
-use app::modules::Module;
-use app_kernel::db::Backend;
-
-use crate::helpers::spawn_app;
+use crate::helpers::spawn_split;
 
 #[tokio::test]
-async fn swagger_ui_tries_out_create_and_get_in_a_real_browser() {
-    let app = spawn_app(Backend::Sqlite, &Module::ALL).await;
+async fn swagger_ui_behind_the_gateway_runs_operations_of_every_module_in_a_real_browser() {
+    let app = spawn_split().await;
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
     assert!(
         dir.join("node_modules/playwright-core").exists(),
@@ -34,6 +32,10 @@ async fn swagger_ui_tries_out_create_and_get_in_a_real_browser() {
     );
     assert!(stdout.contains("create_port: 201"), "{stdout}");
     assert!(stdout.contains("get_port: 200"), "{stdout}");
-    let created = app.list_all("/api/v1/ports").await;
-    assert_eq!(created.len(), 1, "the browser's port is stored");
+    assert!(stdout.contains("create_laptop: 201"), "{stdout}");
+    let ports = app.list_all("/api/v1/ports").await;
+    assert_eq!(ports.len(), 1, "the browser's port is stored");
+    let laptops = app.list_all("/api/v1/laptops").await;
+    assert_eq!(laptops.len(), 1, "the browser's laptop is stored");
+    assert_eq!(laptops[0]["port_ids"], serde_json::json!([ports[0]["id"]]));
 }

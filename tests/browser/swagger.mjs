@@ -1,5 +1,6 @@
 // Opens Swagger UI in Debian's Chromium, checks both modules' operations are
-// listed, and uses "Try it out" to create a port and read it back.
+// listed, and uses "Try it out" to create a port, read it back, and create
+// a laptop that lists it (a call that crosses the module boundary).
 // Usage: node swagger.mjs http://127.0.0.1:PORT
 import { chromium } from 'playwright-core';
 
@@ -41,6 +42,11 @@ try {
 
   await tryOut(page, { tag: 'ports', id: 'get_port' }, async (block) => {
     await block.locator('input[placeholder="id"]').fill(String(id));
+  });
+
+  await tryOut(page, { tag: 'laptops', id: 'create_laptop' }, async (block) => {
+    await block.locator('textarea.body-param__text')
+      .fill(JSON.stringify({ title: 'Framework', model: 'Laptop 13', port_ids: [id] }));
   });
   await page.screenshot({ path: process.env.SCREENSHOT ?? '/tmp/swagger-ui.png', fullPage: false });
 } finally {

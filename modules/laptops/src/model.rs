@@ -69,7 +69,8 @@ pub(crate) struct LaptopPatch {
     title: Option<String>,
     #[schema(schema_with = model_schema)]
     model: Option<String>,
-    #[schema(schema_with = port_ids_schema)]
+    /// `null` lists no ports.
+    #[schema(schema_with = port_ids_patch_schema)]
     port_ids: Option<Vec<i64>>,
 }
 
@@ -81,19 +82,26 @@ fn model_schema() -> utoipa::openapi::schema::Object {
     MODEL.schema("ThinkPad X1 Carbon Gen 12")
 }
 
-fn port_ids_schema() -> utoipa::openapi::schema::Array {
-    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+fn port_ids_array() -> utoipa::openapi::schema::ArrayBuilder {
+    use utoipa::openapi::schema::{ArrayBuilder, KnownFormat, ObjectBuilder, SchemaFormat, Type};
+    let id = ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+        .minimum(Some(1));
     ArrayBuilder::new()
-        .items(
-            ObjectBuilder::new()
-                .schema_type(Type::Integer)
-                .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
-                    utoipa::openapi::KnownFormat::Int64,
-                )))
-                .minimum(Some(1)),
-        )
+        .items(id)
         .max_items(Some(MAX_PORTS))
         .unique_items(true)
+}
+
+fn port_ids_schema() -> utoipa::openapi::schema::Array {
+    port_ids_array().build()
+}
+
+fn port_ids_patch_schema() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{SchemaType, Type};
+    port_ids_array()
+        .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
         .build()
 }
 

@@ -106,6 +106,7 @@ enum Expand {
 struct GetQuery {
     /// `ports` embeds `ports: [{id, name}]`, asking the ports module once.
     /// An expanded laptop has no ETag: it holds another module's data.
+    #[param(inline)]
     expand: Option<Expand>,
 }
 

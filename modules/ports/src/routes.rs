@@ -25,6 +25,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
         utoipa_actix_web::scope(ports_api::PATH)
             .service(list_ports)
             .service(list_port_deletions)
+            // Else `/{id}` would answer other methods here with a 400.
+            .route("/deletions", web::route().to(deletions_only_get))
             .service(create_port)
             .service(get_port)
             .service(replace_port)
@@ -71,6 +73,10 @@ async fn list_ports(
         .transpose()?;
     let found = ports.list(query.name.as_deref(), ids, page).await?;
     Ok(HttpResponse::Ok().json(found))
+}
+
+async fn deletions_only_get(req: HttpRequest) -> HttpResponse {
+    app_kernel::problem::method_not_allowed(req.method(), "GET, HEAD")
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

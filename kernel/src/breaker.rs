@@ -13,6 +13,9 @@ use std::time::{Duration, Instant};
 pub struct Breaker {
     threshold: u32,
     cool_down: Duration,
+    /// How long a probe may take before it is presumed lost (its caller
+    /// gave up without reporting) and another may go.
+    probe_deadline: Duration,
     state: Mutex<State>,
 }
 
@@ -31,10 +34,11 @@ enum State {
 }
 
 impl Breaker {
-    pub fn new(threshold: u32, cool_down: Duration) -> Self {
+    pub fn new(threshold: u32, cool_down: Duration, probe_deadline: Duration) -> Self {
         Self {
             threshold,
             cool_down,
+            probe_deadline,
             state: Mutex::new(State::Closed { failures: 0 }),
         }
     }
@@ -47,7 +51,7 @@ impl Breaker {
             State::Closed { .. } => true,
             State::Open { until } | State::HalfOpen { stale: until } if now >= until => {
                 *state = State::HalfOpen {
-                    stale: now + self.cool_down,
+                    stale: now + self.probe_deadline,
                 };
                 true
             }
@@ -91,7 +95,7 @@ mod tests {
 
     #[test]
     fn opens_after_the_threshold_and_closes_after_a_good_probe() {
-        let breaker = Breaker::new(3, Duration::from_millis(50));
+        let breaker = Breaker::new(3, Duration::from_millis(50), Duration::from_secs(60));
         for _ in 0..2 {
             assert!(breaker.allow());
             breaker.failed();
@@ -112,7 +116,7 @@ mod tests {
 
     #[test]
     fn a_failed_probe_opens_it_again() {
-        let breaker = Breaker::new(1, Duration::from_millis(20));
+        let breaker = Breaker::new(1, Duration::from_millis(20), Duration::from_secs(60));
         breaker.failed();
         std::thread::sleep(Duration::from_millis(30));
         assert!(breaker.allow());
@@ -122,8 +126,23 @@ mod tests {
     }
 
     #[test]
+    fn a_lost_probe_gives_way_to_another_after_its_deadline() {
+        let breaker = Breaker::new(1, Duration::from_millis(10), Duration::from_millis(500));
+        breaker.failed();
+        std::thread::sleep(Duration::from_millis(15));
+        assert!(breaker.allow(), "the probe");
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(
+            !breaker.allow(),
+            "the probe is still out, though the cool-down is over"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+        assert!(breaker.allow(), "the probe was lost");
+    }
+
+    #[test]
     fn a_success_resets_the_count() {
-        let breaker = Breaker::new(2, Duration::from_secs(60));
+        let breaker = Breaker::new(2, Duration::from_secs(60), Duration::from_secs(60));
         breaker.failed();
         breaker.succeeded();
         breaker.failed();

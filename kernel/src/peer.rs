@@ -6,6 +6,7 @@
 //! Every call carries the `X-Request-Id` and `traceparent` of the request it
 //! serves (see [`crate::trace`]).
 
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use backon::{ExponentialBuilder, Retryable as _};
@@ -35,12 +36,14 @@ pub enum PeerError {
     Unexpected { peer: &'static str, reason: String },
 }
 
+/// Whatever went wrong, the module this request needs cannot serve it now:
+/// 503. An unexpected answer (a wrong `--peer` URL, say) is logged as an error.
 impl From<PeerError> for ApiError {
     fn from(error: PeerError) -> Self {
-        match error {
-            PeerError::Unexpected { .. } => ApiError::internal(error),
-            _ => ApiError::Unavailable(error.to_string()),
+        if let PeerError::Unexpected { .. } = error {
+            tracing::error!(%error, "peer call failed");
         }
+        ApiError::Unavailable(error.to_string())
     }
 }
 
@@ -52,6 +55,8 @@ pub struct Peer {
     client: reqwest::Client,
     timeout: Duration,
     breaker: Breaker,
+    /// Why the last call failed; `None` once one succeeds.
+    last_failure: Mutex<Option<String>>,
 }
 
 enum Failure {
@@ -76,7 +81,8 @@ impl Peer {
             base: base.trim_end_matches('/').to_owned(),
             client,
             timeout,
-            breaker: Breaker::new(BREAKER_THRESHOLD, BREAKER_COOL_DOWN),
+            breaker: Breaker::new(BREAKER_THRESHOLD, BREAKER_COOL_DOWN, timeout),
+            last_failure: Mutex::new(None),
         })
     }
 
@@ -91,6 +97,12 @@ impl Peer {
     /// `closed`, `open` or `half-open`.
     pub fn circuit(&self) -> &'static str {
         self.breaker.state()
+    }
+
+    /// Why the last call failed, if it did; a call that answers clears it.
+    /// Read by health checks, which must not wait on the peer themselves.
+    pub fn last_failure(&self) -> Option<String> {
+        self.last_failure.lock().expect("peer lock").clone()
     }
 
     /// GETs `path` (with its query) and decodes the JSON answer.
@@ -118,7 +130,12 @@ impl Peer {
             }
         };
         tracing::debug!(peer = self.name, %url, ok = outcome.is_ok(), micros = started.elapsed().as_micros() as u64, "peer call");
-        outcome.map_err(|failure| self.error(failure))
+        let outcome = outcome.map_err(|failure| self.error(failure));
+        *self.last_failure.lock().expect("peer lock") = match &outcome {
+            Err(PeerError::Unavailable { reason, .. }) => Some(reason.clone()),
+            _ => None,
+        };
+        outcome
     }
 
     async fn attempt<T: DeserializeOwned>(
@@ -177,23 +194,6 @@ impl Peer {
             },
             Failure::Transient(reason) => PeerError::Unavailable { peer, reason },
             Failure::Unexpected(reason) => PeerError::Unexpected { peer, reason },
-        }
-    }
-
-    /// Whether the peer's `/health/live` answers within a second; leaves the
-    /// breaker alone.
-    pub async fn probe(&self) -> Result<(), String> {
-        let live = self
-            .client
-            .get(format!("{}/health/live", self.base))
-            .timeout(Duration::from_secs(1))
-            .send()
-            .await;
-        match live {
-            Ok(response) if response.status().is_success() => Ok(()),
-            Ok(response) => Err(format!("/health/live answered {}", response.status())),
-            Err(error) if error.is_timeout() => Err("no answer within 1s".to_owned()),
-            Err(_) => Err("cannot be reached".to_owned()),
         }
     }
 }

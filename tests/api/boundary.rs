@@ -26,15 +26,19 @@ fn no_module_crate_depends_on_another_module_crate() {
         String::from_utf8_lossy(&output.stderr)
     );
     let metadata: Value = serde_json::from_slice(&output.stdout).unwrap();
-    let modules_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("modules");
-    let modules: Vec<&Value> = metadata["packages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|p| {
-            std::path::Path::new(p["manifest_path"].as_str().unwrap()).starts_with(&modules_dir)
-        })
-        .collect();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let packages_under = |dir: &str| -> Vec<&Value> {
+        metadata["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| {
+                std::path::Path::new(p["manifest_path"].as_str().unwrap())
+                    .starts_with(root.join(dir))
+            })
+            .collect()
+    };
+    let modules = packages_under("modules");
     let names: Vec<&str> = modules
         .iter()
         .map(|p| p["name"].as_str().unwrap())
@@ -44,15 +48,7 @@ fn no_module_crate_depends_on_another_module_crate() {
         app::modules::Module::ALL.len(),
         "one crate per module: {names:?}"
     );
-    let contracts_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("contracts");
-    let contracts: Vec<&Value> = metadata["packages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|p| {
-            std::path::Path::new(p["manifest_path"].as_str().unwrap()).starts_with(&contracts_dir)
-        })
-        .collect();
+    let contracts = packages_under("contracts");
     assert!(!contracts.is_empty(), "the ports contract is a crate");
     for package in modules.iter().chain(&contracts) {
         for dependency in package["dependencies"].as_array().unwrap() {

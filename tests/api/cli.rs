@@ -32,6 +32,9 @@ fn help_explains_every_command_and_its_environment_variables() {
         "--log-format",
         "APP_BIND",
         "APP_DATABASE_URL",
+        "--peer",
+        "APP_PEER_TIMEOUT_MS",
+        "--peer-loopback",
     ] {
         assert!(serve.contains(flag), "serve --help names {flag}");
     }
@@ -66,6 +69,31 @@ fn bad_command_lines_fail_with_one_line_and_no_panic() {
             "postgres://user@127.0.0.1:1/app",
         ],
         &["serve", "--all", "--log-format", "xml"],
+        &["serve", "--module", "laptops", "--peer", "ports"],
+        &[
+            "serve",
+            "--module",
+            "laptops",
+            "--peer",
+            "printers=http://h:1",
+        ],
+        &["serve", "--module", "laptops", "--peer", "ports=ftp://h:1"],
+        &["serve", "--module", "laptops", "--peer", "ports=not a url"],
+        &[
+            "serve",
+            "--module",
+            "laptops",
+            "--peer",
+            "ports=http://h:1/?q=1",
+        ],
+        &[
+            "serve",
+            "--module",
+            "laptops",
+            "--peer-ports",
+            "https://h:1",
+        ],
+        &["serve", "--all", "--peer-timeout-ms", "0"],
     ];
     for args in cases {
         let output = app(args);

@@ -198,6 +198,12 @@ async fn concurrent_patches_of_different_fields_both_land(app: &TestApp) {
     }
 }
 
+/// Creates a laptop of brand `title` listing `port_ids`, and returns it.
+async fn laptop(app: &TestApp, title: &str, port_ids: &[i64]) -> Value {
+    let body = json!({"title": title, "model": "Model", "port_ids": port_ids});
+    app.create("/api/v1/laptops", &body).await
+}
+
 /// Creates a port named `name` and returns its id.
 async fn port(app: &TestApp, name: &str) -> i64 {
     app.create("/api/v1/ports", &json!({ "name": name })).await["id"]
@@ -209,12 +215,7 @@ async fn a_laptop_lists_existing_ports_in_order_and_expands_them(app: &TestApp) 
     let usb = port(app, "USB-C").await;
     let hdmi = port(app, "HDMI").await;
 
-    let laptop = app
-        .create(
-            "/api/v1/laptops",
-            &json!({"title": "Framework", "model": "13", "port_ids": [hdmi, usb]}),
-        )
-        .await;
+    let laptop = laptop(app, "Framework", &[hdmi, usb]).await;
     assert_eq!(laptop["port_ids"], json!([hdmi, usb]));
     assert!(laptop.get("ports").is_none(), "ports only when expanded");
     let path = format!("/api/v1/laptops/{}", laptop["id"]);
@@ -263,12 +264,7 @@ async fn writing_a_laptop_with_unknown_ports_is_rejected_naming_each(app: &TestA
         "nothing written"
     );
 
-    let laptop = app
-        .create(
-            "/api/v1/laptops",
-            &json!({"title": "Dell", "model": "XPS", "port_ids": [usb]}),
-        )
-        .await;
+    let laptop = laptop(app, "Dell", &[usb]).await;
     let path = format!("/api/v1/laptops/{}", laptop["id"]);
     let put = app.send_json(Method::PUT, &path, &body).await;
     assert_problem(put, 422).await;
@@ -305,12 +301,7 @@ async fn broken_port_ids_are_rejected(app: &TestApp) {
 async fn changing_a_laptops_ports_checks_only_the_added_ones(app: &TestApp) {
     let usb = port(app, "USB-C").await;
     let hdmi = port(app, "HDMI").await;
-    let laptop = app
-        .create(
-            "/api/v1/laptops",
-            &json!({"title": "Dell", "model": "XPS", "port_ids": [usb]}),
-        )
-        .await;
+    let laptop = laptop(app, "Dell", &[usb]).await;
     let path = format!("/api/v1/laptops/{}", laptop["id"]);
 
     let added = app
@@ -350,18 +341,8 @@ async fn changing_a_laptops_ports_checks_only_the_added_ones(app: &TestApp) {
 async fn laptops_filter_by_port_id(app: &TestApp) {
     let usb = port(app, "USB-C").await;
     let hdmi = port(app, "HDMI").await;
-    let both = app
-        .create(
-            "/api/v1/laptops",
-            &json!({"title": "A", "model": "1", "port_ids": [usb, hdmi]}),
-        )
-        .await;
-    let hdmi_only = app
-        .create(
-            "/api/v1/laptops",
-            &json!({"title": "B", "model": "2", "port_ids": [hdmi]}),
-        )
-        .await;
+    let both = laptop(app, "A", &[usb, hdmi]).await;
+    let hdmi_only = laptop(app, "B", &[hdmi]).await;
     app.create("/api/v1/laptops", &json!({"title": "C", "model": "3"}))
         .await;
 
@@ -393,18 +374,8 @@ async fn laptops_filter_by_port_id(app: &TestApp) {
 async fn deleting_a_port_removes_it_from_every_laptop(app: &TestApp) {
     let usb = port(app, "USB-C").await;
     let hdmi = port(app, "HDMI").await;
-    let a = app
-        .create(
-            "/api/v1/laptops",
-            &json!({"title": "A", "model": "1", "port_ids": [usb, hdmi]}),
-        )
-        .await;
-    let b = app
-        .create(
-            "/api/v1/laptops",
-            &json!({"title": "B", "model": "2", "port_ids": [usb]}),
-        )
-        .await;
+    let a = laptop(app, "A", &[usb, hdmi]).await;
+    let b = laptop(app, "B", &[usb]).await;
     let a_path = format!("/api/v1/laptops/{}", a["id"]);
     let b_path = format!("/api/v1/laptops/{}", b["id"]);
     let a_etag = app.get(&a_path).await.headers()["etag"].clone();

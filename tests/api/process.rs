@@ -87,6 +87,23 @@ impl Process {
         unsafe { libc::kill(self.child.id() as i32, signal) };
     }
 
+    /// SIGSTOP, and waits until the process is stopped: it then accepts
+    /// connections (the kernel does) but never answers.
+    pub fn hang(&self) {
+        self.signal(libc::SIGSTOP);
+        let stat = format!("/proc/{}/stat", self.child.id());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        // The state is the field after the parenthesised command name.
+        while !std::fs::read_to_string(&stat)
+            .unwrap()
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('T'))
+        {
+            assert!(Instant::now() < deadline, "the process stopped");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     /// SIGKILL, and waits until the process is gone.
     pub fn kill(mut self) {
         self.signal(libc::SIGKILL);

@@ -99,12 +99,17 @@ impl LaptopStore for PgLaptops {
     #[tracing::instrument(level = "debug", skip(self), fields(module = "laptops"))]
     async fn remove_port(&self, port_id: i64, seq: i64) -> Result<u64, StoreError> {
         let mut tx = self.0.begin().await?;
-        let changed = sqlx::query("update laptops.laptops set version = version + 1, updated_at = now() where id in (select laptop_id from laptops.laptop_ports where port_id = $1)")
+        // Laptops rows first, as every laptop write locks them (no
+        // deadlock); then only the bumped laptops lose the port, so a laptop
+        // that gained it meanwhile never changes without a new version.
+        let bumped: Vec<(i64,)> = sqlx::query_as("update laptops.laptops set version = version + 1, updated_at = now() where id in (select laptop_id from laptops.laptop_ports where port_id = $1) returning id")
             .bind(port_id)
-            .execute(&mut *tx)
+            .fetch_all(&mut *tx)
             .await?;
-        sqlx::query("delete from laptops.laptop_ports where port_id = $1")
+        let bumped: Vec<i64> = bumped.into_iter().map(|(id,)| id).collect();
+        sqlx::query("delete from laptops.laptop_ports where port_id = $1 and laptop_id = any($2)")
             .bind(port_id)
+            .bind(&bumped)
             .execute(&mut *tx)
             .await?;
         sqlx::query("update laptops.port_deletions_seen set seq = greatest(seq, $1)")
@@ -112,7 +117,7 @@ impl LaptopStore for PgLaptops {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(changed.rows_affected())
+        Ok(bumped.len() as u64)
     }
 
     #[tracing::instrument(level = "debug", skip(self), fields(module = "laptops"))]

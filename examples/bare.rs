@@ -1,42 +1,18 @@
 //! The baseline `bench/run` measures `app` against: a bare actix-web handler
-//! doing the same single query for `GET /api/v1/laptops/{id}`, with no
-//! logging, request ids, ETags or problem documents.
+//! running the same store query for `GET /api/v1/laptops/{id}` (the laptops
+//! module's own store), with no logging, request ids, ETags or problem
+//! documents.
 //! Usage: bare BIND DATABASE_URL (sqlite:DIR or postgres://...)
 
-use actix_web::{App, HttpResponse, HttpServer, get, web};
-use app_kernel::db::{Db, Storage};
+use std::sync::Arc;
 
-#[derive(serde::Serialize, sqlx::FromRow)]
-struct Laptop {
-    id: i64,
-    title: String,
-    model: String,
-    version: i64,
-    created_at: chrono::DateTime<chrono::Utc>,
-    updated_at: chrono::DateTime<chrono::Utc>,
-}
+use actix_web::{App, HttpResponse, HttpServer, get, web};
+use app_kernel::db::Storage;
+use laptops::store::LaptopStore;
 
 #[get("/api/v1/laptops/{id}")]
-async fn laptop(db: web::Data<Db>, id: web::Path<i64>) -> HttpResponse {
-    let found = match db.get_ref() {
-        Db::Sqlite(pool) => {
-            sqlx::query_as::<_, Laptop>(
-                "select id, title, model, version, created_at, updated_at from laptops where id = ?1",
-            )
-            .bind(*id)
-            .fetch_optional(pool)
-            .await
-        }
-        Db::Postgres(pool) => {
-            sqlx::query_as::<_, Laptop>(
-                "select id, title, model, version, created_at, updated_at from laptops.laptops where id = $1",
-            )
-            .bind(*id)
-            .fetch_optional(pool)
-            .await
-        }
-    };
-    match found {
+async fn laptop(store: web::Data<Arc<dyn LaptopStore>>, id: web::Path<i64>) -> HttpResponse {
+    match store.get(*id).await {
         Ok(Some(laptop)) => HttpResponse::Ok().json(laptop),
         Ok(None) => HttpResponse::NotFound().finish(),
         Err(_) => HttpResponse::ServiceUnavailable().finish(),
@@ -52,8 +28,8 @@ async fn main() -> anyhow::Result<()> {
         .unwrap_or_else(|| "sqlite:./data".into())
         .parse()
         .map_err(anyhow::Error::msg)?;
-    let db = web::Data::new(storage.open("laptops").await?);
-    HttpServer::new(move || App::new().app_data(db.clone()).service(laptop))
+    let store = web::Data::new(laptops::store::open(storage.open("laptops").await?));
+    HttpServer::new(move || App::new().app_data(store.clone()).service(laptop))
         .bind(bind)?
         .run()
         .await?;

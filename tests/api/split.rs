@@ -100,7 +100,7 @@ async fn laptops_alone_without_a_peer_serves_all_it_can_and_names_the_missing_pe
 }
 
 #[tokio::test]
-async fn the_request_id_and_trace_travel_through_the_gateway_to_ports() {
+async fn expanding_through_the_gateway_makes_one_call_to_ports_with_the_request_id_and_trace() {
     let (url, _dir) = crate::helpers::fresh_storage(Backend::Sqlite).await;
     let mut ports = Process::serve(
         crate::process::free_port(),
@@ -133,7 +133,28 @@ async fn the_request_id_and_trace_travel_through_the_gateway_to_ports() {
     .await;
     let nginx = Nginx::start(&[laptops.port], &[ports.port]).await;
     let client = reqwest::Client::new();
-    let (_, path) = port_and_laptop(&client, &nginx.address).await;
+    let (first, path) = port_and_laptop(&client, &nginx.address).await;
+    let mut port_ids = vec![first];
+    for name in ["HDMI", "Thunderbolt 4"] {
+        let port: Value = client
+            .post(format!("{}/api/v1/ports", nginx.address))
+            .json(&json!({ "name": name }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        port_ids.push(port["id"].as_i64().unwrap());
+    }
+    let listed = client
+        .patch(format!("{}{path}", nginx.address))
+        .header("content-type", "application/merge-patch+json")
+        .body(json!({ "port_ids": port_ids }).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.status(), 200);
 
     let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
     let response = client
@@ -143,19 +164,26 @@ async fn the_request_id_and_trace_travel_through_the_gateway_to_ports() {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["x-request-id"], "split-request-1");
+    let expanded: Value = response.json().await.unwrap();
+    assert_eq!(expanded["ports"].as_array().unwrap().len(), 3);
 
     let mut stderr = ports.child.stderr.take().unwrap();
     ports.terminate();
     assert!(ports.wait().success());
     let mut output = String::new();
     stderr.read_to_string(&mut output).unwrap();
-    let line = output
+    let lines: Vec<Value> = output
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .find(|l| l["span"]["request_id"] == "split-request-1")
-        .unwrap_or_else(|| panic!("ports logged the laptops request: {output}"));
+        .filter(|l| l["span"]["request_id"] == "split-request-1")
+        .collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "three ports, one batched call to ports: {output}"
+    );
+    let line = &lines[0];
     assert_eq!(
         line["span"]["trace_id"], trace,
         "the caller's trace continues"

@@ -3,12 +3,11 @@
 //! `deploy/nginx/app.conf` (only its listen port and upstream addresses
 //! changed).
 
-use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::process::{Process, free_port};
+use crate::process::{Process, die_with_parent, free_port};
 
 const NGINX: &[&str] = &["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/bin/nginx"];
 
@@ -50,13 +49,7 @@ impl Nginx {
             .arg(dir.path().join("error.log"))
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
-        // SAFETY: see `Process::spawn`.
-        unsafe {
-            command.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
+        die_with_parent(&mut command, libc::SIGKILL);
         let child = command.spawn().expect("nginx starts");
         let nginx = Nginx {
             address: format!("http://127.0.0.1:{port}"),
@@ -120,6 +113,9 @@ fn render(laptops: &[u16], ports: &[u16], listen: u16) -> String {
     out
 }
 
+/// Warnings, but not one per 503 while a fault test has ports down.
+const QUIET_503S: &str = "warn,app_kernel::problem=error";
+
 /// Ports and two laptops replicas on one database, behind nginx.
 pub struct Split {
     pub nginx: Nginx,
@@ -153,7 +149,7 @@ impl Split {
         args.extend_from_slice(laptops_args);
         // Both replicas start at once, as they would under an orchestrator.
         let laptops: Vec<Process> = (0..2)
-            .map(|_| Process::spawn(free_port(), &args, "warn", Stdio::inherit()))
+            .map(|_| Process::spawn(free_port(), &args, QUIET_503S, Stdio::inherit()))
             .collect();
         for replica in &laptops {
             replica.ready().await;

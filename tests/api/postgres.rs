@@ -104,13 +104,8 @@ impl PgServer {
             .args(["-c", "max_connections=500", "-c", "shared_buffers=32MB"])
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        // The server dies with the test process, whatever way it ends.
-        unsafe {
-            command.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGINT);
-                Ok(())
-            });
-        }
+        // SIGINT: PostgreSQL's fast shutdown.
+        crate::process::die_with_parent(&mut command, libc::SIGINT);
         self.child = Some(command.spawn().expect("postgres starts"));
         self.wait_until_ready();
     }

@@ -11,6 +11,18 @@ pub struct Process {
     pub port: u16,
 }
 
+/// Has `command`'s process receive `signal` when the test binary dies,
+/// whatever way it ends, so no server outlives a crashed test run.
+pub fn die_with_parent(command: &mut Command, signal: i32) {
+    // SAFETY: prctl is async-signal-safe and touches no memory of ours.
+    unsafe {
+        command.pre_exec(move || {
+            libc::prctl(libc::PR_SET_PDEATHSIG, signal);
+            Ok(())
+        });
+    }
+}
+
 /// A port nobody listens on now.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -50,14 +62,7 @@ impl Process {
             .env("RUST_LOG", log)
             .stdout(Stdio::null())
             .stderr(stderr);
-        // SAFETY: prctl is async-signal-safe; it only asks for a signal when
-        // the test binary dies, so no server outlives a crashed test run.
-        unsafe {
-            command.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
+        die_with_parent(&mut command, libc::SIGKILL);
         Process {
             child: command.spawn().expect("the binary starts"),
             address: format!("http://{bind}"),

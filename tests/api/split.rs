@@ -19,16 +19,7 @@ use crate::process::Process;
 /// Creates a port and a laptop listing it through `base`; returns the
 /// port's id and the laptop's path.
 async fn port_and_laptop(client: &reqwest::Client, base: &str) -> (i64, String) {
-    let port: Value = client
-        .post(format!("{base}/api/v1/ports"))
-        .json(&json!({"name": "USB-C"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let port_id = port["id"].as_i64().expect("a port");
+    let port_id = create_port(client, base, "USB-C").await;
     let laptop = client
         .post(format!("{base}/api/v1/laptops"))
         .json(&json!({"title": "Dell", "model": "XPS", "port_ids": [port_id]}))
@@ -38,6 +29,20 @@ async fn port_and_laptop(client: &reqwest::Client, base: &str) -> (i64, String) 
     assert_eq!(laptop.status(), 201);
     let path = laptop.headers()["location"].to_str().unwrap().to_owned();
     (port_id, path)
+}
+
+/// Creates a port through `base`; returns its id.
+async fn create_port(client: &reqwest::Client, base: &str, name: &str) -> i64 {
+    let port: Value = client
+        .post(format!("{base}/api/v1/ports"))
+        .json(&json!({ "name": name }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    port["id"].as_i64().expect("a port")
 }
 
 /// Waits until `GET url` answers `status`.
@@ -136,16 +141,7 @@ async fn expanding_through_the_gateway_makes_one_call_to_ports_with_the_request_
     let (first, path) = port_and_laptop(&client, &nginx.address).await;
     let mut port_ids = vec![first];
     for name in ["HDMI", "Thunderbolt 4"] {
-        let port: Value = client
-            .post(format!("{}/api/v1/ports", nginx.address))
-            .json(&json!({ "name": name }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        port_ids.push(port["id"].as_i64().unwrap());
+        port_ids.push(create_port(&client, &nginx.address, name).await);
     }
     let listed = client
         .patch(format!("{}{path}", nginx.address))

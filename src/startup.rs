@@ -44,7 +44,11 @@ impl Application {
             .start(&settings.peers, &origin)?;
         let port = listener.local_addr()?.port();
         let openapi = docs::openapi(&settings.modules);
-        let merged = docs::serve(&docs::openapi(&Module::ALL))?;
+        let merged = if settings.modules == Module::ALL {
+            docs::serve(&openapi)?
+        } else {
+            docs::serve(&docs::openapi(&Module::ALL))?
+        };
         let routes = fallback::Routes::from_openapi(&openapi).with_get(&[
             "/",
             "/health/live",

@@ -14,7 +14,7 @@ api_tests!(
     a_laptop_lists_existing_ports_in_order_and_expands_them,
     writing_a_laptop_with_unknown_ports_is_rejected_naming_each,
     broken_port_ids_are_rejected,
-    changing_a_laptops_ports_checks_only_the_added_ones,
+    a_laptops_ports_can_be_added_reordered_and_removed,
     laptops_filter_by_port_id,
     deleting_a_port_removes_it_from_every_laptop,
 );
@@ -298,7 +298,7 @@ async fn broken_port_ids_are_rejected(app: &TestApp) {
     assert!(app.list_all("/api/v1/laptops").await.is_empty());
 }
 
-async fn changing_a_laptops_ports_checks_only_the_added_ones(app: &TestApp) {
+async fn a_laptops_ports_can_be_added_reordered_and_removed(app: &TestApp) {
     let usb = port(app, "USB-C").await;
     let hdmi = port(app, "HDMI").await;
     let laptop = laptop(app, "Dell", &[usb]).await;

@@ -45,6 +45,11 @@ async fn create_port(client: &reqwest::Client, base: &str, name: &str) -> i64 {
     port["id"].as_i64().expect("a port")
 }
 
+/// GETs `url` and decodes its JSON body.
+async fn get_json(client: &reqwest::Client, url: String) -> Value {
+    client.get(url).send().await.unwrap().json().await.unwrap()
+}
+
 /// Waits until `GET url` answers `status`.
 async fn until_status(client: &reqwest::Client, url: &str, status: u16, within: Duration) {
     let deadline = Instant::now() + within;
@@ -289,7 +294,7 @@ async fn ports_killed_and_restarted_while_laptops_take_traffic() {
         if matches!(s.what, "read" | "list" | "retitle") {
             assert!(
                 (200..300).contains(&s.status),
-                "{} needs no ports, yet answered {}",
+                "{} adds no ports, so needs none, yet answered {}",
                 s.what,
                 s.status
             );
@@ -334,14 +339,7 @@ async fn a_hung_ports_is_cut_off_by_the_circuit_breaker_and_recovers() {
     println!("503 after the breaker opened: {fast:?}");
     let read = client.get(format!("{laptops}{path}")).send().await.unwrap();
     assert_eq!(read.status(), 200, "reading without expand needs no ports");
-    let ready: Value = client
-        .get(format!("{laptops}/health/ready"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready = get_json(&client, format!("{laptops}/health/ready")).await;
     assert_eq!(ready["status"], "up", "readiness does not follow the peer");
     assert_eq!(ready["peers"][0]["status"], "down");
     assert_ne!(ready["peers"][0]["circuit"], "closed");
@@ -399,24 +397,12 @@ async fn the_gateway_serves_the_document_of_every_module_and_each_process_its_ow
     let url = crate::postgres::shared().fresh_database().await;
     let split = Split::start(&url).await;
     let client = reqwest::Client::new();
-    let paths = |doc: &Value| -> Vec<String> {
+    let paths = async |url: String| -> Vec<String> {
+        let doc = get_json(&client, url).await;
         doc["paths"].as_object().unwrap().keys().cloned().collect()
     };
-    let get = |url: String| {
-        let client = client.clone();
-        async move {
-            client
-                .get(url)
-                .send()
-                .await
-                .unwrap()
-                .json::<Value>()
-                .await
-                .unwrap()
-        }
-    };
 
-    let merged = paths(&get(format!("{}/api-docs/openapi.json", split.nginx.address)).await);
+    let merged = paths(format!("{}/api-docs/openapi.json", split.nginx.address)).await;
     assert!(
         merged.contains(&"/api/v1/laptops/{id}".to_owned()),
         "{merged:?}"
@@ -425,18 +411,16 @@ async fn the_gateway_serves_the_document_of_every_module_and_each_process_its_ow
         merged.contains(&"/api/v1/ports/{id}".to_owned()),
         "{merged:?}"
     );
-    let own = paths(
-        &get(format!(
-            "{}/api-docs/openapi.json",
-            split.laptops[0].address
-        ))
-        .await,
-    );
+    let own = paths(format!(
+        "{}/api-docs/openapi.json",
+        split.laptops[0].address
+    ))
+    .await;
     assert!(
         own.iter().all(|p| p.starts_with("/api/v1/laptops")),
         "{own:?}"
     );
-    let all = paths(&get(format!("{}/api-docs/all/openapi.json", split.ports.address)).await);
+    let all = paths(format!("{}/api-docs/all/openapi.json", split.ports.address)).await;
     assert_eq!(all, merged);
     let ui = client
         .get(format!("{}/swagger-ui/", split.nginx.address))

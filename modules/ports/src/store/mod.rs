@@ -41,6 +41,13 @@ pub trait PortStore: Send + Sync {
     async fn deletions(&self, after: i64, limit: i64) -> Result<Vec<PortDeletion>, StoreError>;
 }
 
+/// Rows of `port_deletions` as `(seq, port_id)`, as the contract has them.
+fn deletions(rows: Vec<(i64, i64)>) -> Vec<PortDeletion> {
+    rows.into_iter()
+        .map(|(seq, port_id)| PortDeletion { seq, port_id })
+        .collect()
+}
+
 /// The store for a module's database.
 pub fn open(db: Db) -> Arc<dyn PortStore> {
     match db {

@@ -76,9 +76,6 @@ impl PortStore for SqlitePorts {
         .bind(limit)
         .fetch_all(&self.0)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(seq, port_id)| PortDeletion { seq, port_id })
-            .collect())
+        Ok(super::deletions(rows))
     }
 }

@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use reqwest::Url;
 
 use crate::modules::{Module, Peers};
+use crate::startup::reachable;
 
 /// A laptop catalogue built as domain modules: run them all in one process,
 /// or any one alone as its own service.
@@ -47,6 +48,9 @@ pub enum Command {
     Openapi(ModuleArgs),
     /// List the modules.
     Modules,
+    /// Ask a running instance whether it is ready: exit 0 if its
+    /// `/health/ready` answers 200, 1 if not. Needs no curl in a container.
+    Healthcheck(HealthcheckArgs),
 }
 
 #[derive(Debug, Args)]
@@ -85,6 +89,11 @@ pub struct ServeArgs {
     /// listener, as if they ran apart: tests the split in one process.
     #[arg(long, env = "APP_PEER_LOOPBACK")]
     pub peer_loopback: bool,
+
+    /// Do not apply migrations at start: `app migrate` does, once (a
+    /// Kubernetes Job, say). Until then `/health/ready` answers 503.
+    #[arg(long, env = "APP_NO_MIGRATE")]
+    pub no_migrate: bool,
 }
 
 impl ServeArgs {
@@ -126,6 +135,34 @@ fn parse_url(raw: &str) -> Result<Url, String> {
         return Err(format!("{raw:?} must have no query or fragment"));
     }
     Ok(url)
+}
+
+#[derive(Debug, Args)]
+pub struct HealthcheckArgs {
+    /// The address the instance listens on, as given to `serve --bind`; an
+    /// unspecified one (`0.0.0.0`) is asked on loopback.
+    #[arg(long, env = "APP_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: String,
+
+    /// Ask `/health/live` instead: is the process serving at all?
+    #[arg(long)]
+    pub live: bool,
+
+    /// How long to wait for the answer, in milliseconds.
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub timeout_ms: u64,
+}
+
+impl HealthcheckArgs {
+    /// The health endpoint to ask.
+    pub fn url(&self) -> Result<Url, String> {
+        let address = match self.bind.parse() {
+            Ok(address) => reachable(address).to_string(),
+            Err(_) => self.bind.clone(),
+        };
+        let path = if self.live { "live" } else { "ready" };
+        parse_url(&format!("http://{address}/health/{path}"))
+    }
 }
 
 #[derive(Debug, Args)]

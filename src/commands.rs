@@ -1,13 +1,17 @@
 //! What each subcommand does.
 
+use std::time::Duration;
+
+use anyhow::Context as _;
 use app_kernel::db::Storage;
 
-use crate::cli::ServeArgs;
+use crate::cli::{HealthcheckArgs, ServeArgs};
 use crate::modules::{Module, Running};
 use crate::startup::{Application, Settings};
 
 pub async fn serve(args: ServeArgs, storage: Storage) -> anyhow::Result<()> {
     let settings = Settings {
+        migrate: !args.no_migrate,
         modules: args.modules(),
         peers: args.peers(),
         storage,
@@ -41,5 +45,25 @@ pub fn modules() -> anyhow::Result<()> {
             module.summary()
         );
     }
+    Ok(())
+}
+
+/// Asks a running instance's health endpoint; an error unless it answers 2xx.
+pub async fn healthcheck(args: &HealthcheckArgs) -> anyhow::Result<()> {
+    let url = args.url().map_err(anyhow::Error::msg)?;
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_millis(args.timeout_ms))
+        .build()
+        .context("cannot build an HTTP client")?;
+    let response = client
+        .get(url.clone())
+        .send()
+        .await
+        .map_err(reqwest::Error::without_url)
+        .with_context(|| format!("{url} did not answer"))?;
+    let status = response.status();
+    anyhow::ensure!(status.is_success(), "{url} answered {status}");
+    println!("{url} answered {status}");
     Ok(())
 }

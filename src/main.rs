@@ -62,5 +62,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate(args) => commands::migrate(&args.modules(), &cli.database_url).await,
         Command::Openapi(args) => commands::openapi(&args.modules()),
         Command::Modules => commands::modules(),
+        Command::Healthcheck(args) => commands::healthcheck(&args).await,
     }
 }

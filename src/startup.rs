@@ -1,13 +1,12 @@
 //! The application: binds first, exposes the port it got, then runs until stopped.
 
-use std::net::TcpListener;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
 
 use actix_web::dev::Server;
 use actix_web::{App, HttpServer, middleware::from_fn, web};
 use anyhow::Context as _;
 use app_kernel::db::Storage;
 use utoipa_actix_web::AppExt as _;
-use utoipa_swagger_ui::SwaggerUi;
 
 use crate::http::{docs, fallback, health, request};
 use crate::modules::{Module, Peers, Running};
@@ -25,6 +24,8 @@ pub struct Settings {
     pub handle_signals: bool,
     /// Where the modules it needs but does not run are.
     pub peers: Peers,
+    /// Apply pending migrations before serving.
+    pub migrate: bool,
 }
 
 pub struct Application {
@@ -34,26 +35,21 @@ pub struct Application {
 }
 
 impl Application {
-    /// Opens and migrates every module's database and binds the listener.
+    /// Opens (and migrates) every module's database and binds the listener.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(&settings.bind)
             .with_context(|| format!("cannot listen on {}", settings.bind))?;
         let origin = own_origin(&listener)?;
-        let running = Running::open(&settings.modules, &settings.storage, true)
+        let running = Running::open(&settings.modules, &settings.storage, settings.migrate)
             .await?
             .start(&settings.peers, &origin)?;
         let port = listener.local_addr()?.port();
-        let openapi = docs::openapi(&settings.modules);
-        let merged = if settings.modules == Module::ALL {
-            docs::serve(&openapi)?
-        } else {
-            docs::serve(&docs::openapi(&Module::ALL))?
-        };
-        let routes = fallback::Routes::from_openapi(&openapi).with_get(&[
+        let docs = docs::Docs::new(&settings.modules)?;
+        let routes = fallback::Routes::from_openapi(&docs.own).with_get(&[
             "/",
             "/health/live",
             "/health/ready",
-            "/api-docs/openapi.json",
+            docs::OWN,
             docs::MERGED,
             "/swagger-ui/{_:.*}",
         ]);
@@ -71,11 +67,7 @@ impl Application {
                 .into_utoipa_app()
                 .configure(move |cfg| modules.iter().for_each(|m| m.configure(cfg)))
                 .into_app()
-                .service(
-                    SwaggerUi::new("/swagger-ui/{_:.*}")
-                        .url("/api-docs/openapi.json", openapi.clone()),
-                )
-                .route(docs::MERGED, web::get().to(merged.clone()))
+                .configure(|cfg| docs.configure(cfg))
                 .route("/", web::get().to(docs::redirect_to_swagger_ui))
                 .default_service(web::to(fallback::not_found_or_not_allowed))
         })
@@ -119,12 +111,17 @@ impl Application {
 
 /// This process's own origin, as modules of it reach one another in loopback.
 fn own_origin(listener: &TcpListener) -> anyhow::Result<String> {
-    let mut address = listener.local_addr()?;
+    Ok(format!("http://{}", reachable(listener.local_addr()?)))
+}
+
+/// Where a client on this host reaches a listener bound to `address`:
+/// loopback for an unspecified address (`0.0.0.0`, `[::]`).
+pub fn reachable(mut address: SocketAddr) -> SocketAddr {
     if address.ip().is_unspecified() {
         address.set_ip(match address {
-            std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
-            std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+            SocketAddr::V4(_) => Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => Ipv6Addr::LOCALHOST.into(),
         });
     }
-    Ok(format!("http://{address}"))
+    address
 }

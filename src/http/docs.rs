@@ -1,11 +1,13 @@
 //! The OpenAPI document of the modules a process serves, and the way to Swagger UI.
 
+use actix_web::web::{self, Bytes, ServiceConfig};
 use actix_web::{App, HttpResponse, http::header};
 use app_kernel::{FieldError, Problem};
 use utoipa::OpenApi as _;
 use utoipa::openapi::OpenApi;
 use utoipa::openapi::tag::TagBuilder;
 use utoipa_actix_web::AppExt as _;
+use utoipa_swagger_ui::{SwaggerUi, Url};
 
 use crate::modules::Module;
 
@@ -47,20 +49,67 @@ pub async fn redirect_to_swagger_ui() -> HttpResponse {
         .finish()
 }
 
+/// Where a process serves the document of the modules it serves.
+pub const OWN: &str = "/api-docs/openapi.json";
+
 /// Where every process serves the document of every module, served here or
-/// not: behind a gateway, Swagger UI shows this one (see `deploy/nginx`).
+/// not: behind a gateway (nginx, an Ingress) every operation in it works.
 pub const MERGED: &str = "/api-docs/all/openapi.json";
 
-/// A handler answering with `document`, serialized once.
-pub fn serve(
-    document: &OpenApi,
-) -> anyhow::Result<impl Fn() -> std::future::Ready<HttpResponse> + Clone + 'static> {
-    let body = actix_web::web::Bytes::from(document.to_json()?);
-    Ok(move || {
-        std::future::ready(
-            HttpResponse::Ok()
-                .content_type("application/json")
-                .body(body.clone()),
-        )
-    })
+/// What a process serves of the documentation, built once.
+#[derive(Clone)]
+pub struct Docs {
+    /// The document of the modules this process serves.
+    pub own: OpenApi,
+    merged: Merged,
+}
+
+/// The document of every module.
+#[derive(Clone)]
+enum Merged {
+    /// This process serves every module, so it is `own`, serialized.
+    Own(Bytes),
+    /// This process serves only some modules.
+    Every(OpenApi),
+}
+
+impl Docs {
+    pub fn new(modules: &[Module]) -> anyhow::Result<Self> {
+        let own = openapi(modules);
+        let merged = if modules == Module::ALL {
+            Merged::Own(Bytes::from(own.to_json()?))
+        } else {
+            Merged::Every(openapi(&Module::ALL))
+        };
+        Ok(Self { own, merged })
+    }
+
+    /// Swagger UI and both documents. Where this process serves only some
+    /// modules, Swagger UI opens on the document of every module, as a user
+    /// behind the gateway needs, and offers this process's own beside it.
+    pub fn configure(&self, cfg: &mut ServiceConfig) {
+        let ui = SwaggerUi::new("/swagger-ui/{_:.*}");
+        match &self.merged {
+            Merged::Every(every) => {
+                cfg.service(ui.urls(vec![
+                    (
+                        Url::with_primary("every module, through the gateway", MERGED, true),
+                        every.clone(),
+                    ),
+                    (Url::new("this process only", OWN), self.own.clone()),
+                ]));
+            }
+            Merged::Own(body) => {
+                let body = body.clone();
+                let merged = move || {
+                    let response = HttpResponse::Ok()
+                        .content_type("application/json")
+                        .body(body.clone());
+                    std::future::ready(response)
+                };
+                cfg.service(ui.url(OWN, self.own.clone()))
+                    .route(MERGED, web::get().to(merged));
+            }
+        }
+    }
 }

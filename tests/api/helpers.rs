@@ -77,6 +77,7 @@ pub async fn spawn_configured(database_url: &str, modules: &[Module], peers: Pee
         workers: Some(1),
         handle_signals: false,
         peers,
+        migrate: true,
     };
     let app = Application::build(settings)
         .await

@@ -70,7 +70,7 @@ enum Merged {
     /// This process serves every module, so it is `own`, serialized.
     Own(Bytes),
     /// This process serves only some modules.
-    Every(OpenApi),
+    Every(Box<OpenApi>),
 }
 
 impl Docs {
@@ -79,7 +79,7 @@ impl Docs {
         let merged = if modules == Module::ALL {
             Merged::Own(Bytes::from(own.to_json()?))
         } else {
-            Merged::Every(openapi(&Module::ALL))
+            Merged::Every(Box::new(openapi(&Module::ALL)))
         };
         Ok(Self { own, merged })
     }
@@ -94,7 +94,7 @@ impl Docs {
                 cfg.service(ui.urls(vec![
                     (
                         Url::with_primary("every module, through the gateway", MERGED, true),
-                        every.clone(),
+                        (**every).clone(),
                     ),
                     (Url::new("this process only", OWN), self.own.clone()),
                 ]));

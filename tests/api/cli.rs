@@ -20,7 +20,7 @@ fn help_explains_every_command_and_its_environment_variables() {
     let help = app(&["--help"]);
     assert!(help.status.success());
     let text = String::from_utf8_lossy(&help.stdout);
-    for command in ["serve", "migrate", "openapi", "modules"] {
+    for command in ["serve", "migrate", "openapi", "modules", "healthcheck"] {
         assert!(text.contains(command), "--help names {command}");
     }
     let serve = String::from_utf8_lossy(&app(&["serve", "--help"]).stdout).into_owned();
@@ -35,6 +35,7 @@ fn help_explains_every_command_and_its_environment_variables() {
         "--peer",
         "APP_PEER_TIMEOUT_MS",
         "--peer-loopback",
+        "--no-migrate",
     ] {
         assert!(serve.contains(flag), "serve --help names {flag}");
     }

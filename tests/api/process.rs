@@ -60,26 +60,48 @@ impl Process {
             .args(["serve", "--bind", &bind])
             .args(args)
             .env("RUST_LOG", log)
-            .stdout(Stdio::null())
             .stderr(stderr);
+        Process::launch(command, port)
+    }
+
+    /// Runs the binary with exactly `args` and `env`, nothing inherited, as a
+    /// container would; `env` must bind it to `127.0.0.1:port`. Does not wait.
+    pub fn spawn_as(port: u16, args: &[String], env: &[(String, String)]) -> Process {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_app"));
+        command
+            .args(args)
+            .env_clear()
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stderr(Stdio::inherit());
+        Process::launch(command, port)
+    }
+
+    fn launch(mut command: Command, port: u16) -> Process {
+        command.stdout(Stdio::null());
         die_with_parent(&mut command, libc::SIGKILL);
         Process {
             child: command.spawn().expect("the binary starts"),
-            address: format!("http://{bind}"),
+            address: format!("http://127.0.0.1:{port}"),
             port,
         }
     }
 
     /// Waits until `/health/ready` answers 200.
     pub async fn ready(&self) {
+        self.answers(200, "/health/ready").await;
+    }
+
+    /// Waits until `path` answers `status`.
+    pub async fn answers(&self, status: u16, path: &str) {
+        let url = format!("{}{path}", self.address);
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if let Ok(response) = reqwest::get(format!("{}/health/ready", self.address)).await
-                && response.status() == 200
+            if let Ok(response) = reqwest::get(&url).await
+                && response.status() == status
             {
                 return;
             }
-            assert!(Instant::now() < deadline, "{} became ready", self.address);
+            assert!(Instant::now() < deadline, "{url} answered {status}");
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }

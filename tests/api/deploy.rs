@@ -1,0 +1,537 @@
+//! The deployment files against what the binary serves. Each Deployment and
+//! the migration Job of a Kubernetes overlay, the image's own command and
+//! the Compose services run as plain processes, with the arguments and the
+//! environment their containers would get, on a real PostgreSQL database;
+//! only the listen address, the database URL and peer hosts are made local.
+//! Then the probes, Services, Ingress and nginx upstreams are followed to
+//! those processes.
+
+use std::collections::BTreeMap;
+use std::process::{Command, Output};
+
+use reqwest::Url;
+use serde_json::{Value, json};
+
+use crate::gateway::{Nginx, deploy_dir};
+use crate::manifests::{Dockerfile, Manifests, Pod, nginx_upstreams, port_of, strings};
+use crate::postgres;
+use crate::process::{Process, free_port};
+
+/// Runs the binary to completion with exactly `args` and `env`.
+fn run(args: &[String], env: &[(String, String)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_app"))
+        .args(args)
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .expect("the binary runs")
+}
+
+/// A container's environment made local: listening on `port`, on
+/// `database`, and each `http://host:port` peer URL replaced by `peer`'s.
+fn localize(
+    env: &[(String, String)],
+    port: u16,
+    database: &str,
+    peer: impl Fn(&str, u16) -> String,
+) -> Vec<(String, String)> {
+    let mut local: Vec<(String, String)> = env
+        .iter()
+        .map(|(key, value)| {
+            let value = match key.as_str() {
+                "APP_BIND" => format!("127.0.0.1:{port}"),
+                "APP_DATABASE_URL" => database.to_owned(),
+                _ if value.starts_with("http://") => {
+                    let url = Url::parse(value).unwrap();
+                    peer(
+                        url.host_str().unwrap(),
+                        url.port_or_known_default().unwrap(),
+                    )
+                }
+                _ => value.clone(),
+            };
+            (key.clone(), value)
+        })
+        .collect();
+    // Quiet: laptops warn while they wait for the migration Job.
+    local.push(("RUST_LOG".into(), "error".into()));
+    local
+}
+
+fn name(object: &Value) -> &str {
+    object["metadata"]["name"].as_str().unwrap()
+}
+
+/// Non-root, read-only, no privilege escalation, bounded resources.
+fn assert_hardened(pod: &Pod) {
+    let name = pod.name;
+    let security = &pod.spec["securityContext"];
+    assert_eq!(security["runAsNonRoot"], true, "{name} runs as non-root");
+    assert_eq!(
+        security["runAsUser"].as_u64(),
+        Some(Dockerfile::read().uid()),
+        "{name} runs as the image's user"
+    );
+    assert_eq!(pod.spec["automountServiceAccountToken"], false, "{name}");
+    let container = &pod.container["securityContext"];
+    assert_eq!(container["readOnlyRootFilesystem"], true, "{name}");
+    assert_eq!(container["allowPrivilegeEscalation"], false, "{name}");
+    assert_eq!(container["capabilities"]["drop"], json!(["ALL"]), "{name}");
+    for field in [
+        "requests/cpu",
+        "requests/memory",
+        "limits/cpu",
+        "limits/memory",
+    ] {
+        let found = pod.container["resources"].pointer(&format!("/{field}"));
+        assert!(found.is_some(), "{name} sets resources {field}");
+    }
+    let image = format!("app:{}", env!("CARGO_PKG_VERSION"));
+    assert_eq!(pod.container["image"], image.as_str(), "{name}");
+}
+
+/// A Kubernetes overlay run as processes: one per Deployment.
+struct Cluster {
+    manifests: Manifests,
+    processes: BTreeMap<String, Process>,
+}
+
+impl Cluster {
+    /// Starts every Deployment before migrations (alive, not ready), runs the
+    /// Job, and waits until every one is ready.
+    async fn start(overlay: &str) -> Cluster {
+        let manifests = Manifests::render(overlay);
+        let database = postgres::shared().fresh_database().await;
+        let deployments = manifests.all("Deployment");
+        let local: BTreeMap<&str, u16> =
+            deployments.iter().map(|d| (name(d), free_port())).collect();
+        let peer = |service: &str, port: u16| {
+            let (deployment, _) = manifests.behind_service(service, &json!(port));
+            format!("http://127.0.0.1:{}", local[name(deployment)])
+        };
+        let mut processes = BTreeMap::new();
+        for deployment in &deployments {
+            let pod = Pod::of(&manifests, deployment);
+            assert_hardened(&pod);
+            let bind = pod.var("APP_BIND").expect("APP_BIND is set");
+            for probe in ["readinessProbe", "livenessProbe"] {
+                let (_, port) = pod.probe(probe);
+                assert_eq!(
+                    port,
+                    port_of(bind),
+                    "{}'s {probe} asks the port it listens on",
+                    pod.name
+                );
+            }
+            let port = local[pod.name];
+            let env = localize(&pod.env, port, &database, peer);
+            processes.insert(
+                pod.name.to_owned(),
+                Process::spawn_as(port, &pod.args, &env),
+            );
+        }
+        let probes = |deployment: &Value| {
+            let pod = Pod::of(&manifests, deployment);
+            (pod.probe("livenessProbe").0, pod.probe("readinessProbe").0)
+        };
+        for deployment in &deployments {
+            let (live, ready) = probes(deployment);
+            let process = &processes[name(deployment)];
+            process.answers(200, &live).await;
+            let before = reqwest::get(format!("{}{ready}", process.address))
+                .await
+                .unwrap();
+            assert_eq!(
+                before.status(),
+                503,
+                "{} is not ready before migrations",
+                name(deployment)
+            );
+        }
+        let jobs = manifests.all("Job");
+        assert_eq!(jobs.len(), 1, "one migration Job");
+        let job = Pod::of(&manifests, jobs[0]);
+        assert_hardened(&job);
+        let migrated = run(&job.args, &localize(&job.env, 0, &database, peer));
+        assert!(migrated.status.success(), "the Job migrates: {migrated:?}");
+        for deployment in &deployments {
+            let (_, ready) = probes(deployment);
+            processes[name(deployment)].answers(200, &ready).await;
+        }
+        drop(deployments);
+        Cluster {
+            manifests,
+            processes,
+        }
+    }
+
+    /// The origin of the process the Ingress sends `path` to.
+    fn via(&self, path: &str) -> String {
+        let (deployment, port) = self.manifests.route(path);
+        let pod = Pod::of(&self.manifests, deployment);
+        assert_eq!(
+            port,
+            port_of(pod.var("APP_BIND").unwrap()),
+            "{path} lands on the port served"
+        );
+        self.processes[name(deployment)].address.clone()
+    }
+
+    fn args(&self, deployment: &str) -> Vec<String> {
+        Pod::of(
+            &self.manifests,
+            self.manifests.named("Deployment", deployment),
+        )
+        .args
+    }
+
+    /// Each Deployment's replicas, with one PodDisruptionBudget and one
+    /// HorizontalPodAutoscaler that fit them.
+    fn replicas(&self) -> BTreeMap<String, u64> {
+        let mut replicas = BTreeMap::new();
+        for deployment in self.manifests.all("Deployment") {
+            let count = deployment["spec"]["replicas"].as_u64().unwrap();
+            replicas.insert(name(deployment).to_owned(), count);
+        }
+        let budgets = self.manifests.all("PodDisruptionBudget");
+        let scalers = self.manifests.all("HorizontalPodAutoscaler");
+        assert_eq!(budgets.len(), replicas.len(), "a budget per Deployment");
+        assert_eq!(
+            scalers.len(),
+            replicas.len(),
+            "an autoscaler per Deployment"
+        );
+        for budget in budgets {
+            let selected = self
+                .manifests
+                .selected(&budget["spec"]["selector"]["matchLabels"]);
+            let unavailable = budget["spec"]["maxUnavailable"].as_u64().unwrap();
+            assert!(
+                unavailable < replicas[name(selected)],
+                "{} keeps one up",
+                name(budget)
+            );
+        }
+        for scaler in scalers {
+            let target = scaler["spec"]["scaleTargetRef"]["name"].as_str().unwrap();
+            let spec = &scaler["spec"];
+            assert_eq!(
+                spec["minReplicas"].as_u64(),
+                Some(replicas[target]),
+                "{target}"
+            );
+            assert!(
+                spec["maxReplicas"].as_u64().unwrap() > replicas[target],
+                "{target}"
+            );
+        }
+        replicas
+    }
+
+    /// Swagger UI behind the Ingress opens on a document of every
+    /// operation, and each operation reaches a process that serves it.
+    async fn assert_every_operation_routed(&self) {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let get = |path: &str| {
+            let request = client.get(format!("{}{path}", self.via(path)));
+            async move { request.send().await.unwrap() }
+        };
+        assert_eq!(get("/").await.headers()["location"], "/swagger-ui/");
+        let initializer = get("/swagger-ui/swagger-initializer.js")
+            .await
+            .text()
+            .await
+            .unwrap();
+        let opened = initializer
+            .split("\"url\": \"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .expect("Swagger UI names a document");
+        let shown: Value = get(opened).await.json().await.unwrap();
+        let any = self.processes.values().next().unwrap();
+        let every: Value = reqwest::get(format!("{}/api-docs/all/openapi.json", any.address))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            shown["paths"], every["paths"],
+            "Swagger UI shows every operation"
+        );
+        for (path, operations) in every["paths"].as_object().unwrap() {
+            let concrete = path.replace("{id}", "1");
+            let origin = self.via(&concrete);
+            let served: Value = reqwest::get(format!("{origin}/api-docs/openapi.json"))
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            assert_eq!(
+                served["paths"][path], *operations,
+                "{path} reaches a process serving it"
+            );
+        }
+        assert_laptops_reach_ports(|path| self.via(path)).await;
+    }
+}
+
+/// A port, a laptop listing it and the laptop with its ports embedded, each
+/// request sent where `origin(path)` says.
+async fn assert_laptops_reach_ports(origin: impl Fn(&str) -> String) {
+    let client = reqwest::Client::new();
+    let post = |path: &str, body: Value| {
+        let request = client.post(format!("{}{path}", origin(path))).json(&body);
+        async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 201, "POST {}", response.url());
+            response.json::<Value>().await.unwrap()
+        }
+    };
+    let port = post("/api/v1/ports", json!({"name": "Thunderbolt 4"})).await;
+    let laptop = post(
+        "/api/v1/laptops",
+        json!({"title": "Framework", "model": "13", "port_ids": [port["id"]]}),
+    )
+    .await;
+    let path = format!("/api/v1/laptops/{}", laptop["id"]);
+    let expanded: Value = client
+        .get(format!("{}{path}?expand=ports", origin(&path)))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        expanded["ports"],
+        json!([{"id": port["id"], "name": "Thunderbolt 4"}])
+    );
+}
+
+#[tokio::test]
+async fn the_monolith_overlay_serves_every_module_from_one_deployment() {
+    let cluster = Cluster::start("monolith").await;
+    assert_eq!(cluster.replicas(), BTreeMap::from([("app".to_owned(), 2)]));
+    assert_eq!(cluster.args("app"), ["serve", "--all", "--no-migrate"]);
+    cluster.assert_every_operation_routed().await;
+}
+
+#[tokio::test]
+async fn the_split_overlay_serves_each_module_from_its_own_deployment() {
+    let cluster = Cluster::start("split").await;
+    let replicas = cluster.replicas();
+    assert_eq!(replicas["laptops"], 3);
+    assert_eq!(replicas.len(), 2);
+    for module in ["laptops", "ports"] {
+        let args = cluster.args(module);
+        assert_eq!(args, ["serve", "--module", module, "--no-migrate"]);
+    }
+    cluster.assert_every_operation_routed().await;
+    // deploy/nginx/app.conf names these Services, so it can stand in for the Ingress.
+    let (upstreams, _) = nginx_upstreams();
+    for (upstream, servers) in &upstreams {
+        for (host, port) in servers {
+            let (deployment, _) = cluster.manifests.behind_service(host, &json!(port));
+            let serves = cluster.args(name(deployment)).join(" ");
+            if upstream != "any_module" {
+                assert!(
+                    serves.contains(&format!("--module {upstream}")),
+                    "{upstream}: {serves}"
+                );
+            }
+        }
+    }
+}
+
+impl Dockerfile {
+    fn uid(&self) -> u64 {
+        self.user
+            .split(':')
+            .next()
+            .unwrap()
+            .parse()
+            .expect("a numeric USER")
+    }
+}
+
+#[tokio::test]
+async fn the_image_serves_every_module_and_its_healthcheck_tells_ready_from_down() {
+    let image = Dockerfile::read();
+    assert_ne!(image.uid(), 0, "the image runs as non-root");
+    assert_eq!(image.expose, [port_of(image.var("APP_BIND"))]);
+    assert_eq!(
+        image.var("APP_DATABASE_URL"),
+        format!("sqlite:{}", image.volumes[0])
+    );
+    assert_eq!(image.command[0], "/app");
+    assert_eq!(image.healthcheck[0], "/app");
+    let data = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let database = format!("sqlite:{}", data.path().display());
+    let env = localize(&image.env, port, &database, |_, _| unreachable!());
+    let healthcheck = || run(&image.healthcheck[1..], &env);
+
+    let down = healthcheck();
+    assert_eq!(down.status.code(), Some(1), "nothing listens yet: {down:?}");
+    let server = Process::spawn_as(port, &image.command[1..], &env);
+    server.ready().await;
+    let up = healthcheck();
+    assert!(up.status.success(), "{up:?}");
+    for module in ["laptops", "ports"] {
+        let response = reqwest::get(format!("{}/api/v1/{module}", server.address))
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            200,
+            "the default command serves {module}"
+        );
+    }
+    server.terminate();
+    assert!(server.wait().success());
+    assert_eq!(healthcheck().status.code(), Some(1), "stopped");
+}
+
+/// What a Compose service's container sees: the image's `ENV`, then the
+/// service's `environment`.
+fn environment(image: &Dockerfile, service: &Value) -> Vec<(String, String)> {
+    let own = service["environment"].as_object().into_iter().flatten();
+    let own = own.map(|(key, value)| (key.clone(), value.as_str().unwrap().to_owned()));
+    image.env.iter().cloned().chain(own).collect()
+}
+
+#[tokio::test]
+async fn the_compose_split_runs_its_own_commands_behind_the_nginx_config() {
+    let file = deploy_dir().join("compose/compose.yaml");
+    let compose =
+        crate::manifests::yaml_documents(&std::fs::read_to_string(&file).unwrap()).remove(0);
+    let services = &compose["services"];
+    let image = Dockerfile::read();
+    let served_port = image.expose[0];
+    let publishes = |service: &str, port: u16| {
+        let published = strings(&services[service]["ports"]);
+        assert!(
+            published.iter().any(|p| p.ends_with(&format!(":{port}"))),
+            "{service} publishes {port}: {published:?}"
+        );
+    };
+
+    // The monolith: the image's own command, on SQLite in a volume.
+    assert!(services["app"]["command"].is_null());
+    publishes("app", served_port);
+    let volumes = strings(&services["app"]["volumes"]);
+    assert!(
+        volumes[0].ends_with(&format!(":{}", image.volumes[0])),
+        "{volumes:?}"
+    );
+
+    // The split: migrate once, then each module, then nginx.
+    let command = |service: &str| strings(&services[service]["command"]);
+    let in_split = |service: &str| services[service]["profiles"] == json!(["split"]);
+    let module_of = |service: &str| {
+        let command = command(service);
+        let at = command.iter().position(|arg| arg == "--module").unwrap();
+        command[at + 1].clone()
+    };
+    let database = postgres::shared().fresh_database().await;
+    for service in ["migrate", "ports", "laptops"] {
+        assert!(in_split(service), "{service}");
+        let url = services[service]["environment"]["APP_DATABASE_URL"].as_str();
+        let url = Url::parse(url.expect("a database URL")).unwrap();
+        assert!(
+            in_split(url.host_str().unwrap()),
+            "{service} reaches PostgreSQL by its service name"
+        );
+    }
+    let migrated = run(
+        &command("migrate"),
+        &localize(
+            &environment(&image, &services["migrate"]),
+            0,
+            &database,
+            |_, _| unreachable!(),
+        ),
+    );
+    assert!(migrated.status.success(), "{migrated:?}");
+    let ports_port = free_port();
+    let env = localize(
+        &environment(&image, &services["ports"]),
+        ports_port,
+        &database,
+        |_, _| unreachable!(),
+    );
+    let ports = Process::spawn_as(ports_port, &command("ports"), &env);
+    let replicas = services["laptops"]["deploy"]["replicas"].as_u64().unwrap();
+    let laptops: Vec<Process> = (0..replicas)
+        .map(|_| {
+            let port = free_port();
+            let peer = |host: &str, peer_port: u16| {
+                assert_eq!(
+                    (module_of(host).as_str(), peer_port),
+                    ("ports", served_port)
+                );
+                ports.address.clone()
+            };
+            let env = localize(
+                &environment(&image, &services["laptops"]),
+                port,
+                &database,
+                peer,
+            );
+            Process::spawn_as(port, &command("laptops"), &env)
+        })
+        .collect();
+    for process in laptops.iter().chain([&ports]) {
+        process.ready().await;
+    }
+
+    let gateway = &services["gateway"];
+    let mount = strings(&gateway["volumes"]).remove(0);
+    let source = file
+        .parent()
+        .unwrap()
+        .join(mount.split(':').next().unwrap());
+    assert_eq!(
+        source.canonicalize().unwrap(),
+        deploy_dir().join("nginx/app.conf").canonicalize().unwrap()
+    );
+    let (upstreams, listen) = nginx_upstreams();
+    publishes("gateway", listen);
+    for service in ["laptops", "ports"] {
+        assert_eq!(
+            gateway["depends_on"][service]["condition"],
+            "service_healthy"
+        );
+    }
+    for (upstream, servers) in &upstreams {
+        for (host, port) in servers {
+            assert!(
+                in_split(host) && *port == served_port,
+                "{upstream}: {host}:{port}"
+            );
+            if upstream != "any_module" {
+                assert_eq!(&module_of(host), upstream);
+            }
+        }
+    }
+    let laptop_ports: Vec<u16> = laptops.iter().map(|p| p.port).collect();
+    let nginx = Nginx::start(&laptop_ports, &[ports.port]).await;
+    assert_laptops_reach_ports(|_| nginx.address.clone()).await;
+    let docs: Value = reqwest::get(format!("{}/api-docs/openapi.json", nginx.address))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for path in ["/api/v1/laptops", "/api/v1/ports"] {
+        assert!(
+            docs["paths"][path].is_object(),
+            "the gateway's document has {path}"
+        );
+    }
+}

@@ -13,6 +13,7 @@ use reqwest::Url;
 use serde_json::{Value, json};
 
 use crate::gateway::{Nginx, deploy_dir};
+use crate::helpers::{json_at, status_at};
 use crate::manifests::{Dockerfile, Manifests, Pod, nginx_upstreams, port_of, strings};
 use crate::postgres;
 use crate::process::{Process, free_port};
@@ -138,11 +139,9 @@ impl Cluster {
             let (live, ready) = probes(deployment);
             let process = &processes[name(deployment)];
             process.answers(200, &live).await;
-            let before = reqwest::get(format!("{}{ready}", process.address))
-                .await
-                .unwrap();
+            let before = status_at(format!("{}{ready}", process.address)).await;
             assert_eq!(
-                before.status(),
+                before,
                 503,
                 "{} is not ready before migrations",
                 name(deployment)
@@ -185,22 +184,38 @@ impl Cluster {
         .args
     }
 
-    /// Each Deployment's replicas, with one PodDisruptionBudget and one
-    /// HorizontalPodAutoscaler that fit them.
+    /// Each Deployment's least replicas, from its HorizontalPodAutoscaler
+    /// (the Deployment leaves `replicas` to it, so an apply never scales a
+    /// busy Deployment down), and a PodDisruptionBudget that keeps one up.
     fn replicas(&self) -> BTreeMap<String, u64> {
+        let deployments = self.manifests.all("Deployment");
         let mut replicas = BTreeMap::new();
-        for deployment in self.manifests.all("Deployment") {
-            let count = deployment["spec"]["replicas"].as_u64().unwrap();
-            replicas.insert(name(deployment).to_owned(), count);
+        for scaler in self.manifests.all("HorizontalPodAutoscaler") {
+            let spec = &scaler["spec"];
+            let target = self.manifests.named(
+                "Deployment",
+                spec["scaleTargetRef"]["name"].as_str().unwrap(),
+            );
+            assert!(
+                target["spec"]["replicas"].is_null(),
+                "{} leaves replicas to its autoscaler",
+                name(target)
+            );
+            let least = spec["minReplicas"].as_u64().unwrap();
+            assert!(
+                spec["maxReplicas"].as_u64().unwrap() > least,
+                "{}",
+                name(scaler)
+            );
+            replicas.insert(name(target).to_owned(), least);
         }
-        let budgets = self.manifests.all("PodDisruptionBudget");
-        let scalers = self.manifests.all("HorizontalPodAutoscaler");
-        assert_eq!(budgets.len(), replicas.len(), "a budget per Deployment");
         assert_eq!(
-            scalers.len(),
             replicas.len(),
+            deployments.len(),
             "an autoscaler per Deployment"
         );
+        let budgets = self.manifests.all("PodDisruptionBudget");
+        assert_eq!(budgets.len(), deployments.len(), "a budget per Deployment");
         for budget in budgets {
             let selected = self
                 .manifests
@@ -210,19 +225,6 @@ impl Cluster {
                 unavailable < replicas[name(selected)],
                 "{} keeps one up",
                 name(budget)
-            );
-        }
-        for scaler in scalers {
-            let target = scaler["spec"]["scaleTargetRef"]["name"].as_str().unwrap();
-            let spec = &scaler["spec"];
-            assert_eq!(
-                spec["minReplicas"].as_u64(),
-                Some(replicas[target]),
-                "{target}"
-            );
-            assert!(
-                spec["maxReplicas"].as_u64().unwrap() > replicas[target],
-                "{target}"
             );
         }
         replicas
@@ -252,12 +254,11 @@ impl Cluster {
             .expect("Swagger UI names a document");
         let shown: Value = get(opened).await.json().await.unwrap();
         let any = self.processes.values().next().unwrap();
-        let every: Value = reqwest::get(format!("{}/api-docs/all/openapi.json", any.address))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let every = json_at(
+            &client,
+            format!("{}/api-docs/all/openapi.json", any.address),
+        )
+        .await;
         assert_eq!(
             shown["paths"], every["paths"],
             "Swagger UI shows every operation"
@@ -265,12 +266,7 @@ impl Cluster {
         for (path, operations) in every["paths"].as_object().unwrap() {
             let concrete = path.replace("{id}", "1");
             let origin = self.via(&concrete);
-            let served: Value = reqwest::get(format!("{origin}/api-docs/openapi.json"))
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let served = json_at(&client, format!("{origin}/api-docs/openapi.json")).await;
             assert_eq!(
                 served["paths"][path], *operations,
                 "{path} reaches a process serving it"
@@ -299,14 +295,7 @@ async fn assert_laptops_reach_ports(origin: impl Fn(&str) -> String) {
     )
     .await;
     let path = format!("/api/v1/laptops/{}", laptop["id"]);
-    let expanded: Value = client
-        .get(format!("{}{path}?expand=ports", origin(&path)))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let expanded = json_at(&client, format!("{}{path}?expand=ports", origin(&path))).await;
     assert_eq!(
         expanded["ports"],
         json!([{"id": port["id"], "name": "Thunderbolt 4"}])
@@ -383,14 +372,8 @@ async fn the_image_serves_every_module_and_its_healthcheck_tells_ready_from_down
     let up = healthcheck();
     assert!(up.status.success(), "{up:?}");
     for module in ["laptops", "ports"] {
-        let response = reqwest::get(format!("{}/api/v1/{module}", server.address))
-            .await
-            .unwrap();
-        assert_eq!(
-            response.status(),
-            200,
-            "the default command serves {module}"
-        );
+        let status = status_at(format!("{}/api/v1/{module}", server.address)).await;
+        assert_eq!(status, 200, "the default command serves {module}");
     }
     server.terminate();
     assert!(server.wait().success());
@@ -522,12 +505,11 @@ async fn the_compose_split_runs_its_own_commands_behind_the_nginx_config() {
     let laptop_ports: Vec<u16> = laptops.iter().map(|p| p.port).collect();
     let nginx = Nginx::start(&laptop_ports, &[ports.port]).await;
     assert_laptops_reach_ports(|_| nginx.address.clone()).await;
-    let docs: Value = reqwest::get(format!("{}/api-docs/openapi.json", nginx.address))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let docs = json_at(
+        &reqwest::Client::new(),
+        format!("{}/api-docs/openapi.json", nginx.address),
+    )
+    .await;
     for path in ["/api/v1/laptops", "/api/v1/ports"] {
         assert!(
             docs["paths"][path].is_object(),

@@ -225,3 +225,13 @@ macro_rules! api_tests {
     };
 }
 pub(crate) use api_tests;
+
+/// GETs `url` and decodes its JSON body.
+pub async fn json_at(client: &reqwest::Client, url: String) -> Value {
+    client.get(url).send().await.unwrap().json().await.unwrap()
+}
+
+/// The status `url` answers a GET with.
+pub async fn status_at(url: String) -> u16 {
+    reqwest::get(url).await.unwrap().status().as_u16()
+}

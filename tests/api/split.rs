@@ -13,7 +13,7 @@ use app_kernel::db::Backend;
 use serde_json::{Value, json};
 
 use crate::gateway::{Nginx, Split};
-use crate::helpers::{assert_problem, spawn_app};
+use crate::helpers::{assert_problem, json_at, spawn_app};
 use crate::process::Process;
 
 /// Creates a port and a laptop listing it through `base`; returns the
@@ -43,11 +43,6 @@ async fn create_port(client: &reqwest::Client, base: &str, name: &str) -> i64 {
         .await
         .unwrap();
     port["id"].as_i64().expect("a port")
-}
-
-/// GETs `url` and decodes its JSON body.
-async fn get_json(client: &reqwest::Client, url: String) -> Value {
-    client.get(url).send().await.unwrap().json().await.unwrap()
 }
 
 /// Waits until `GET url` answers `status`.
@@ -339,7 +334,7 @@ async fn a_hung_ports_is_cut_off_by_the_circuit_breaker_and_recovers() {
     println!("503 after the breaker opened: {fast:?}");
     let read = client.get(format!("{laptops}{path}")).send().await.unwrap();
     assert_eq!(read.status(), 200, "reading without expand needs no ports");
-    let ready = get_json(&client, format!("{laptops}/health/ready")).await;
+    let ready = json_at(&client, format!("{laptops}/health/ready")).await;
     assert_eq!(ready["status"], "up", "readiness does not follow the peer");
     assert_eq!(ready["peers"][0]["status"], "down");
     assert_ne!(ready["peers"][0]["circuit"], "closed");
@@ -398,7 +393,7 @@ async fn the_gateway_serves_the_document_of_every_module_and_each_process_its_ow
     let split = Split::start(&url).await;
     let client = reqwest::Client::new();
     let paths = async |url: String| -> Vec<String> {
-        let doc = get_json(&client, url).await;
+        let doc = json_at(&client, url).await;
         doc["paths"].as_object().unwrap().keys().cloned().collect()
     };
 

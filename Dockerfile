@@ -11,7 +11,7 @@
 
 ARG RUST_VERSION=1.95
 
-FROM rust:${RUST_VERSION}-slim-bookworm AS chef
+FROM rust:${RUST_VERSION}-slim-trixie AS chef
 RUN cargo install cargo-chef --locked --version 0.1.78
 WORKDIR /src
 
@@ -26,8 +26,10 @@ COPY . .
 RUN cargo build --release --locked --bin app \
     && mkdir -p /empty/var/lib/app
 
-# glibc and libgcc, nothing else; the nonroot user is 65532.
-FROM gcr.io/distroless/cc-debian12:nonroot
+# glibc and libgcc, nothing else; the nonroot user is 65532. Debian 13 here
+# and in the build stage alike: a binary linked against a newer glibc than
+# the one it runs on does not start.
+FROM gcr.io/distroless/cc-debian13:nonroot
 COPY --from=builder /src/target/release/app /app
 # SQLite's files, when no --database-url says otherwise: mount a volume here.
 COPY --from=builder --chown=65532:65532 /empty/var/lib/app /var/lib/app

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use app_kernel::db::Storage;
+use app_kernel::db::{DEFAULT_MAX_CONNECTIONS, Storage};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use reqwest::Url;
 
@@ -26,6 +26,17 @@ pub struct Cli {
         default_value = "sqlite:./data"
     )]
     pub database_url: Storage,
+
+    /// The most PostgreSQL connections each module of this process opens.
+    /// Keep replicas × modules × this below the server's `max_connections`.
+    #[arg(
+        long,
+        global = true,
+        env = "APP_DATABASE_MAX_CONNECTIONS",
+        default_value_t = DEFAULT_MAX_CONNECTIONS,
+        value_parser = clap::value_parser!(u32).range(1..=1000)
+    )]
+    pub database_max_connections: u32,
 
     /// How log lines look: `json` for machines, `pretty` for people.
     #[arg(long, global = true, env = "APP_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]

@@ -57,9 +57,12 @@ fn one_line(error: &anyhow::Error) -> String {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    let storage = cli
+        .database_url
+        .with_max_connections(cli.database_max_connections);
     match cli.command {
-        Command::Serve(args) => commands::serve(args, cli.database_url).await,
-        Command::Migrate(args) => commands::migrate(&args.modules(), &cli.database_url).await,
+        Command::Serve(args) => commands::serve(args, storage).await,
+        Command::Migrate(args) => commands::migrate(&args.modules(), &storage).await,
         Command::Openapi(args) => commands::openapi(&args.modules()),
         Command::Modules => commands::modules(),
         Command::Healthcheck(args) => commands::healthcheck(&args).await,

@@ -1,6 +1,7 @@
 //! The application: binds first, exposes the port it got, then runs until stopped.
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
+use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::{App, HttpServer, middleware::from_fn, web};
@@ -10,6 +11,9 @@ use utoipa_actix_web::AppExt as _;
 
 use crate::http::{docs, fallback, health, request};
 use crate::modules::{Module, Peers, Running};
+
+/// How long an idle client connection stays open.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(75);
 
 /// What `serve` runs.
 #[derive(Debug, Clone)]
@@ -71,6 +75,10 @@ impl Application {
                 .route("/", web::get().to(docs::redirect_to_swagger_ui))
                 .default_service(web::to(fallback::not_found_or_not_allowed))
         })
+        // Longer than the idle timeout of the proxies in front (nginx, an
+        // Ingress controller, a cloud load balancer: 60 s), so none sends a
+        // request on a connection this server is closing.
+        .keep_alive(KEEP_ALIVE)
         .listen(listener)?;
         if let Some(workers) = settings.workers {
             server = server.workers(workers);

@@ -17,6 +17,8 @@ use crate::problem::Chain;
 
 /// How long a request waits for a connection before it answers 503.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(1);
+/// The most PostgreSQL connections a module's pool opens, unless told.
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 16;
 /// How long start-up waits for PostgreSQL to answer.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// PostgreSQL's `statement_timeout`: the longest a query may run.
@@ -34,7 +36,11 @@ pub enum Storage {
     /// One SQLite file per module in this directory.
     Sqlite(PathBuf),
     /// One PostgreSQL database, one schema per module.
-    Postgres(Box<PgConnectOptions>),
+    Postgres {
+        options: Box<PgConnectOptions>,
+        /// The most connections each module's pool opens.
+        max_connections: u32,
+    },
 }
 
 impl FromStr for Storage {
@@ -53,7 +59,10 @@ impl FromStr for Storage {
         }
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             return PgConnectOptions::from_str(url)
-                .map(|options| Self::Postgres(Box::new(options)))
+                .map(|options| Self::Postgres {
+                    options: Box::new(options),
+                    max_connections: DEFAULT_MAX_CONNECTIONS,
+                })
                 .map_err(|e| format!("not a valid PostgreSQL URL: {e}"));
         }
         Err("expected sqlite:DIR or postgres://user:password@host/database".into())
@@ -64,8 +73,19 @@ impl Storage {
     pub fn backend(&self) -> Backend {
         match self {
             Self::Sqlite(_) => Backend::Sqlite,
-            Self::Postgres(_) => Backend::Postgres,
+            Self::Postgres { .. } => Backend::Postgres,
         }
+    }
+
+    /// At most `max` PostgreSQL connections per module; SQLite's pools are fixed.
+    pub fn with_max_connections(mut self, max: u32) -> Self {
+        if let Self::Postgres {
+            max_connections, ..
+        } = &mut self
+        {
+            *max_connections = max;
+        }
+        self
     }
 
     /// Opens the pool of one module, failing fast when the database is unreachable.
@@ -87,7 +107,10 @@ impl Storage {
                     .await?;
                 Ok(Db::Sqlite(pool))
             }
-            Self::Postgres(options) => {
+            Self::Postgres {
+                options,
+                max_connections,
+            } => {
                 // One direct connection first: a pool that cannot connect only
                 // says it timed out, this says why (refused, unknown host, auth).
                 let options = options
@@ -102,7 +125,7 @@ impl Storage {
                     || std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer within 5 s");
                 probe.await.map_err(|_| no_answer())??.close().await?;
                 let pool = PgPoolOptions::new()
-                    .max_connections(16)
+                    .max_connections(*max_connections)
                     .acquire_timeout(ACQUIRE_TIMEOUT)
                     .connect_with(options)
                     .await?;

@@ -75,6 +75,9 @@ impl Peer {
             .connect_timeout(timeout)
             .timeout(timeout)
             .pool_max_idle_per_host(64)
+            // Below the 75 s a module keeps an idle connection open, so a
+            // call never goes out on one the peer is closing.
+            .pool_idle_timeout(Duration::from_secs(60))
             .build()?;
         Ok(Self {
             name,

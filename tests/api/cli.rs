@@ -36,6 +36,7 @@ fn help_explains_every_command_and_its_environment_variables() {
         "APP_PEER_TIMEOUT_MS",
         "--peer-loopback",
         "--no-migrate",
+        "APP_DATABASE_MAX_CONNECTIONS",
     ] {
         assert!(serve.contains(flag), "serve --help names {flag}");
     }
@@ -70,6 +71,8 @@ fn bad_command_lines_fail_with_one_line_and_no_panic() {
             "postgres://user@127.0.0.1:1/app",
         ],
         &["serve", "--all", "--log-format", "xml"],
+        &["serve", "--all", "--database-max-connections", "0"],
+        &["healthcheck", "--timeout-ms", "0"],
         &["serve", "--module", "laptops", "--peer", "ports"],
         &[
             "serve",

@@ -74,6 +74,8 @@ fn assert_hardened(pod: &Pod) {
         "{name} runs as the image's user"
     );
     assert_eq!(pod.spec["automountServiceAccountToken"], false, "{name}");
+    // Service variables (APP_PORT...) would read as the binary's settings.
+    assert_eq!(pod.spec["enableServiceLinks"], false, "{name}");
     let container = &pod.container["securityContext"];
     assert_eq!(container["readOnlyRootFilesystem"], true, "{name}");
     assert_eq!(container["allowPrivilegeEscalation"], false, "{name}");
@@ -107,7 +109,7 @@ impl Cluster {
         let local: BTreeMap<&str, u16> =
             deployments.iter().map(|d| (name(d), free_port())).collect();
         let peer = |service: &str, port: u16| {
-            let (deployment, _) = manifests.behind_service(service, &json!(port));
+            let deployment = manifests.behind_service(service, &json!(port));
             format!("http://127.0.0.1:{}", local[name(deployment)])
         };
         let mut processes = BTreeMap::new();
@@ -166,13 +168,7 @@ impl Cluster {
 
     /// The origin of the process the Ingress sends `path` to.
     fn via(&self, path: &str) -> String {
-        let (deployment, port) = self.manifests.route(path);
-        let pod = Pod::of(&self.manifests, deployment);
-        assert_eq!(
-            port,
-            port_of(pod.var("APP_BIND").unwrap()),
-            "{path} lands on the port served"
-        );
+        let deployment = self.manifests.route(path);
         self.processes[name(deployment)].address.clone()
     }
 
@@ -325,7 +321,7 @@ async fn the_split_overlay_serves_each_module_from_its_own_deployment() {
     let (upstreams, _) = nginx_upstreams();
     for (upstream, servers) in &upstreams {
         for (host, port) in servers {
-            let (deployment, _) = cluster.manifests.behind_service(host, &json!(port));
+            let deployment = cluster.manifests.behind_service(host, &json!(port));
             let serves = cluster.args(name(deployment)).join(" ");
             if upstream != "any_module" {
                 assert!(

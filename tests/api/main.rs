@@ -4,6 +4,7 @@ mod bad_input;
 mod boundary;
 mod browser;
 mod cli;
+mod connections;
 mod deploy;
 mod durability;
 mod gateway;

@@ -84,8 +84,8 @@ impl Manifests {
     }
 
     /// The Deployment behind Service `name` at `port` (a number or a name),
-    /// and the container port it lands on.
-    pub fn behind_service(&self, name: &str, port: &Value) -> (&Value, u16) {
+    /// whose container must listen there: `APP_BIND` has that port.
+    pub fn behind_service(&self, name: &str, port: &Value) -> &Value {
         let service = self.named("Service", name);
         let deployment = self.selected(&service["spec"]["selector"]);
         let service_port = service["spec"]["ports"]
@@ -94,13 +94,21 @@ impl Manifests {
             .iter()
             .find(|p| p["port"] == *port || p["name"] == *port)
             .unwrap_or_else(|| panic!("Service {name} has port {port}"));
-        let target = Pod::of(self, deployment).port(&service_port["targetPort"]);
-        (deployment, target)
+        let pod = Pod::of(self, deployment);
+        let lands_on = pod.port(&service_port["targetPort"]);
+        let bind = pod.var("APP_BIND").expect("APP_BIND is set");
+        assert_eq!(
+            lands_on,
+            port_of(bind),
+            "{name}:{port} lands where {} listens",
+            pod.name
+        );
+        deployment
     }
 
     /// Where the Ingress sends `path`: the longest matching rule, by path
     /// elements, as `Prefix` matches.
-    pub fn route(&self, path: &str) -> (&Value, u16) {
+    pub fn route(&self, path: &str) -> &Value {
         let ingresses = self.all("Ingress");
         assert_eq!(ingresses.len(), 1, "one Ingress");
         let rules = ingresses[0]["spec"]["rules"].as_array().unwrap();

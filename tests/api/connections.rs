@@ -90,7 +90,9 @@ async fn a_module_opens_at_most_the_configured_postgres_connections() {
             )
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // Long enough for the reads to arrive; short of the 1 s a read waits
+    // for a connection before it answers 503.
+    tokio::time::sleep(Duration::from_millis(700)).await;
     let mut observer = sqlx::PgConnection::connect(&database).await.unwrap();
     let open: i64 = sqlx::query_scalar(
         "select count(*) from pg_stat_activity \

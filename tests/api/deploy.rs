@@ -7,7 +7,7 @@
 //! those processes.
 
 use std::collections::BTreeMap;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use reqwest::Url;
 use serde_json::{Value, json};
@@ -16,16 +16,11 @@ use crate::gateway::{Nginx, deploy_dir};
 use crate::helpers::{json_at, status_at};
 use crate::manifests::{Dockerfile, Manifests, Pod, nginx_upstreams, port_of, strings};
 use crate::postgres;
-use crate::process::{Process, free_port};
+use crate::process::{Process, as_container, free_port};
 
 /// Runs the binary to completion with exactly `args` and `env`.
 fn run(args: &[String], env: &[(String, String)]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_app"))
-        .args(args)
-        .env_clear()
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .output()
-        .expect("the binary runs")
+    as_container(args, env).output().expect("the binary runs")
 }
 
 /// A container's environment made local: listening on `port`, on
@@ -64,13 +59,13 @@ fn name(object: &Value) -> &str {
 }
 
 /// Non-root, read-only, no privilege escalation, bounded resources.
-fn assert_hardened(pod: &Pod) {
+fn assert_hardened(pod: &Pod, uid: u64) {
     let name = pod.name;
     let security = &pod.spec["securityContext"];
     assert_eq!(security["runAsNonRoot"], true, "{name} runs as non-root");
     assert_eq!(
         security["runAsUser"].as_u64(),
-        Some(Dockerfile::read().uid()),
+        Some(uid),
         "{name} runs as the image's user"
     );
     assert_eq!(pod.spec["automountServiceAccountToken"], false, "{name}");
@@ -104,6 +99,7 @@ impl Cluster {
     /// Job, and waits until every one is ready.
     async fn start(overlay: &str) -> Cluster {
         let manifests = Manifests::render(overlay);
+        let uid = Dockerfile::read().uid();
         let database = postgres::shared().fresh_database().await;
         let deployments = manifests.all("Deployment");
         let local: BTreeMap<&str, u16> =
@@ -115,7 +111,7 @@ impl Cluster {
         let mut processes = BTreeMap::new();
         for deployment in &deployments {
             let pod = Pod::of(&manifests, deployment);
-            assert_hardened(&pod);
+            assert_hardened(&pod, uid);
             let bind = pod.var("APP_BIND").expect("APP_BIND is set");
             for probe in ["readinessProbe", "livenessProbe"] {
                 let (_, port) = pod.probe(probe);
@@ -152,14 +148,13 @@ impl Cluster {
         let jobs = manifests.all("Job");
         assert_eq!(jobs.len(), 1, "one migration Job");
         let job = Pod::of(&manifests, jobs[0]);
-        assert_hardened(&job);
+        assert_hardened(&job, uid);
         let migrated = run(&job.args, &localize(&job.env, 0, &database, peer));
         assert!(migrated.status.success(), "the Job migrates: {migrated:?}");
         for deployment in &deployments {
             let (_, ready) = probes(deployment);
             processes[name(deployment)].answers(200, &ready).await;
         }
-        drop(deployments);
         Cluster {
             manifests,
             processes,
@@ -330,17 +325,6 @@ async fn the_split_overlay_serves_each_module_from_its_own_deployment() {
                 );
             }
         }
-    }
-}
-
-impl Dockerfile {
-    fn uid(&self) -> u64 {
-        self.user
-            .split(':')
-            .next()
-            .unwrap()
-            .parse()
-            .expect("a numeric USER")
     }
 }
 

@@ -204,10 +204,8 @@ impl<'a> Pod<'a> {
 
     /// The container port `port` names (a number or a port's name).
     pub fn port(&self, port: &Value) -> u16 {
-        let declared = self.container["ports"].as_array().into_iter().flatten();
-        let found = declared
-            .clone()
-            .find(|p| p["name"] == *port || p["containerPort"] == *port);
+        let mut declared = self.container["ports"].as_array().into_iter().flatten();
+        let found = declared.find(|p| p["name"] == *port || p["containerPort"] == *port);
         let found = found.unwrap_or_else(|| panic!("{} declares port {port}", self.name));
         found["containerPort"].as_u64().unwrap() as u16
     }
@@ -299,6 +297,12 @@ impl Dockerfile {
             healthcheck: json(one("HEALTHCHECK").split_once(" CMD ").unwrap().1),
             command,
         }
+    }
+
+    /// The user the image runs as.
+    pub fn uid(&self) -> u64 {
+        let uid = self.user.split(':').next().unwrap();
+        uid.parse().expect("a numeric USER")
     }
 
     pub fn var(&self, name: &str) -> &str {

@@ -23,6 +23,17 @@ pub fn die_with_parent(command: &mut Command, signal: i32) {
     }
 }
 
+/// The binary with exactly `args` and `env`, nothing inherited, as a
+/// container runs it.
+pub fn as_container(args: &[String], env: &[(String, String)]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_app"));
+    command
+        .args(args)
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k, v)));
+    command
+}
+
 /// A port nobody listens on now.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -67,12 +78,8 @@ impl Process {
     /// Runs the binary with exactly `args` and `env`, nothing inherited, as a
     /// container would; `env` must bind it to `127.0.0.1:port`. Does not wait.
     pub fn spawn_as(port: u16, args: &[String], env: &[(String, String)]) -> Process {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_app"));
-        command
-            .args(args)
-            .env_clear()
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .stderr(Stdio::inherit());
+        let mut command = as_container(args, env);
+        command.stderr(Stdio::inherit());
         Process::launch(command, port)
     }
 

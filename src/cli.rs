@@ -3,10 +3,11 @@
 use std::time::Duration;
 
 use app_kernel::db::{DEFAULT_MAX_CONNECTIONS, Storage};
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use reqwest::Url;
 
-use crate::modules::{Module, Peers};
+use crate::modules::{self, Module, Peers};
 use crate::startup::reachable;
 
 /// A laptop catalogue built as domain modules: run them all in one process,
@@ -58,7 +59,7 @@ pub enum Command {
     /// Print the OpenAPI document.
     Openapi(ModuleArgs),
     /// List the modules.
-    Modules,
+    Modules(ModulesArgs),
     /// Ask a running instance whether it is ready: exit 0 if its
     /// `/health/ready` answers 200, 1 if not. Needs no curl in a container.
     Healthcheck(HealthcheckArgs),
@@ -76,21 +77,19 @@ pub struct ServeArgs {
     pub all: bool,
 
     /// Serve this module; repeat for several.
-    #[arg(long, env = "APP_MODULE", value_enum, value_delimiter = ',')]
-    pub module: Vec<Module>,
+    #[arg(long, env = "APP_MODULE", value_parser = module_name(), value_delimiter = ',')]
+    pub module: Vec<&'static Module>,
 
     /// The address to listen on.
     #[arg(long, env = "APP_BIND", default_value = "127.0.0.1:8080")]
     pub bind: String,
 
     /// Where a module this process needs but does not serve runs, as
-    /// `MODULE=http://host:port` (for laptops: `ports=...`); repeat for several.
-    #[arg(long, value_name = "MODULE=URL", value_parser = parse_peer)]
-    pub peer: Vec<(Module, Url)>,
-
-    /// The same as `--peer ports=URL`.
-    #[arg(long, env = "APP_PEER_PORTS", value_name = "URL", value_parser = parse_url, hide_short_help = true)]
-    pub peer_ports: Option<Url>,
+    /// `MODULE=http://host:port` (for laptops: `ports=...`); repeat for
+    /// several. `APP_PEER_<MODULE>=URL` (`APP_PEER_PORTS=...`) says the
+    /// same for one module.
+    #[arg(long, env = "APP_PEER", value_name = "MODULE=URL", value_parser = parse_peer, value_delimiter = ',')]
+    pub peer: Vec<(&'static Module, Url)>,
 
     /// How long one call to a peer may take, retries included, in milliseconds.
     #[arg(long, env = "APP_PEER_TIMEOUT_MS", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..=60_000))]
@@ -108,31 +107,49 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
-    pub fn modules(&self) -> Vec<Module> {
+    pub fn modules(&self) -> Vec<&'static Module> {
         selected(self.all, &self.module)
     }
 
-    pub fn peers(&self) -> Peers {
+    /// The peers of `--peer` (or `APP_PEER`), then of `APP_PEER_<MODULE>`
+    /// for each module they do not name.
+    pub fn peers(&self) -> Result<Peers, String> {
         let mut urls = self.peer.clone();
-        if let Some(url) = &self.peer_ports
-            && !urls.iter().any(|(module, _)| *module == Module::Ports)
-        {
-            urls.push((Module::Ports, url.clone()));
+        for &module in modules::ALL {
+            let variable = modules::peer_variable(module);
+            if let Ok(raw) = std::env::var(&variable)
+                && !urls.iter().any(|(named, _)| *named == module)
+            {
+                let url = parse_url(&raw).map_err(|e| format!("{variable}: {e}"))?;
+                urls.push((module, url));
+            }
         }
-        Peers {
+        Ok(Peers {
             urls,
             timeout: Duration::from_millis(self.peer_timeout_ms),
             loopback: self.peer_loopback,
-        }
+        })
     }
 }
 
+/// A module's name, one of the list's; `--help` shows each with its summary.
+fn module_name() -> impl TypedValueParser<Value = &'static Module> {
+    let names = modules::ALL
+        .iter()
+        .map(|module| PossibleValue::new(module.name).help(module.summary));
+    PossibleValuesParser::new(names)
+        .map(|name| modules::named(&name).expect("a possible value is a module's name"))
+}
+
 /// `MODULE=URL`.
-fn parse_peer(raw: &str) -> Result<(Module, Url), String> {
+fn parse_peer(raw: &str) -> Result<(&'static Module, Url), String> {
     let (name, url) = raw.split_once('=').ok_or_else(|| {
         format!("expected MODULE=URL, as in ports=http://ports:8080, not {raw:?}")
     })?;
-    let module = Module::from_str(name, false)?;
+    let module = modules::named(name).ok_or_else(|| {
+        let names: Vec<&str> = modules::ALL.iter().map(|m| m.name).collect();
+        format!("no module is named {name:?}: one of {}", names.join(", "))
+    })?;
     Ok((module, parse_url(url)?))
 }
 
@@ -179,23 +196,29 @@ impl HealthcheckArgs {
 #[derive(Debug, Args)]
 pub struct ModuleArgs {
     /// Only this module; repeat for several. Default: every module.
-    #[arg(long, env = "APP_MODULE", value_enum, value_delimiter = ',')]
-    pub module: Vec<Module>,
+    #[arg(long, env = "APP_MODULE", value_parser = module_name(), value_delimiter = ',')]
+    pub module: Vec<&'static Module>,
 }
 
 impl ModuleArgs {
-    pub fn modules(&self) -> Vec<Module> {
+    pub fn modules(&self) -> Vec<&'static Module> {
         selected(self.module.is_empty(), &self.module)
     }
 }
 
-fn selected(all: bool, chosen: &[Module]) -> Vec<Module> {
-    let mut modules = if all {
-        Module::ALL.to_vec()
-    } else {
-        chosen.to_vec()
-    };
-    modules.sort();
-    modules.dedup();
-    modules
+#[derive(Debug, Args)]
+pub struct ModulesArgs {
+    /// One JSON array, for scripts and tests: each module's name, path,
+    /// summary and the modules it needs.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The modules chosen, in the list's order, each once.
+fn selected(all: bool, chosen: &[&'static Module]) -> Vec<&'static Module> {
+    modules::ALL
+        .iter()
+        .copied()
+        .filter(|module| all || chosen.contains(module))
+        .collect()
 }

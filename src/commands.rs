@@ -5,15 +5,15 @@ use std::time::Duration;
 use anyhow::Context as _;
 use app_kernel::db::Storage;
 
-use crate::cli::{HealthcheckArgs, ServeArgs};
-use crate::modules::{Module, Running};
+use crate::cli::{HealthcheckArgs, ModulesArgs, ServeArgs};
+use crate::modules::{self, Module, Running};
 use crate::startup::{Application, Settings};
 
 pub async fn serve(args: ServeArgs, storage: Storage) -> anyhow::Result<()> {
     let settings = Settings {
         migrate: !args.no_migrate,
         modules: args.modules(),
-        peers: args.peers(),
+        peers: args.peers().map_err(anyhow::Error::msg)?,
         storage,
         bind: args.bind,
         workers: None,
@@ -25,24 +25,40 @@ pub async fn serve(args: ServeArgs, storage: Storage) -> anyhow::Result<()> {
         .await
 }
 
-pub async fn migrate(modules: &[Module], storage: &Storage) -> anyhow::Result<()> {
+pub async fn migrate(modules: &[&'static Module], storage: &Storage) -> anyhow::Result<()> {
     let running = Running::open(modules, storage, true).await?;
     running.close().await;
     Ok(())
 }
 
-pub fn openapi(modules: &[Module]) -> anyhow::Result<()> {
+pub fn openapi(modules: &[&'static Module]) -> anyhow::Result<()> {
     println!("{}", crate::http::docs::openapi(modules).to_pretty_json()?);
     Ok(())
 }
 
-pub fn modules() -> anyhow::Result<()> {
-    for module in Module::ALL {
+pub fn modules(args: &ModulesArgs) -> anyhow::Result<()> {
+    if args.json {
+        let list: Vec<serde_json::Value> = modules::ALL
+            .iter()
+            .map(|module| {
+                let needs: Vec<&str> = module.needs.iter().map(|c| c.module).collect();
+                serde_json::json!({
+                    "name": module.name,
+                    "path": module.path(),
+                    "summary": module.summary,
+                    "needs": needs,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&list)?);
+        return Ok(());
+    }
+    for module in modules::ALL {
         println!(
-            "{:<10} /api/v1/{:<10} {}",
-            module.name(),
-            module.name(),
-            module.summary()
+            "{:<10} {:<18} {}",
+            module.name,
+            module.path(),
+            module.summary
         );
     }
     Ok(())

@@ -64,7 +64,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => commands::serve(args, storage).await,
         Command::Migrate(args) => commands::migrate(&args.modules(), &storage).await,
         Command::Openapi(args) => commands::openapi(&args.modules()),
-        Command::Modules => commands::modules(),
+        Command::Modules(args) => commands::modules(&args),
         Command::Healthcheck(args) => commands::healthcheck(&args).await,
     }
 }

@@ -1,71 +1,43 @@
-//! The one place that knows every module: which exist, how each is mounted,
-//! migrated and documented, and the state each runs on.
+//! The one list of modules, and what the binary derives from it: which
+//! modules a process opens and migrates, and how each module it runs reaches
+//! the modules it needs: in this process, over HTTP, or nowhere.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::web;
 use anyhow::Context as _;
-use app_kernel::db::{Backend, Db, Storage};
+use app_kernel::db::{Db, Storage};
+pub use app_kernel::module::Module;
+use app_kernel::module::{Api, Contract, Start, State};
 use app_kernel::peer::Peer;
-use clap::ValueEnum;
-use ports_api::{HttpPorts, PortsApi, Unconfigured};
-use sqlx::migrate::Migrator;
 use tokio::task::AbortHandle;
-use utoipa_actix_web::service_config::ServiceConfig;
 
-/// A domain module of the binary.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, ValueEnum)]
-pub enum Module {
-    Laptops,
-    Ports,
+/// Every module of the binary, by name. `cargo xtask new-module` adds here.
+pub static ALL: &[&Module] = &[&laptops::MODULE, &ports::MODULE];
+
+/// The module called `name`.
+pub fn named(name: &str) -> Option<&'static Module> {
+    ALL.iter().copied().find(|module| module.name == name)
 }
 
-impl Module {
-    pub const ALL: [Module; 2] = [Module::Laptops, Module::Ports];
+/// The module named by the first segment after `/api/v1/`, if any.
+pub fn of_path(path: &str) -> Option<&'static Module> {
+    let rest = path.strip_prefix("/api/v1/")?;
+    named(rest.split('/').next()?)
+}
 
-    pub fn name(self) -> &'static str {
-        match self {
-            Module::Laptops => laptops::NAME,
-            Module::Ports => ports::NAME,
-        }
-    }
-
-    pub fn summary(self) -> &'static str {
-        match self {
-            Module::Laptops => "laptop models: title (brand) and model",
-            Module::Ports => "kinds of physical port: USB-C, HDMI, Thunderbolt 4 ...",
-        }
-    }
-
-    /// The module named by the first segment after `/api/v1/`, if any.
-    pub fn of_path(path: &str) -> Option<Module> {
-        let rest = path.strip_prefix("/api/v1/")?;
-        let segment = rest.split('/').next()?;
-        Module::ALL.into_iter().find(|m| m.name() == segment)
-    }
-
-    pub fn migrator(self, backend: Backend) -> &'static Migrator {
-        match self {
-            Module::Laptops => laptops::migrator(backend),
-            Module::Ports => ports::migrator(backend),
-        }
-    }
-
-    /// Mounts the module's routes (documented in OpenAPI as they are mounted).
-    pub fn configure(self, cfg: &mut ServiceConfig) {
-        match self {
-            Module::Laptops => laptops::configure(cfg),
-            Module::Ports => ports::configure(cfg),
-        }
-    }
+/// The environment variable that says where `module` runs, when this
+/// process needs but does not serve it.
+pub fn peer_variable(module: &Module) -> String {
+    format!("APP_PEER_{}", module.name.to_uppercase())
 }
 
 /// Where the modules this process needs but does not serve are found.
 #[derive(Debug, Clone)]
 pub struct Peers {
     /// Modules served by other processes, at these origins.
-    pub urls: Vec<(Module, reqwest::Url)>,
+    pub urls: Vec<(&'static Module, reqwest::Url)>,
     /// The longest a call to a peer may take, retries included.
     pub timeout: Duration,
     /// Reach even the modules of this process over HTTP, through its own
@@ -84,10 +56,10 @@ impl Default for Peers {
 }
 
 impl Peers {
-    fn url(&self, module: Module) -> Option<&reqwest::Url> {
+    fn url(&self, name: &str) -> Option<&reqwest::Url> {
         self.urls
             .iter()
-            .find(|(m, _)| *m == module)
+            .find(|(module, _)| module.name == name)
             .map(|(_, url)| url)
     }
 }
@@ -95,49 +67,39 @@ impl Peers {
 /// How a module reaches a module it depends on.
 #[derive(Debug, Clone)]
 pub enum Link {
-    InProcess(Module),
+    InProcess(&'static str),
     Remote(Arc<Peer>),
-    Missing(Module),
+    Missing(&'static str),
 }
-
-/// How often laptops look for deleted ports to drop.
-const FOLLOW_INTERVAL: Duration = Duration::from_millis(500);
 
 /// The modules a process runs, each with its open database and its state.
 #[derive(Clone)]
 pub struct Running {
-    pub databases: Vec<(Module, Db)>,
+    pub databases: Vec<(&'static Module, Db)>,
     /// The modules the running ones depend on, and how they are reached.
     pub links: Vec<Link>,
     states: Vec<State>,
     tasks: Arc<Vec<AbortHandle>>,
 }
 
-/// What a module's handlers find in `web::Data`.
-#[derive(Clone)]
-enum State {
-    Laptops(web::Data<laptops::Laptops>),
-    Ports(web::Data<ports::Ports>),
-}
-
 impl Running {
     /// Opens (and, if `migrate`, migrates) the database of every module.
     pub async fn open(
-        modules: &[Module],
+        modules: &[&'static Module],
         storage: &Storage,
         migrate: bool,
     ) -> anyhow::Result<Self> {
         let mut databases = Vec::with_capacity(modules.len());
         for &module in modules {
             let db = storage
-                .open(module.name())
+                .open(module.name)
                 .await
-                .with_context(|| format!("cannot open the database of module {}", module.name()))?;
+                .with_context(|| format!("cannot open the database of module {}", module.name))?;
             if migrate {
-                db.migrate(module.migrator(db.backend()))
+                db.migrate((module.migrations)(db.backend()))
                     .await
-                    .with_context(|| format!("cannot migrate module {}", module.name()))?;
-                tracing::info!(module = module.name(), "migrations applied");
+                    .with_context(|| format!("cannot migrate module {}", module.name))?;
+                tracing::info!(module = module.name, "migrations applied");
             }
             databases.push((module, db));
         }
@@ -149,44 +111,112 @@ impl Running {
         })
     }
 
-    /// Builds every module's state, wiring each to the modules it needs: in
-    /// this process, over HTTP, or nowhere. `origin` is this process's own
+    /// Starts every module, each after the modules of this process it
+    /// needs, handing it the API of each: the module itself when it runs
+    /// here, an HTTP client when `peers` says where it runs, or one that
+    /// answers 503 naming the missing flag. `origin` is this process's own
     /// address, for `Peers::loopback`. The one place that chooses.
     pub fn start(mut self, peers: &Peers, origin: &str) -> anyhow::Result<Self> {
-        let ports = self
-            .database(Module::Ports)
-            .map(|db| web::Data::new(ports::Ports::new(db)));
+        // The API each started module provides in this process.
+        let mut provided: Vec<(&'static str, Api)> = Vec::new();
+        // The API of each module needed, as first resolved: one HTTP client
+        // (and one circuit breaker) per peer, whoever needs it.
+        let mut resolved: Vec<(&'static str, Api)> = Vec::new();
         let mut tasks = Vec::new();
-        if let Some(db) = self.database(Module::Laptops) {
-            let (api, link) = ports_for_laptops(ports.clone(), peers, origin)?;
-            let laptops = laptops::Laptops::new(db, api);
-            let follower = tokio::spawn(laptops.clone().follow_port_deletions(FOLLOW_INTERVAL));
-            tasks.push(follower.abort_handle());
-            self.states.push(State::Laptops(web::Data::new(laptops)));
-            self.links.push(link);
-        }
-        if let Some(ports) = ports {
-            self.states.push(State::Ports(ports));
+        for (module, db) in self.in_start_order(peers)? {
+            let mut needs = Vec::new();
+            for contract in module.needs {
+                let name = contract.module;
+                let api = match resolved.iter().find(|(needed, _)| *needed == name) {
+                    Some((_, api)) => api.clone(),
+                    None => {
+                        let (api, link) = self.reach(contract, &provided, peers, origin)?;
+                        self.links.push(link);
+                        resolved.push((name, api.clone()));
+                        api
+                    }
+                };
+                needs.push((name, api));
+            }
+            let started = (module.start)(Start::new(db, needs))
+                .with_context(|| format!("cannot start module {}", module.name))?;
+            let (state, module_tasks, api) = started.into_parts();
+            if let Some(api) = api {
+                provided.push((module.name, api));
+            }
+            tasks.extend(
+                module_tasks
+                    .into_iter()
+                    .map(|task| tokio::spawn(task).abort_handle()),
+            );
+            self.states.push(state);
         }
         self.tasks = Arc::new(tasks);
         Ok(self)
     }
 
-    fn database(&self, module: Module) -> Option<Db> {
-        self.databases
-            .iter()
-            .find(|(m, _)| *m == module)
-            .map(|(_, db)| db.clone())
+    /// The modules, each after those of this process it calls in process.
+    fn in_start_order(&self, peers: &Peers) -> anyhow::Result<Vec<(&'static Module, Db)>> {
+        let mut waiting = self.databases.clone();
+        let mut ordered: Vec<(&'static Module, Db)> = Vec::with_capacity(waiting.len());
+        while !waiting.is_empty() {
+            let ready = waiting.iter().position(|(module, _)| {
+                peers.loopback
+                    || module
+                        .needs
+                        .iter()
+                        .all(|contract| !waiting.iter().any(|(m, _)| m.name == contract.module))
+            });
+            let Some(ready) = ready else {
+                let names: Vec<&str> = waiting.iter().map(|(m, _)| m.name).collect();
+                anyhow::bail!("modules {names:?} need one another in a cycle");
+            };
+            ordered.push(waiting.remove(ready));
+        }
+        Ok(ordered)
+    }
+
+    /// The API of the module `contract` is for: `provided` by it in this
+    /// process, over HTTP, or missing.
+    fn reach(
+        &self,
+        contract: &Contract,
+        provided: &[(&'static str, Api)],
+        peers: &Peers,
+        origin: &str,
+    ) -> anyhow::Result<(Api, Link)> {
+        let name = contract.module;
+        let here = self.databases.iter().any(|(m, _)| m.name == name);
+        let url = match peers.url(name) {
+            _ if here && peers.loopback => origin.to_owned(),
+            url if here => {
+                if url.is_some() {
+                    tracing::warn!(
+                        "the {name} module runs in this process; its --peer URL is not used"
+                    );
+                }
+                let (_, api) = provided
+                    .iter()
+                    .find(|(provider, _)| *provider == name)
+                    .with_context(|| format!("module {name} provides no API to call"))?;
+                return Ok((api.clone(), Link::InProcess(name)));
+            }
+            Some(url) => url.as_str().to_owned(),
+            None => {
+                let module = named(name).with_context(|| format!("no module is named {name}"))?;
+                let hint = format!("give --peer {name}=URL (or {}=URL)", peer_variable(module));
+                return Ok(((contract.missing)(hint), Link::Missing(name)));
+            }
+        };
+        let peer = Peer::new(name, &url, peers.timeout)
+            .with_context(|| format!("cannot build the HTTP client for the {name} module"))?;
+        let peer = Arc::new(peer);
+        Ok(((contract.over_http)(peer.clone()), Link::Remote(peer)))
     }
 
     /// Gives each module's handlers the state they run on.
     pub fn register(&self, cfg: &mut web::ServiceConfig) {
-        for state in &self.states {
-            match state {
-                State::Laptops(data) => cfg.app_data(data.clone()),
-                State::Ports(data) => cfg.app_data(data.clone()),
-            };
-        }
+        self.states.iter().for_each(|state| state.register(cfg));
     }
 
     pub async fn close(&self) {
@@ -194,30 +224,5 @@ impl Running {
         for (_, db) in &self.databases {
             db.close().await;
         }
-    }
-}
-
-/// The ports module as laptops reach it.
-fn ports_for_laptops(
-    in_process: Option<web::Data<ports::Ports>>,
-    peers: &Peers,
-    origin: &str,
-) -> anyhow::Result<(Arc<dyn PortsApi>, Link)> {
-    let remote = |url: &str| -> anyhow::Result<(Arc<dyn PortsApi>, Link)> {
-        let peer = Peer::new(ports_api::NAME, url, peers.timeout)
-            .context("cannot build the HTTP client for the ports module")?;
-        let peer = Arc::new(peer);
-        Ok((Arc::new(HttpPorts(peer.clone())), Link::Remote(peer)))
-    };
-    match (in_process, peers.url(Module::Ports)) {
-        (Some(_), _) if peers.loopback => remote(origin),
-        (Some(ports), url) => {
-            if url.is_some() {
-                tracing::warn!("the ports module runs in this process; its --peer URL is not used");
-            }
-            Ok((ports.into_inner(), Link::InProcess(Module::Ports)))
-        }
-        (None, Some(url)) => remote(url.as_str()),
-        (None, None) => Ok((Arc::new(Unconfigured), Link::Missing(Module::Ports))),
     }
 }

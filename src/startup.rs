@@ -18,7 +18,7 @@ pub const KEEP_ALIVE: Duration = Duration::from_secs(75);
 /// What `serve` runs.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    pub modules: Vec<Module>,
+    pub modules: Vec<&'static Module>,
     pub storage: Storage,
     /// `host:port`; port 0 picks a free one.
     pub bind: String,
@@ -69,7 +69,7 @@ impl Application {
                 .configure(|cfg| state.register(cfg))
                 .configure(|cfg| health::configure(cfg, state.clone()))
                 .into_utoipa_app()
-                .configure(move |cfg| modules.iter().for_each(|m| m.configure(cfg)))
+                .configure(move |cfg| modules.iter().for_each(|m| (m.routes)(cfg)))
                 .into_app()
                 .configure(|cfg| docs.configure(cfg))
                 .route("/", web::get().to(docs::redirect_to_swagger_ui))
@@ -88,7 +88,7 @@ impl Application {
         }
         tracing::info!(
             address = %settings.bind, port,
-            modules = ?settings.modules.iter().map(|m| m.name()).collect::<Vec<_>>(),
+            modules = ?settings.modules.iter().map(|m| m.name).collect::<Vec<_>>(),
             "listening"
         );
         Ok(Self {

@@ -7,6 +7,7 @@ pub mod breaker;
 pub mod db;
 pub mod etag;
 pub mod id;
+pub mod module;
 pub mod page;
 pub mod peer;
 pub mod problem;

@@ -24,11 +24,9 @@ const BREAKER_COOL_DOWN: Duration = Duration::from_secs(2);
 /// Why a call to another module gave no answer.
 #[derive(Debug, thiserror::Error)]
 pub enum PeerError {
-    #[error(
-        "the {0} module is not served here and no peer is configured: give --peer {0}=URL (APP_PEER_{upper})",
-        upper = .0.to_uppercase()
-    )]
-    NotConfigured(&'static str),
+    /// `hint` says how to tell this process where the module runs.
+    #[error("the {peer} module is not served here and no peer is configured: {hint}")]
+    NotConfigured { peer: &'static str, hint: String },
     #[error("the {peer} module is unavailable: {reason}")]
     Unavailable { peer: &'static str, reason: String },
     /// The peer answered, but not as its API says it would.

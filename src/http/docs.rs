@@ -9,7 +9,7 @@ use utoipa::openapi::tag::TagBuilder;
 use utoipa_actix_web::AppExt as _;
 use utoipa_swagger_ui::{SwaggerUi, Url};
 
-use crate::modules::Module;
+use crate::modules::{self, Module};
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
@@ -23,19 +23,19 @@ use crate::modules::Module;
 struct Base;
 
 /// The document of `modules`, collected from their routes as they are mounted.
-pub fn openapi(modules: &[Module]) -> OpenApi {
+pub fn openapi(modules: &[&'static Module]) -> OpenApi {
     let (_, mut openapi) = App::new()
         .into_utoipa_app()
         .openapi(Base::openapi())
-        .configure(|cfg| modules.iter().for_each(|m| m.configure(cfg)))
+        .configure(|cfg| modules.iter().for_each(|m| (m.routes)(cfg)))
         .split_for_parts();
     openapi.tags = Some(
         modules
             .iter()
             .map(|m| {
                 TagBuilder::new()
-                    .name(m.name())
-                    .description(Some(m.summary()))
+                    .name(m.name)
+                    .description(Some(m.summary))
                     .build()
             })
             .collect(),
@@ -74,12 +74,12 @@ enum Merged {
 }
 
 impl Docs {
-    pub fn new(modules: &[Module]) -> anyhow::Result<Self> {
-        let own = openapi(modules);
-        let merged = if modules == Module::ALL {
+    pub fn new(served: &[&'static Module]) -> anyhow::Result<Self> {
+        let own = openapi(served);
+        let merged = if served == modules::ALL {
             Merged::Own(Bytes::from(own.to_json()?))
         } else {
-            Merged::Every(Box::new(openapi(&Module::ALL)))
+            Merged::Every(Box::new(openapi(modules::ALL)))
         };
         Ok(Self { own, merged })
     }

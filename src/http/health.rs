@@ -61,13 +61,13 @@ async fn live() -> HttpResponse {
 /// 200 when every module's database answers and holds its migrations, else 503.
 async fn ready(running: web::Data<Running>) -> HttpResponse {
     let checks = join_all(running.databases.iter().map(|(module, db)| async move {
-        let migrator = module.migrator(db.backend());
+        let migrator = (module.migrations)(db.backend());
         let outcome = match tokio::time::timeout(CHECK_TIMEOUT, db.check_ready(migrator)).await {
             Ok(outcome) => outcome,
             Err(_) => Err(format!("no answer within {CHECK_TIMEOUT:?}")),
         };
         Check {
-            name: format!("{}.database", module.name()),
+            name: format!("{}.database", module.name),
             status: if outcome.is_ok() { "up" } else { "down" },
             error: outcome.err(),
         }
@@ -91,8 +91,8 @@ async fn ready(running: web::Data<Running>) -> HttpResponse {
 /// of its own: a hung peer must not slow readiness down.
 fn peer_state(link: &Link) -> PeerState {
     match link {
-        Link::InProcess(module) => PeerState {
-            name: module.name(),
+        Link::InProcess(name) => PeerState {
+            name,
             via: "in-process",
             status: "up",
             url: None,
@@ -115,16 +115,13 @@ fn peer_state(link: &Link) -> PeerState {
                 error: failure,
             }
         }
-        Link::Missing(module) => PeerState {
-            name: module.name(),
+        Link::Missing(name) => PeerState {
+            name,
             via: "none",
             status: "down",
             url: None,
             circuit: None,
-            error: Some(format!(
-                "not served here and no --peer {}=URL given",
-                module.name()
-            )),
+            error: Some(format!("not served here and no --peer {name}=URL given")),
         },
     }
 }

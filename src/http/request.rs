@@ -18,8 +18,6 @@ use actix_web::middleware::Next;
 use app_kernel::trace::Context;
 use tracing::Instrument as _;
 
-use crate::modules::Module;
-
 pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The longest caller-chosen request id we pass on.
@@ -44,7 +42,7 @@ pub async fn context(
         "request",
         request_id = %trace.request_id,
         trace_id = %trace.trace_id,
-        module = Module::of_path(req.path()).map(Module::name),
+        module = crate::modules::of_path(req.path()).map(|m| m.name),
         method = %req.method(),
         path = req.path(),
     );

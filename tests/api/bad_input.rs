@@ -1,7 +1,6 @@
 //! Bad input of every kind gets a clear 4xx, changes nothing, and the
 //! process keeps serving.
 
-use app::modules::Module;
 use app_kernel::db::Backend;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -10,13 +9,16 @@ use crate::helpers::{TestApp, assert_problem, spawn_app};
 
 #[tokio::test]
 async fn bad_input_is_refused_on_sqlite() {
-    bad_input_gets_a_4xx_and_changes_nothing(&spawn_app(Backend::Sqlite, &Module::ALL).await).await;
+    bad_input_gets_a_4xx_and_changes_nothing(&spawn_app(Backend::Sqlite, app::modules::ALL).await)
+        .await;
 }
 
 #[tokio::test]
 async fn bad_input_is_refused_on_postgres() {
-    bad_input_gets_a_4xx_and_changes_nothing(&spawn_app(Backend::Postgres, &Module::ALL).await)
-        .await;
+    bad_input_gets_a_4xx_and_changes_nothing(
+        &spawn_app(Backend::Postgres, app::modules::ALL).await,
+    )
+    .await;
 }
 
 struct Case {

@@ -45,7 +45,7 @@ fn no_module_crate_depends_on_another_module_crate() {
         .collect();
     assert_eq!(
         names.len(),
-        app::modules::Module::ALL.len(),
+        app::modules::ALL.len(),
         "one crate per module: {names:?}"
     );
     let contracts = packages_under("contracts");

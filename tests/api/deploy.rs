@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::process::Output;
 
+use app::modules;
 use reqwest::Url;
 use serde_json::{Value, json};
 
@@ -306,10 +307,14 @@ async fn the_split_overlay_serves_each_module_from_its_own_deployment() {
     let cluster = Cluster::start("split").await;
     let replicas = cluster.replicas();
     assert_eq!(replicas["laptops"], 3);
-    assert_eq!(replicas.len(), 2);
-    for module in ["laptops", "ports"] {
-        let args = cluster.args(module);
-        assert_eq!(args, ["serve", "--module", module, "--no-migrate"]);
+    assert_eq!(
+        replicas.len(),
+        modules::ALL.len(),
+        "a Deployment per module"
+    );
+    for module in modules::ALL {
+        let args = cluster.args(module.name);
+        assert_eq!(args, ["serve", "--module", module.name, "--no-migrate"]);
     }
     cluster.assert_every_operation_routed().await;
     // deploy/nginx/app.conf names these Services, so it can stand in for the Ingress.
@@ -351,9 +356,9 @@ async fn the_image_serves_every_module_and_its_healthcheck_tells_ready_from_down
     server.ready().await;
     let up = healthcheck();
     assert!(up.status.success(), "{up:?}");
-    for module in ["laptops", "ports"] {
-        let status = status_at(format!("{}/api/v1/{module}", server.address)).await;
-        assert_eq!(status, 200, "the default command serves {module}");
+    for module in modules::ALL {
+        let status = status_at(format!("{}{}", server.address, module.path())).await;
+        assert_eq!(status, 200, "the default command serves {module:?}");
     }
     server.terminate();
     assert!(server.wait().success());
@@ -402,7 +407,8 @@ async fn the_compose_split_runs_its_own_commands_behind_the_nginx_config() {
         command[at + 1].clone()
     };
     let database = postgres::shared().fresh_database().await;
-    for service in ["migrate", "ports", "laptops"] {
+    let services_of_split = std::iter::once("migrate").chain(modules::ALL.iter().map(|m| m.name));
+    for service in services_of_split {
         assert!(in_split(service), "{service}");
         let url = services[service]["environment"]["APP_DATABASE_URL"].as_str();
         let url = Url::parse(url.expect("a database URL")).unwrap();
@@ -421,35 +427,37 @@ async fn the_compose_split_runs_its_own_commands_behind_the_nginx_config() {
         ),
     );
     assert!(migrated.status.success(), "{migrated:?}");
-    let ports_port = free_port();
-    let env = localize(
-        &environment(&image, &services["ports"]),
-        ports_port,
-        &database,
-        |_, _| unreachable!(),
-    );
-    let ports = Process::spawn_as(ports_port, &command("ports"), &env);
-    let replicas = services["laptops"]["deploy"]["replicas"].as_u64().unwrap();
-    let laptops: Vec<Process> = (0..replicas)
-        .map(|_| {
-            let port = free_port();
-            let peer = |host: &str, peer_port: u16| {
-                assert_eq!(
-                    (module_of(host).as_str(), peer_port),
-                    ("ports", served_port)
-                );
-                ports.address.clone()
-            };
+    // Each module's replicas, on ports chosen first so peers can be named.
+    let local: BTreeMap<&str, Vec<u16>> = modules::ALL
+        .iter()
+        .map(|module| {
+            let replicas = services[module.name]["deploy"]["replicas"]
+                .as_u64()
+                .unwrap_or(1);
+            (module.name, (0..replicas).map(|_| free_port()).collect())
+        })
+        .collect();
+    let peer = |host: &str, peer_port: u16| {
+        assert_eq!(
+            peer_port, served_port,
+            "{host} is reached on the image's port"
+        );
+        format!("http://127.0.0.1:{}", local[module_of(host).as_str()][0])
+    };
+    let mut processes = Vec::new();
+    for (service, ports) in &local {
+        assert_eq!(&module_of(service), service, "{service} serves its module");
+        for &port in ports {
             let env = localize(
-                &environment(&image, &services["laptops"]),
+                &environment(&image, &services[*service]),
                 port,
                 &database,
                 peer,
             );
-            Process::spawn_as(port, &command("laptops"), &env)
-        })
-        .collect();
-    for process in laptops.iter().chain([&ports]) {
+            processes.push(Process::spawn_as(port, &command(service), &env));
+        }
+    }
+    for process in &processes {
         process.ready().await;
     }
 
@@ -465,7 +473,7 @@ async fn the_compose_split_runs_its_own_commands_behind_the_nginx_config() {
     );
     let (upstreams, listen) = nginx_upstreams();
     publishes("gateway", listen);
-    for service in ["laptops", "ports"] {
+    for service in local.keys() {
         assert_eq!(
             gateway["depends_on"][service]["condition"],
             "service_healthy"
@@ -482,17 +490,21 @@ async fn the_compose_split_runs_its_own_commands_behind_the_nginx_config() {
             }
         }
     }
-    let laptop_ports: Vec<u16> = laptops.iter().map(|p| p.port).collect();
-    let nginx = Nginx::start(&laptop_ports, &[ports.port]).await;
+    let upstreams: Vec<(&str, &[u16])> = local
+        .iter()
+        .map(|(module, ports)| (*module, ports.as_slice()))
+        .collect();
+    let nginx = Nginx::start(&upstreams).await;
     assert_laptops_reach_ports(|_| nginx.address.clone()).await;
     let docs = json_at(
         &reqwest::Client::new(),
         format!("{}/api-docs/openapi.json", nginx.address),
     )
     .await;
-    for path in ["/api/v1/laptops", "/api/v1/ports"] {
+    for module in modules::ALL {
+        let path = module.path();
         assert!(
-            docs["paths"][path].is_object(),
+            docs["paths"][&path].is_object(),
             "the gateway's document has {path}"
         );
     }

@@ -1,11 +1,13 @@
-//! The split topology: ports and two laptops replicas as separate processes
-//! on one PostgreSQL database, behind real nginx running the checked-in
+//! The split topology: every module as processes of its own on one
+//! PostgreSQL database, behind real nginx running the checked-in
 //! `deploy/nginx/app.conf` (only its listen port and upstream addresses
-//! changed).
+//! changed). The modules come from the binary's list.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use app::modules::{self, Module};
 
 use crate::process::{Process, die_with_parent, free_port};
 
@@ -19,15 +21,16 @@ pub struct Nginx {
 }
 
 impl Nginx {
-    /// Serves `deploy/nginx/app.conf` on a free port, with these upstreams.
-    pub async fn start(laptops: &[u16], ports: &[u16]) -> Nginx {
+    /// Serves `deploy/nginx/app.conf` on a free port, each module's
+    /// upstream at the ports of its replicas.
+    pub async fn start(upstreams: &[(&str, &[u16])]) -> Nginx {
         let binary = NGINX
             .iter()
             .find(|path| Path::new(path).exists())
             .expect("nginx not found: install Debian's nginx (see .ci/run)");
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
-        let app_conf = render(laptops, ports, port);
+        let app_conf = render(upstreams, port);
         std::fs::write(dir.path().join("app.conf"), app_conf).unwrap();
         let root = dir.path().display();
         let main = format!(
@@ -78,23 +81,22 @@ pub fn deploy_dir() -> PathBuf {
 
 /// `deploy/nginx/app.conf` listening on `listen`, each upstream `server`
 /// line repeated once per replica of its module.
-fn render(laptops: &[u16], ports: &[u16], listen: u16) -> String {
+fn render(upstreams: &[(&str, &[u16])], listen: u16) -> String {
     let conf = std::fs::read_to_string(deploy_dir().join("nginx/app.conf")).unwrap();
     let mut out = String::new();
     let (mut listens, mut servers) = (0, 0);
     for line in conf.lines() {
         let trimmed = line.trim_start();
-        let replicas = if trimmed.starts_with("server laptops:8080") {
-            Some((laptops, "laptops:8080"))
-        } else if trimmed.starts_with("server ports:8080") {
-            Some((ports, "ports:8080"))
-        } else {
-            None
-        };
+        let replicas = upstreams.iter().find_map(|(module, ports)| {
+            let host = format!("{module}:8080");
+            trimmed
+                .starts_with(&format!("server {host} "))
+                .then_some((*ports, host))
+        });
         if let Some((replicas, host)) = replicas {
             servers += 1;
             for port in replicas {
-                out += &line.replace(host, &format!("127.0.0.1:{port}"));
+                out += &line.replace(&host, &format!("127.0.0.1:{port}"));
                 out.push('\n');
             }
         } else if trimmed == "listen 8080;" {
@@ -105,61 +107,90 @@ fn render(laptops: &[u16], ports: &[u16], listen: u16) -> String {
             out.push('\n');
         }
     }
+    // Each module's own upstream, and the one of any module.
     assert_eq!(
         (listens, servers),
-        (1, 4),
-        "app.conf has the expected shape"
+        (1, 2 * upstreams.len()),
+        "app.conf has one listen line and two server lines per module"
     );
     out
 }
 
-/// Warnings, but not one per 503 while a fault test has ports down.
+/// Warnings, but not one per 503 while a fault test has a peer down.
 const QUIET_503S: &str = "warn,app_kernel::problem=error";
 
-/// Ports and two laptops replicas on one database, behind nginx.
+/// Every module in processes of its own on one database, behind nginx: two
+/// replicas of a module that calls others, one of any other.
 pub struct Split {
     pub nginx: Nginx,
-    pub ports: Process,
-    pub laptops: Vec<Process>,
+    /// Each module's replicas, in the list's order.
+    pub modules: Vec<(&'static Module, Vec<Process>)>,
 }
 
 impl Split {
     pub async fn start(database_url: &str) -> Split {
-        Split::start_with(database_url, &[]).await
+        // A module's peers are the first replica of each module it needs.
+        let ports: Vec<(&Module, Vec<u16>)> = modules::ALL
+            .iter()
+            .map(|&module| {
+                let replicas = if module.needs.is_empty() { 1 } else { 2 };
+                (module, (0..replicas).map(|_| free_port()).collect())
+            })
+            .collect();
+        let address = |name: &str| {
+            let (_, replicas) = ports.iter().find(|(m, _)| m.name == name).unwrap();
+            format!("{name}=http://127.0.0.1:{}", replicas[0])
+        };
+        // Every process starts at once, as under an orchestrator.
+        let mut modules = Vec::new();
+        for (module, replicas) in &ports {
+            let peers: Vec<String> = module.needs.iter().map(|c| address(c.module)).collect();
+            let mut args = vec!["--module", module.name, "--database-url", database_url];
+            for peer in &peers {
+                args.extend(["--peer", peer]);
+            }
+            let log = if module.needs.is_empty() {
+                "warn"
+            } else {
+                QUIET_503S
+            };
+            let processes: Vec<Process> = replicas
+                .iter()
+                .map(|&port| Process::spawn(port, &args, log, Stdio::inherit()))
+                .collect();
+            modules.push((*module, processes));
+        }
+        for (_, processes) in &modules {
+            for process in processes {
+                process.ready().await;
+            }
+        }
+        let upstreams: Vec<(&str, &[u16])> = ports
+            .iter()
+            .map(|(module, replicas)| (module.name, replicas.as_slice()))
+            .collect();
+        let nginx = Nginx::start(&upstreams).await;
+        Split { nginx, modules }
     }
 
-    /// As [`Split::start`], with extra `serve` arguments for the laptops replicas.
-    pub async fn start_with(database_url: &str, laptops_args: &[&str]) -> Split {
-        let ports = Process::serve(
-            free_port(),
-            &["--module", "ports", "--database-url", database_url],
-            "warn",
-            Stdio::inherit(),
-        )
-        .await;
-        let peer = format!("ports={}", ports.address);
-        let mut args = vec![
-            "--module",
-            "laptops",
-            "--database-url",
-            database_url,
-            "--peer",
-            &peer,
-        ];
-        args.extend_from_slice(laptops_args);
-        // Both replicas start at once, as they would under an orchestrator.
-        let laptops: Vec<Process> = (0..2)
-            .map(|_| Process::spawn(free_port(), &args, QUIET_503S, Stdio::inherit()))
-            .collect();
-        for replica in &laptops {
-            replica.ready().await;
-        }
-        let laptop_ports: Vec<u16> = laptops.iter().map(|p| p.port).collect();
-        let nginx = Nginx::start(&laptop_ports, &[ports.port]).await;
-        Split {
-            nginx,
-            ports,
-            laptops,
-        }
+    /// The replicas of module `name`, taken out of the split (they still
+    /// stop when dropped).
+    pub fn take(&mut self, name: &str) -> Vec<Process> {
+        let (_, processes) = self
+            .modules
+            .iter_mut()
+            .find(|(module, _)| module.name == name)
+            .unwrap_or_else(|| panic!("no module {name} in the split"));
+        std::mem::take(processes)
+    }
+
+    /// The first replica of module `name`.
+    pub fn replica(&self, name: &str) -> &Process {
+        let (_, processes) = self
+            .modules
+            .iter()
+            .find(|(module, _)| module.name == name)
+            .unwrap_or_else(|| panic!("no module {name} in the split"));
+        &processes[0]
     }
 }

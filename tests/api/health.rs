@@ -2,7 +2,6 @@
 
 use std::time::{Duration, Instant};
 
-use app::modules::Module;
 use serde_json::Value;
 
 use crate::helpers::{assert_problem, spawn_on};
@@ -11,7 +10,7 @@ use crate::postgres::PgServer;
 #[tokio::test]
 async fn readiness_follows_the_database_without_a_restart() {
     let mut server = PgServer::start();
-    let app = spawn_on(&server.url("postgres"), &Module::ALL).await;
+    let app = spawn_on(&server.url("postgres"), app::modules::ALL).await;
     assert_eq!(app.get("/health/ready").await.status(), 200);
     assert_eq!(app.get("/health/live").await.status(), 200);
 

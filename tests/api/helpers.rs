@@ -29,7 +29,7 @@ pub async fn fresh_storage(backend: Backend) -> (String, Option<tempfile::TempDi
 }
 
 /// Starts `modules` on a fresh database of `backend`.
-pub async fn spawn_app(backend: Backend, modules: &[Module]) -> TestApp {
+pub async fn spawn_app(backend: Backend, modules: &[&'static Module]) -> TestApp {
     let (url, dir) = fresh_storage(backend).await;
     let mut app = spawn_on(&url, modules).await;
     app._dir = dir;
@@ -44,7 +44,7 @@ pub async fn spawn_loopback(backend: Backend) -> TestApp {
         loopback: true,
         ..Peers::default()
     };
-    let mut app = spawn_configured(&url, &Module::ALL, peers).await;
+    let mut app = spawn_configured(&url, app::modules::ALL, peers).await;
     app._dir = dir;
     app
 }
@@ -64,12 +64,16 @@ pub async fn spawn_split() -> TestApp {
 }
 
 /// Starts `modules` on an existing database.
-pub async fn spawn_on(database_url: &str, modules: &[Module]) -> TestApp {
+pub async fn spawn_on(database_url: &str, modules: &[&'static Module]) -> TestApp {
     spawn_configured(database_url, modules, Peers::default()).await
 }
 
 /// Starts `modules` on an existing database, with `peers` for the others.
-pub async fn spawn_configured(database_url: &str, modules: &[Module], peers: Peers) -> TestApp {
+pub async fn spawn_configured(
+    database_url: &str,
+    modules: &[&'static Module],
+    peers: Peers,
+) -> TestApp {
     let settings = Settings {
         modules: modules.to_vec(),
         storage: database_url.parse().unwrap(),
@@ -200,7 +204,7 @@ macro_rules! api_tests {
     ($($test:ident),* $(,)?) => {
         mod sqlite_all {
             $(#[tokio::test] async fn $test() {
-                let app = $crate::helpers::spawn_app(app_kernel::db::Backend::Sqlite, &app::modules::Module::ALL).await;
+                let app = $crate::helpers::spawn_app(app_kernel::db::Backend::Sqlite, app::modules::ALL).await;
                 super::$test(&app).await;
             })*
         }
@@ -212,7 +216,7 @@ macro_rules! api_tests {
         }
         mod postgres_all {
             $(#[tokio::test] async fn $test() {
-                let app = $crate::helpers::spawn_app(app_kernel::db::Backend::Postgres, &app::modules::Module::ALL).await;
+                let app = $crate::helpers::spawn_app(app_kernel::db::Backend::Postgres, app::modules::ALL).await;
                 super::$test(&app).await;
             })*
         }

@@ -340,11 +340,7 @@ async fn an_unknown_port_is_a_404_problem(app: &TestApp) {
 
 #[tokio::test]
 async fn a_patch_naming_an_unknown_field_is_rejected_even_as_null() {
-    let app = crate::helpers::spawn_app(
-        app_kernel::db::Backend::Sqlite,
-        &[app::modules::Module::Ports],
-    )
-    .await;
+    let app = crate::helpers::spawn_app(app_kernel::db::Backend::Sqlite, &[&ports::MODULE]).await;
     let port = app.create("/api/v1/ports", &json!({"name": "USB-C"})).await;
     let path = format!("/api/v1/ports/{}", port["id"]);
 

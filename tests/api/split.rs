@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use app::modules::Module;
 use app_kernel::db::Backend;
 use serde_json::{Value, json};
 
@@ -64,7 +63,7 @@ async fn until_status(client: &reqwest::Client, url: &str, status: u16, within: 
 
 #[tokio::test]
 async fn laptops_alone_without_a_peer_serves_all_it_can_and_names_the_missing_peer() {
-    let app = spawn_app(Backend::Sqlite, &[Module::Laptops]).await;
+    let app = spawn_app(Backend::Sqlite, &[&laptops::MODULE]).await;
 
     let laptop = app
         .create("/api/v1/laptops", &json!({"title": "Dell", "model": "XPS"}))
@@ -136,7 +135,7 @@ async fn expanding_through_the_gateway_makes_one_call_to_ports_with_the_request_
         Stdio::inherit(),
     )
     .await;
-    let nginx = Nginx::start(&[laptops.port], &[ports.port]).await;
+    let nginx = Nginx::start(&[("laptops", &[laptops.port]), ("ports", &[ports.port])]).await;
     let client = reqwest::Client::new();
     let (first, path) = port_and_laptop(&client, &nginx.address).await;
     let mut port_ids = vec![first];
@@ -237,11 +236,10 @@ async fn traffic(base: String, path: String, port_id: i64, stop: Arc<AtomicBool>
 #[tokio::test]
 async fn ports_killed_and_restarted_while_laptops_take_traffic() {
     let url = crate::postgres::shared().fresh_database().await;
-    let Split {
-        nginx,
-        ports,
-        laptops,
-    } = Split::start(&url).await;
+    let mut split = Split::start(&url).await;
+    let ports = split.take("ports").remove(0);
+    let laptops = split.take("laptops");
+    let nginx = &split.nginx;
     let client = reqwest::Client::new();
     let (port_id, path) = port_and_laptop(&client, &nginx.address).await;
     let stop = Arc::new(AtomicBool::new(false));
@@ -308,13 +306,13 @@ async fn ports_killed_and_restarted_while_laptops_take_traffic() {
 async fn a_hung_ports_is_cut_off_by_the_circuit_breaker_and_recovers() {
     let url = crate::postgres::shared().fresh_database().await;
     let split = Split::start(&url).await;
-    let laptops = &split.laptops[0].address;
+    let laptops = &split.replica("laptops").address;
     let client = reqwest::Client::new();
     let (_, path) = port_and_laptop(&client, &split.nginx.address).await;
     let expand = format!("{laptops}{path}?expand=ports");
 
     // Stopped, not dead: connections are accepted and never answered.
-    split.ports.hang();
+    split.replica("ports").hang();
     let deadline = Instant::now() + Duration::from_secs(30);
     let fast = loop {
         let started = Instant::now();
@@ -339,18 +337,16 @@ async fn a_hung_ports_is_cut_off_by_the_circuit_breaker_and_recovers() {
     assert_eq!(ready["peers"][0]["status"], "down");
     assert_ne!(ready["peers"][0]["circuit"], "closed");
 
-    split.ports.signal(libc::SIGCONT);
+    split.replica("ports").signal(libc::SIGCONT);
     until_status(&client, &expand, 200, Duration::from_secs(15)).await;
 }
 
 #[tokio::test]
 async fn nginx_serves_through_one_laptops_replica_when_the_other_is_killed() {
     let url = crate::postgres::shared().fresh_database().await;
-    let Split {
-        nginx,
-        ports: _ports,
-        mut laptops,
-    } = Split::start(&url).await;
+    let mut split = Split::start(&url).await;
+    let mut laptops = split.take("laptops");
+    let nginx = &split.nginx;
     let client = reqwest::Client::new();
     let (port_id, path) = port_and_laptop(&client, &nginx.address).await;
 
@@ -408,14 +404,18 @@ async fn the_gateway_serves_the_document_of_every_module_and_each_process_its_ow
     );
     let own = paths(format!(
         "{}/api-docs/openapi.json",
-        split.laptops[0].address
+        split.replica("laptops").address
     ))
     .await;
     assert!(
         own.iter().all(|p| p.starts_with("/api/v1/laptops")),
         "{own:?}"
     );
-    let all = paths(format!("{}/api-docs/all/openapi.json", split.ports.address)).await;
+    let all = paths(format!(
+        "{}/api-docs/all/openapi.json",
+        split.replica("ports").address
+    ))
+    .await;
     assert_eq!(all, merged);
     let ui = client
         .get(format!("{}/swagger-ui/", split.nginx.address))

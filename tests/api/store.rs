@@ -7,11 +7,11 @@ use app_kernel::page::PageRequest;
 
 use crate::helpers::fresh_storage;
 
-async fn open(backend: Backend, module: Module) -> (Db, Option<tempfile::TempDir>) {
+async fn open(backend: Backend, module: &Module) -> (Db, Option<tempfile::TempDir>) {
     let (url, dir) = fresh_storage(backend).await;
     let storage: app_kernel::db::Storage = url.parse().unwrap();
-    let db = storage.open(module.name()).await.unwrap();
-    db.migrate(module.migrator(backend)).await.unwrap();
+    let db = storage.open(module.name).await.unwrap();
+    db.migrate((module.migrations)(backend)).await.unwrap();
     (db, dir)
 }
 
@@ -22,7 +22,7 @@ fn page(after: i64, limit: i64) -> PageRequest {
 async fn port_store_conforms(backend: Backend) {
     use ports::NewPort;
     use ports::store::Filter;
-    let (db, _dir) = open(backend, Module::Ports).await;
+    let (db, _dir) = open(backend, &ports::MODULE).await;
     let store = ports::store::open(db);
     let new = |name: &str| NewPort { name: name.into() };
 
@@ -108,7 +108,7 @@ async fn port_store_conforms(backend: Backend) {
 async fn laptop_store_conforms(backend: Backend) {
     use laptops::NewLaptop;
     use laptops::store::Filter;
-    let (db, _dir) = open(backend, Module::Laptops).await;
+    let (db, _dir) = open(backend, &laptops::MODULE).await;
     let store = laptops::store::open(db);
     let new = |title: &str, model: &str| NewLaptop {
         title: title.into(),
@@ -234,8 +234,8 @@ async fn laptop_store_conforms(backend: Backend) {
 async fn laptops_survive_the_port_ids_migration(backend: Backend) {
     let (url, _dir) = fresh_storage(backend).await;
     let storage: app_kernel::db::Storage = url.parse().unwrap();
-    let db = storage.open(Module::Laptops.name()).await.unwrap();
-    let full = Module::Laptops.migrator(backend);
+    let db = storage.open(laptops::MODULE.name).await.unwrap();
+    let full = (laptops::MODULE.migrations)(backend);
     let first = sqlx::migrate::Migrator {
         migrations: std::borrow::Cow::Owned(full.migrations[..1].to_vec()),
         table_name: full.table_name.clone(),
@@ -313,9 +313,9 @@ async fn each_module_has_its_own_postgres_schema_and_migration_history() {
     use sqlx::Connection as _;
     let (url, _dir) = fresh_storage(Backend::Postgres).await;
     let storage: app_kernel::db::Storage = url.parse().unwrap();
-    for module in Module::ALL {
-        let db = storage.open(module.name()).await.unwrap();
-        db.migrate(module.migrator(Backend::Postgres))
+    for module in app::modules::ALL {
+        let db = storage.open(module.name).await.unwrap();
+        db.migrate((module.migrations)(Backend::Postgres))
             .await
             .unwrap();
     }

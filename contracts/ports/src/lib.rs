@@ -2,12 +2,14 @@
 //! nothing more. The ports module implements [`PortsApi`] in process;
 //! [`HttpPorts`] implements it over HTTP for a ports module that runs
 //! elsewhere; [`Unconfigured`] answers for one that runs nowhere known.
-//! Callers hold a `dyn PortsApi` and cannot tell which they have.
+//! [`CONTRACT`] tells the binary how to build the last two. Callers hold a
+//! `dyn PortsApi` and cannot tell which they have.
 //!
 //! This crate holds no domain rules and depends on no module.
 
 use std::sync::Arc;
 
+use app_kernel::module::{Api, Contract};
 use app_kernel::peer::{Peer, PeerError};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -18,6 +20,18 @@ pub const NAME: &str = "ports";
 pub const PATH: &str = "/api/v1/ports";
 /// The most ids one [`PortsApi::find`] may ask for.
 pub const MAX_FIND: usize = 100;
+
+/// How other modules reach the ports module.
+pub static CONTRACT: Contract = Contract {
+    module: NAME,
+    over_http: |peer| api(HttpPorts(peer)),
+    missing: |hint| api(Unconfigured { hint }),
+};
+
+/// `ports` as the [`Api`] other modules are handed.
+pub fn api(ports: impl PortsApi + 'static) -> Api {
+    Api::new::<Arc<dyn PortsApi>>(Arc::new(ports))
+}
 
 /// A port as other modules see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -71,15 +85,27 @@ impl PortsApi for HttpPorts {
 }
 
 /// The ports module when this process neither runs it nor knows where it runs.
-pub struct Unconfigured;
+pub struct Unconfigured {
+    /// How to tell this process where ports run.
+    pub hint: String,
+}
+
+impl Unconfigured {
+    fn error(&self) -> PeerError {
+        PeerError::NotConfigured {
+            peer: NAME,
+            hint: self.hint.clone(),
+        }
+    }
+}
 
 #[async_trait::async_trait]
 impl PortsApi for Unconfigured {
     async fn find(&self, _: &[i64]) -> Result<Vec<PortRef>, PeerError> {
-        Err(PeerError::NotConfigured(NAME))
+        Err(self.error())
     }
 
     async fn deletions(&self, _: i64, _: i64) -> Result<Vec<PortDeletion>, PeerError> {
-        Err(PeerError::NotConfigured(NAME))
+        Err(self.error())
     }
 }

@@ -6,24 +6,37 @@
 //! restart, a replica or a dead peer loses nothing and applies nothing twice
 //! to any effect.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use ports_api::PortsApi;
+
 use crate::error::Error;
-use crate::service::Laptops;
+use crate::store::LaptopStore;
 
 /// How many deletions one read of the feed asks for.
 const BATCH: i64 = 100;
 
-impl Laptops {
+/// Follows the feed of port deletions into this module's store.
+pub(crate) struct PortDeletions {
+    store: Arc<dyn LaptopStore>,
+    ports: Arc<dyn PortsApi>,
+}
+
+impl PortDeletions {
+    pub(crate) fn new(store: Arc<dyn LaptopStore>, ports: Arc<dyn PortsApi>) -> Self {
+        Self { store, ports }
+    }
+
     /// Applies the deletions not yet applied; returns how many there were.
-    pub async fn apply_port_deletions(&self) -> Result<usize, Error> {
+    async fn apply(&self) -> Result<usize, Error> {
         let mut applied = 0;
         loop {
-            let seen = self.store().port_deletions_seen().await?;
-            let deletions = self.ports().deletions(seen, BATCH).await?;
+            let seen = self.store.port_deletions_seen().await?;
+            let deletions = self.ports.deletions(seen, BATCH).await?;
             for deletion in &deletions {
                 let changed = self
-                    .store()
+                    .store
                     .remove_port(deletion.port_id, deletion.seq)
                     .await?;
                 tracing::info!(
@@ -42,10 +55,10 @@ impl Laptops {
 
     /// Applies port deletions every `interval`, for as long as the task runs.
     /// Failures (ports or the database down) are logged once and retried.
-    pub async fn follow_port_deletions(self, interval: Duration) {
+    pub(crate) async fn follow(self, interval: Duration) {
         let mut failing = false;
         loop {
-            match self.apply_port_deletions().await {
+            match self.apply().await {
                 Ok(_) if failing => {
                     failing = false;
                     tracing::info!(module = crate::NAME, "following port deletions again");

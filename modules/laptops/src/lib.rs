@@ -1,8 +1,9 @@
 //! The `laptops` module: the laptop models of the catalogue.
 //!
-//! Its narrow door: [`configure`] mounts its HTTP API, [`openapi`] collects the
-//! API's document, [`migrator`] owns its schema, and [`Laptops`] is the state the
-//! API runs on. It must never read or write another module's tables.
+//! Its narrow door is [`MODULE`]: its name, its HTTP API and OpenAPI
+//! operations, its migrations, the modules it needs (ports, through their
+//! contract) and how it starts. It must never read or write another
+//! module's tables.
 
 mod error;
 mod follow;
@@ -12,16 +13,43 @@ mod service;
 #[doc(hidden)]
 pub mod store;
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::web;
 use app_kernel::db::Backend;
+use app_kernel::module::{Module, Start, Started};
+use ports_api::PortsApi;
 use sqlx::migrate::Migrator;
 
 pub use error::Error;
 pub use model::{Laptop, NewLaptop};
-pub use routes::configure;
 pub use service::Laptops;
 
 /// The module's name: its path segment, schema, database file and log field.
 pub const NAME: &str = "laptops";
+
+/// How often laptops look for deleted ports to drop.
+const FOLLOW_INTERVAL: Duration = Duration::from_millis(500);
+
+/// What the binary knows of the module.
+pub static MODULE: Module = Module {
+    name: NAME,
+    summary: "laptop models: title (brand) and model",
+    needs: &[&ports_api::CONTRACT],
+    migrations: migrator,
+    routes: routes::configure,
+    start,
+};
+
+fn start(start: Start) -> anyhow::Result<Started> {
+    let ports: Arc<dyn PortsApi> = start.api(&ports_api::CONTRACT)?;
+    let store = store::open(start.db);
+    let deletions = follow::PortDeletions::new(store.clone(), ports.clone());
+    Ok(Started::new()
+        .data(web::Data::new(Laptops::new(store, ports)))
+        .task(deletions.follow(FOLLOW_INTERVAL)))
+}
 
 static SQLITE: Migrator = sqlx::migrate!("../../migrations/laptops/sqlite");
 static POSTGRES: Migrator = Migrator {

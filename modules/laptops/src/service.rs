@@ -1,16 +1,14 @@
 use std::sync::Arc;
 
-use app_kernel::db::Db;
 use app_kernel::etag::{IfMatch, Versioned};
 use app_kernel::page::{Page, PageRequest};
 use app_kernel::text::filter_key;
-use app_kernel::{ApiError, FieldError};
 use ports_api::PortsApi;
 use serde_json::Value;
 
 use crate::error::Error;
 use crate::model::{Laptop, NewLaptop};
-use crate::store::{self, Filter, LaptopStore};
+use crate::store::{Filter, LaptopStore};
 
 /// The laptops module's state: its store, the ports module it asks about
 /// ports (in this process or not, it cannot tell), and the rules every write
@@ -22,11 +20,8 @@ pub struct Laptops {
 }
 
 impl Laptops {
-    pub fn new(db: Db, ports: Arc<dyn PortsApi>) -> Self {
-        Self {
-            store: store::open(db),
-            ports,
-        }
+    pub fn new(store: Arc<dyn LaptopStore>, ports: Arc<dyn PortsApi>) -> Self {
+        Self { store, ports }
     }
 
     /// A page of laptops: only those whose title equals `title` (ignoring
@@ -45,14 +40,6 @@ impl Laptops {
         let filter = Filter { title_key, port_id };
         let rows = self.store.list(&filter, page).await?;
         Ok(Page::from_rows(rows, page, |row| row.id))
-    }
-
-    pub(crate) fn store(&self) -> &dyn LaptopStore {
-        self.store.as_ref()
-    }
-
-    pub(crate) fn ports(&self) -> &dyn PortsApi {
-        self.ports.as_ref()
     }
 
     pub async fn get(&self, id: i64) -> Result<Laptop, Error> {
@@ -95,15 +82,14 @@ impl Laptops {
             return Ok(());
         }
         let found = self.ports.find(&added).await?;
-        let unknown: Vec<FieldError> = added
-            .iter()
-            .filter(|id| !found.iter().any(|port| port.id == **id))
-            .map(|id| FieldError::new("port_ids", format!("no port has id {id}")))
+        let unknown: Vec<i64> = added
+            .into_iter()
+            .filter(|id| !found.iter().any(|port| port.id == *id))
             .collect();
         if unknown.is_empty() {
             Ok(())
         } else {
-            Err(ApiError::Validation(unknown).into())
+            Err(Error::UnknownPorts(unknown))
         }
     }
 

@@ -1,12 +1,12 @@
-//! The module's public API ([`ports_api::PortsApi`]) for modules in this process.
+//! The module's public API ([`ports_api::PortsApi`]) for modules in this
+//! process: the same service, checks and limits as its HTTP API.
 
-use app_kernel::db::StoreError;
 use app_kernel::page::PageRequest;
 use app_kernel::peer::PeerError;
 use ports_api::{MAX_FIND, NAME, PortDeletion, PortRef, PortsApi};
 
+use crate::error::Error;
 use crate::service::Ports;
-use crate::store::Filter;
 
 #[async_trait::async_trait]
 impl PortsApi for Ports {
@@ -14,20 +14,16 @@ impl PortsApi for Ports {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let filter = Filter {
-            name_key: None,
-            ids: Some(ids.iter().copied().take(MAX_FIND).collect()),
-        };
         let page = PageRequest {
             after: 0,
             limit: MAX_FIND as i64,
         };
-        let rows = self
-            .store()
-            .list(&filter, page)
+        let found = self
+            .list(None, Some(ids.to_vec()), page)
             .await
-            .map_err(unavailable)?;
-        Ok(rows
+            .map_err(peer_error)?;
+        Ok(found
+            .items
             .into_iter()
             .map(|port| PortRef {
                 id: port.id,
@@ -37,18 +33,27 @@ impl PortsApi for Ports {
     }
 
     async fn deletions(&self, after: i64, limit: i64) -> Result<Vec<PortDeletion>, PeerError> {
-        self.store()
-            .deletions(after, limit)
+        Ports::deletions(self, after, limit)
             .await
-            .map_err(unavailable)
+            .map_err(peer_error)
     }
 }
 
-/// In one process the module's store failing is the module being unavailable.
-fn unavailable(error: StoreError) -> PeerError {
-    tracing::warn!(module = NAME, error = %app_kernel::problem::Chain(&error), "ports store failed a peer call");
-    PeerError::Unavailable {
-        peer: NAME,
-        reason: "its database is unavailable".to_owned(),
+/// What a caller in another module sees of the service's errors, as it
+/// would over HTTP: the database failing is the module being unavailable;
+/// anything else is a call the contract does not allow.
+fn peer_error(error: Error) -> PeerError {
+    match error {
+        Error::Store(error) => {
+            tracing::warn!(module = NAME, error = %app_kernel::problem::Chain(&error), "ports store failed a peer call");
+            PeerError::Unavailable {
+                peer: NAME,
+                reason: "its database is unavailable".to_owned(),
+            }
+        }
+        other => PeerError::Unexpected {
+            peer: NAME,
+            reason: other.to_string(),
+        },
     }
 }

@@ -8,6 +8,9 @@ pub enum Error {
     NotFound(i64),
     #[error("a port named {0:?} exists already (names are unique ignoring case)")]
     NameTaken(String),
+    /// A query the module cannot answer as asked.
+    #[error("{0}")]
+    BadRequest(String),
     #[error(transparent)]
     Request(#[from] ApiError),
     #[error(transparent)]
@@ -19,6 +22,7 @@ impl From<Error> for ApiError {
         match error {
             Error::NotFound(_) => ApiError::NotFound(error.to_string()),
             Error::NameTaken(_) => ApiError::Conflict(error.to_string()),
+            Error::BadRequest(detail) => ApiError::BadRequest(detail),
             Error::Request(error) => error,
             Error::Store(error) => error.into(),
         }

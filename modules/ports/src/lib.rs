@@ -1,8 +1,9 @@
 //! The `ports` module: the kinds of physical port a laptop can have.
 //!
-//! Its narrow door: [`configure`] mounts its HTTP API, [`openapi`] collects the
-//! API's document, [`migrator`] owns its schema, and [`Ports`] is the state the
-//! API runs on. It must never read or write another module's tables.
+//! Its narrow door is [`MODULE`]: its name, its HTTP API and OpenAPI
+//! operations, its migrations, and how it starts. Other modules reach it
+//! only through its contract, `ports-api`. It must never read or write
+//! another module's tables.
 
 mod api;
 mod error;
@@ -12,16 +13,34 @@ mod service;
 #[doc(hidden)]
 pub mod store;
 
+use actix_web::web;
 use app_kernel::db::Backend;
+use app_kernel::module::{Module, Start, Started};
 use sqlx::migrate::Migrator;
 
 pub use error::Error;
 pub use model::{NewPort, Port};
-pub use routes::configure;
 pub use service::Ports;
 
 /// The module's name: its path segment, schema, database file and log field.
-pub const NAME: &str = "ports";
+pub const NAME: &str = ports_api::NAME;
+
+/// What the binary knows of the module.
+pub static MODULE: Module = Module {
+    name: NAME,
+    summary: "kinds of physical port: USB-C, HDMI, Thunderbolt 4 ...",
+    needs: &[],
+    migrations: migrator,
+    routes: routes::configure,
+    start,
+};
+
+fn start(start: Start) -> anyhow::Result<Started> {
+    let ports = Ports::new(start.db);
+    Ok(Started::new()
+        .provides(ports_api::api(ports.clone()))
+        .data(web::Data::new(ports)))
+}
 
 static SQLITE: Migrator = sqlx::migrate!("../../migrations/ports/sqlite");
 static POSTGRES: Migrator = Migrator {

@@ -110,11 +110,6 @@ async fn list_port_deletions(
 ) -> Result<HttpResponse, ApiError> {
     let after = query.after.unwrap_or(0);
     let limit = query.limit.unwrap_or(MAX_LIMIT);
-    if after < 0 || !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::BadRequest(format!(
-            "after must be 0 or more and limit from 1 to {MAX_LIMIT}"
-        )));
-    }
     let items = ports.deletions(after, limit).await?;
     Ok(HttpResponse::Ok().json(Deletions { items }))
 }

@@ -2,9 +2,9 @@ use std::sync::Arc;
 
 use app_kernel::db::{Db, StoreError};
 use app_kernel::etag::{IfMatch, Versioned};
-use app_kernel::page::{Page, PageRequest};
+use app_kernel::page::{MAX_LIMIT, Page, PageRequest};
 use app_kernel::text::filter_key;
-use ports_api::PortDeletion;
+use ports_api::{MAX_FIND, PortDeletion};
 use serde_json::Value;
 
 use crate::error::Error;
@@ -25,13 +25,18 @@ impl Ports {
     }
 
     /// A page of ports: only the one whose name equals `name` (ignoring case),
-    /// and only those among `ids`, when given.
+    /// and only those among `ids` (at most [`MAX_FIND`]), when given.
     pub(crate) async fn list(
         &self,
         name: Option<&str>,
         ids: Option<Vec<i64>>,
         page: PageRequest,
     ) -> Result<Page<Port>, Error> {
+        if ids.as_ref().is_some_and(|ids| ids.len() > MAX_FIND) {
+            return Err(Error::BadRequest(format!(
+                "id lists at most {MAX_FIND} ports"
+            )));
+        }
         let name_key = match name.map(filter_key) {
             None => None,
             Some(Some(key)) => Some(key),
@@ -41,17 +46,18 @@ impl Ports {
         Ok(Page::from_rows(rows, page, |row| row.id))
     }
 
-    /// Up to `limit` deletions after `after`, oldest first.
+    /// Up to `limit` (1 to [`MAX_LIMIT`]) deletions after `after`, oldest first.
     pub(crate) async fn deletions(
         &self,
         after: i64,
         limit: i64,
     ) -> Result<Vec<PortDeletion>, Error> {
+        if after < 0 || !(1..=MAX_LIMIT).contains(&limit) {
+            return Err(Error::BadRequest(format!(
+                "after must be 0 or more and limit from 1 to {MAX_LIMIT}"
+            )));
+        }
         Ok(self.store.deletions(after, limit).await?)
-    }
-
-    pub(crate) fn store(&self) -> &dyn PortStore {
-        self.store.as_ref()
     }
 
     pub async fn get(&self, id: i64) -> Result<Port, Error> {

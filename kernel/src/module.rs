@@ -1,0 +1,181 @@
+//! What a module tells the binary about itself. Each module crate exports one
+//! [`Module`]; the binary keeps the list of them and derives the rest from
+//! it: routes, documents, migrations, health checks, peers and state.
+//!
+//! A module that others call has a contract crate, which exports a
+//! [`Contract`]: how to reach the module over HTTP, and what answers when it
+//! runs nowhere known. The module itself provides the in-process answer when
+//! it starts ([`Started::provides`]). Which of the three a caller gets is the
+//! binary's choice, made once at start; the caller holds an [`Api`] and
+//! cannot tell.
+
+use std::any::Any;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use actix_web::web;
+use sqlx::migrate::Migrator;
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use crate::db::{Backend, Db};
+use crate::peer::Peer;
+
+/// A domain module, as the binary sees it.
+pub struct Module {
+    /// Its path segment (`/api/v1/NAME`), database schema and file, log
+    /// field, peer name (`--peer NAME=URL`) and scope prefix.
+    pub name: &'static str,
+    /// One line: `app modules`, the OpenAPI tag, Swagger UI.
+    pub summary: &'static str,
+    /// The modules it calls, through their contracts.
+    pub needs: &'static [&'static Contract],
+    /// Its migrations on a backend, with their own history table.
+    pub migrations: fn(Backend) -> &'static Migrator,
+    /// Mounts its HTTP API, documented in OpenAPI as it is mounted.
+    pub routes: fn(&mut ServiceConfig),
+    /// Builds its state on its database and the modules it needs.
+    pub start: fn(Start) -> anyhow::Result<Started>,
+}
+
+impl Module {
+    /// Where its HTTP API is mounted.
+    pub fn path(&self) -> String {
+        format!("/api/v1/{}", self.name)
+    }
+}
+
+impl PartialEq for Module {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for Module {}
+
+impl fmt::Debug for Module {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+/// How other modules reach a module: what its contract crate knows.
+pub struct Contract {
+    /// The module that answers it.
+    pub module: &'static str,
+    /// The module's API when it runs in another process.
+    pub over_http: fn(Arc<Peer>) -> Api,
+    /// The module's API when it runs nowhere known: every call fails, with
+    /// `hint` saying how to tell this process where it is.
+    pub missing: fn(hint: String) -> Api,
+}
+
+impl fmt::Debug for Contract {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "contract of {}", self.module)
+    }
+}
+
+/// A module's API as another module holds it: its contract's
+/// `Arc<dyn Trait>`, with the type erased so the binary can pass it on.
+#[derive(Clone)]
+pub struct Api(Arc<dyn Any + Send + Sync>);
+
+impl Api {
+    pub fn new<T: Any + Send + Sync>(api: T) -> Self {
+        Self(Arc::new(api))
+    }
+
+    /// The API as `T`, the contract's `Arc<dyn Trait>`.
+    pub fn get<T: Any + Clone>(&self) -> Option<T> {
+        self.0.downcast_ref::<T>().cloned()
+    }
+}
+
+/// What a module starts with.
+pub struct Start {
+    /// Its own database, opened and migrated.
+    pub db: Db,
+    needs: Vec<(&'static str, Api)>,
+}
+
+impl Start {
+    /// `needs`: the API of every module named in [`Module::needs`].
+    pub fn new(db: Db, needs: Vec<(&'static str, Api)>) -> Self {
+        Self { db, needs }
+    }
+
+    /// The API of the module `contract` is for, as `T`.
+    pub fn api<T: Any + Clone>(&self, contract: &Contract) -> anyhow::Result<T> {
+        let (_, api) = self
+            .needs
+            .iter()
+            .find(|(name, _)| *name == contract.module)
+            .ok_or_else(|| {
+                anyhow::anyhow!("the {} module was not listed in needs", contract.module)
+            })?;
+        api.get().ok_or_else(|| {
+            anyhow::anyhow!(
+                "the {} module's API is not of the contract's type",
+                contract.module
+            )
+        })
+    }
+}
+
+/// Work a module runs in the background for as long as the process serves.
+pub type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+type Register = Arc<dyn Fn(&mut web::ServiceConfig) + Send + Sync>;
+
+/// What a started module hands the binary.
+#[derive(Default)]
+pub struct Started {
+    state: State,
+    tasks: Vec<Task>,
+    provides: Option<Api>,
+}
+
+/// The state a module's handlers find in `web::Data`.
+#[derive(Clone, Default)]
+pub struct State(Vec<Register>);
+
+impl State {
+    /// Gives the module's handlers their state.
+    pub fn register(&self, cfg: &mut web::ServiceConfig) {
+        self.0.iter().for_each(|register| register(cfg));
+    }
+}
+
+impl Started {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// State its handlers find as `web::Data<T>`.
+    pub fn data<T: Send + Sync + 'static>(mut self, data: web::Data<T>) -> Self {
+        self.state.0.push(Arc::new(move |cfg| {
+            cfg.app_data(data.clone());
+        }));
+        self
+    }
+
+    /// Work to run in the background; it is stopped when the server stops.
+    pub fn task(mut self, task: impl Future<Output = ()> + Send + 'static) -> Self {
+        self.tasks.push(Box::pin(task));
+        self
+    }
+
+    /// Its contract's API, answered in this process, for the modules of
+    /// this process that need it.
+    pub fn provides(mut self, api: Api) -> Self {
+        self.provides = Some(api);
+        self
+    }
+
+    /// Its state, its background work, and the API it provides.
+    pub fn into_parts(self) -> (State, Vec<Task>, Option<Api>) {
+        (self.state, self.tasks, self.provides)
+    }
+}

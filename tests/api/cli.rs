@@ -90,13 +90,6 @@ fn bad_command_lines_fail_with_one_line_and_no_panic() {
             "--peer",
             "ports=http://h:1/?q=1",
         ],
-        &[
-            "serve",
-            "--module",
-            "laptops",
-            "--peer-ports",
-            "https://h:1",
-        ],
         &["serve", "--all", "--peer-timeout-ms", "0"],
     ];
     for args in cases {
@@ -117,11 +110,104 @@ fn bad_command_lines_fail_with_one_line_and_no_panic() {
 }
 
 #[test]
+fn a_bad_peer_variable_fails_with_one_line_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = format!("sqlite:{}", dir.path().display());
+    for (variable, value) in [
+        ("APP_PEER_PORTS", "https://h:1"),
+        ("APP_PEER", "ports=ftp://h:1"),
+        ("APP_PEER", "printers=http://h:1"),
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_app"))
+            .args(["serve", "--module", "laptops", "--database-url", &sqlite])
+            .env(variable, value)
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap();
+        let err = stderr(&output);
+        assert!(!output.status.success(), "{variable}={value} fails");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err:?}");
+        // clap names the flag a variable stands for.
+        let named = err.contains(variable) || (variable == "APP_PEER" && err.contains("--peer"));
+        assert!(err.starts_with("error") && named, "{err:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_peer_is_named_by_flag_by_list_or_by_its_own_variable_the_flag_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite:{}", dir.path().display());
+    let wanted = "http://127.0.0.1:9";
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str]);
+    let cases: [Case; 4] = [
+        (&[("APP_PEER", "ports=http://127.0.0.1:9")], &[]),
+        (&[("APP_PEER_PORTS", "http://127.0.0.1:9")], &[]),
+        (
+            &[
+                ("APP_PEER", "ports=http://127.0.0.1:9"),
+                ("APP_PEER_PORTS", "http://127.0.0.1:8"),
+            ],
+            &[],
+        ),
+        (
+            &[("APP_PEER_PORTS", "http://127.0.0.1:8")],
+            &["--peer", "ports=http://127.0.0.1:9"],
+        ),
+    ];
+    for (env, flags) in cases {
+        let port = crate::process::free_port();
+        let mut args = vec!["serve", "--module", "laptops", "--database-url", &database];
+        args.extend_from_slice(flags);
+        let args: Vec<String> = args.into_iter().map(String::from).collect();
+        let mut env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        env.push(("APP_BIND".into(), format!("127.0.0.1:{port}")));
+        // Quiet: nothing answers at the peer's address.
+        env.push(("RUST_LOG".into(), "error".into()));
+        let server = crate::process::Process::spawn_as(port, &args, &env);
+        server.ready().await;
+        let ready = crate::helpers::json_at(
+            &reqwest::Client::new(),
+            format!("{}/health/ready", server.address),
+        )
+        .await;
+        assert_eq!(ready["peers"][0]["url"], wanted, "{env:?} {flags:?}");
+        assert_eq!(ready["peers"][0]["via"], "http");
+    }
+}
+
+#[test]
 fn modules_lists_every_module() {
     let output = app(&["modules"]);
     assert!(output.status.success());
     let text = String::from_utf8_lossy(&output.stdout);
-    assert!(text.contains("laptops") && text.contains("ports"));
+    for module in app::modules::ALL {
+        assert!(text.contains(module.name) && text.contains(module.summary));
+    }
+    let json = app(&["modules", "--json"]);
+    let listed: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let expected: Vec<serde_json::Value> = app::modules::ALL
+        .iter()
+        .map(|module| {
+            let needs: Vec<&str> = module.needs.iter().map(|c| c.module).collect();
+            serde_json::json!({
+                "name": module.name,
+                "path": format!("/api/v1/{}", module.name),
+                "summary": module.summary,
+                "needs": needs,
+            })
+        })
+        .collect();
+    assert_eq!(listed, serde_json::Value::from(expected));
+    let laptops = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "laptops")
+        .unwrap();
+    assert_eq!(laptops["needs"], serde_json::json!(["ports"]));
 }
 
 #[test]

@@ -12,6 +12,7 @@ use std::process::Output;
 use app::modules;
 use reqwest::Url;
 use serde_json::{Value, json};
+use xtask::deploy::{self, ModuleInfo};
 
 use crate::gateway::{Nginx, deploy_dir};
 use crate::helpers::{json_at, status_at};
@@ -508,4 +509,112 @@ async fn the_compose_split_runs_its_own_commands_behind_the_nginx_config() {
             "the gateway's document has {path}"
         );
     }
+}
+
+/// The modules as the deployment checks take them: the binary's list.
+fn listed() -> Vec<ModuleInfo> {
+    modules::ALL
+        .iter()
+        .map(|module| ModuleInfo {
+            name: module.name.to_owned(),
+            needs: module.needs.iter().map(|c| c.module.to_owned()).collect(),
+        })
+        .collect()
+}
+
+#[test]
+fn every_module_has_its_entries_in_the_deployment_files_within_the_connection_budget() {
+    let root = deploy_dir().parent().unwrap().to_owned();
+
+    let budget = match deploy::check(&root, &listed()) {
+        Ok(budget) => budget,
+        Err(problems) => panic!("{problems}"),
+    };
+
+    assert_eq!(budget.modules, modules::ALL.len() as u64);
+    assert!(budget.configured * budget.pools() <= deploy::CONNECTION_LIMIT);
+}
+
+#[test]
+fn a_module_a_deployment_file_lacks_is_named_with_the_file_and_the_entry() {
+    let copy = tempfile::tempdir().unwrap();
+    let root = copy.path();
+    let copied = std::process::Command::new("cp")
+        .arg("-r")
+        .arg(deploy_dir())
+        .arg(root)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let edit = |file: &str, from: &str, to: &str| {
+        let path = root.join(file);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(from), "{file} has {from:?}");
+        std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+    };
+    edit(
+        deploy::NGINX,
+        "    location /api/v1/ports/ { proxy_pass http://ports; }\n",
+        "",
+    );
+    edit(
+        "deploy/k8s/overlays/split/laptops.yaml",
+        "name: APP_PEER_PORTS",
+        "name: APP_PEER_PORTZ",
+    );
+    edit(
+        "deploy/k8s/overlays/split/ingress.yaml",
+        "path: /api/v1/laptops",
+        "path: /api/v1/laptop",
+    );
+    let mut modules = listed();
+    modules.push(ModuleInfo {
+        name: "widgets".into(),
+        needs: Vec::new(),
+    });
+
+    let missing: Vec<String> = deploy::coverage(root, &modules)
+        .unwrap()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+
+    let split = deploy::SPLIT;
+    assert_eq!(
+        missing,
+        [
+            format!("{split}/laptops.yaml lacks `APP_PEER_PORTS` in Deployment `laptops`"),
+            format!("{split}/ingress.yaml lacks path `/api/v1/laptops` to Service `laptops`"),
+            "deploy/nginx/app.conf lacks `location /api/v1/ports/ { proxy_pass http://ports; }`"
+                .to_owned(),
+            "deploy/nginx/app.conf lacks `server widgets:8080` in `upstream widgets`".to_owned(),
+            "deploy/nginx/app.conf lacks `server widgets:8080` in `upstream any_module`"
+                .to_owned(),
+            "deploy/nginx/app.conf lacks `location = /api/v1/widgets { proxy_pass http://widgets; }`"
+                .to_owned(),
+            "deploy/nginx/app.conf lacks `location /api/v1/widgets/ { proxy_pass http://widgets; }`"
+                .to_owned(),
+            "deploy/compose/compose.yaml lacks service `widgets` with command \
+             [\"serve\", \"--module\", \"widgets\", \"--no-migrate\"]"
+                .to_owned(),
+            "deploy/compose/compose.yaml lacks `widgets` in the gateway's depends_on".to_owned(),
+            format!("{split}/kustomization.yaml lacks resource `widgets.yaml`"),
+            format!("{split}/widgets.yaml lacks Deployment `widgets`"),
+            format!("{split}/widgets.yaml lacks Service `widgets`"),
+            format!("{split}/widgets.yaml lacks PodDisruptionBudget `widgets`"),
+            format!("{split}/widgets.yaml lacks HorizontalPodAutoscaler `widgets`"),
+            format!("{split}/ingress.yaml lacks path `/api/v1/widgets` to Service `widgets`"),
+        ]
+    );
+    edit(
+        deploy::BASE,
+        "APP_DATABASE_MAX_CONNECTIONS=4",
+        "APP_DATABASE_MAX_CONNECTIONS=5",
+    );
+    let over = deploy::check(root, &listed()).unwrap_err().to_string();
+    assert!(
+        over.contains("sets APP_DATABASE_MAX_CONNECTIONS=5, over the budget")
+            && over.contains("allow 4 per module and pod"),
+        "{over}"
+    );
 }

@@ -1,0 +1,68 @@
+//! `cargo xtask TASK`: the workspace's own tasks.
+//!
+//! - `new-module NAME [--item ITEM]`: scaffolds a module with one resource
+//!   (named ITEM, by default NAME less its plural ending) and enters it in
+//!   the binary, the workspace, the tests and the deployment files.
+//! - `check-deploy`: says which entry a deployment file lacks for which
+//!   module, and whether the database connection budget holds.
+//! - `budget`: the PostgreSQL connections each module may open per pod.
+
+use std::process::ExitCode;
+
+use anyhow::bail;
+use xtask::deploy;
+use xtask::scaffold::{self, Names};
+
+const USAGE: &str = "usage: cargo xtask new-module NAME [--item ITEM] | check-deploy | budget";
+
+fn main() -> ExitCode {
+    match run(std::env::args().skip(1).collect()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Vec<String>) -> anyhow::Result<()> {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let root = xtask::root();
+    match args.as_slice() {
+        ["new-module", name, rest @ ..] => {
+            let item = match rest {
+                [] => None,
+                ["--item", item] => Some(*item),
+                _ => bail!("{USAGE}"),
+            };
+            let names = Names::new(name, item)?;
+            let modules = xtask::modules(&root)?;
+            let report = scaffold::new_module(&root, &names, &modules)?;
+            println!(
+                "module {name}: wrote {} files, edited {}",
+                report.written.len(),
+                report.edited.len()
+            );
+            for path in &report.written {
+                println!("  new     {}", path.display());
+            }
+            for path in &report.edited {
+                println!("  edited  {}", path.display());
+            }
+            println!("then: bash .ci/run (or cargo test --workspace)");
+            Ok(())
+        }
+        ["check-deploy"] => {
+            let modules = xtask::modules(&root)?;
+            let budget = deploy::check(&root, &modules)?;
+            println!("the deployment files cover every module; {budget}");
+            Ok(())
+        }
+        ["budget"] => {
+            let modules = xtask::modules(&root)?;
+            println!("{}", deploy::budget(&root, &modules)?);
+            Ok(())
+        }
+        _ => bail!("{USAGE}"),
+    }
+}

@@ -1,0 +1,475 @@
+//! `cargo xtask new-module NAME`: a module with one resource, laid out and
+//! named as the hand-written modules are, entered in the binary's list, the
+//! workspace, the tests and the deployment files.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context as _, bail, ensure};
+
+use crate::deploy::{self, ModuleInfo};
+
+/// Names the binary, the tests or the HTTP API use already, and Rust's
+/// keywords: none can be a module's.
+const TAKEN: &[&str] = &[
+    "all",
+    "api",
+    "app",
+    "contracts",
+    "docs",
+    "health",
+    "helpers",
+    "kernel",
+    "main",
+    "metrics",
+    "openapi",
+    "swagger",
+    "xtask",
+    "as",
+    "async",
+    "await",
+    "box",
+    "break",
+    "const",
+    "continue",
+    "crate",
+    "dyn",
+    "else",
+    "enum",
+    "extern",
+    "false",
+    "fn",
+    "for",
+    "gen",
+    "if",
+    "impl",
+    "in",
+    "let",
+    "loop",
+    "match",
+    "mod",
+    "move",
+    "mut",
+    "pub",
+    "ref",
+    "return",
+    "self",
+    "static",
+    "struct",
+    "super",
+    "trait",
+    "true",
+    "type",
+    "unsafe",
+    "use",
+    "where",
+    "while",
+    "yield",
+];
+
+/// The template: where each file goes, and its text.
+const TEMPLATE: &[(&str, &str)] = &[
+    (
+        "modules/{{name}}/Cargo.toml",
+        include_str!("../template/module/Cargo.toml"),
+    ),
+    (
+        "modules/{{name}}/src/lib.rs",
+        include_str!("../template/module/src/lib.rs"),
+    ),
+    (
+        "modules/{{name}}/src/error.rs",
+        include_str!("../template/module/src/error.rs"),
+    ),
+    (
+        "modules/{{name}}/src/model.rs",
+        include_str!("../template/module/src/model.rs"),
+    ),
+    (
+        "modules/{{name}}/src/routes.rs",
+        include_str!("../template/module/src/routes.rs"),
+    ),
+    (
+        "modules/{{name}}/src/service.rs",
+        include_str!("../template/module/src/service.rs"),
+    ),
+    (
+        "modules/{{name}}/src/store/mod.rs",
+        include_str!("../template/module/src/store/mod.rs"),
+    ),
+    (
+        "modules/{{name}}/src/store/sqlite.rs",
+        include_str!("../template/module/src/store/sqlite.rs"),
+    ),
+    (
+        "modules/{{name}}/src/store/postgres.rs",
+        include_str!("../template/module/src/store/postgres.rs"),
+    ),
+    (
+        "migrations/{{name}}/sqlite/0001_create_{{name}}.sql",
+        include_str!("../template/migrations/sqlite/0001_create.sql"),
+    ),
+    (
+        "migrations/{{name}}/postgres/0001_create_{{name}}.sql",
+        include_str!("../template/migrations/postgres/0001_create.sql"),
+    ),
+    (
+        "tests/api/{{name}}.rs",
+        include_str!("../template/tests/api.rs"),
+    ),
+    (
+        "deploy/k8s/overlays/split/{{name}}.yaml",
+        include_str!("../template/deploy/k8s.yaml"),
+    ),
+];
+const NGINX_UPSTREAM: &str = include_str!("../template/deploy/nginx-upstream.conf");
+const NGINX_LOCATIONS: &str = include_str!("../template/deploy/nginx-locations.conf");
+const COMPOSE_SERVICE: &str = include_str!("../template/deploy/compose-service.yaml");
+const INGRESS_PATH: &str = include_str!("../template/deploy/ingress-path.yaml");
+
+/// What the module and its one resource are called.
+#[derive(Debug, Clone)]
+pub struct Names {
+    /// The module, in the plural: `orders`.
+    pub name: String,
+    /// One of its resources: `order`.
+    pub item: String,
+}
+
+impl Names {
+    /// `name` checked; `item` given, or `name` less its plural ending.
+    pub fn new(name: &str, item: Option<&str>) -> anyhow::Result<Self> {
+        check_identifier(name)?;
+        let item = match item {
+            Some(item) => item.to_owned(),
+            None => singular(name).with_context(|| {
+                format!("cannot tell one of {name} from its name: give --item NAME")
+            })?,
+        };
+        check_identifier(&item)?;
+        ensure!(
+            item != name,
+            "the module and its resource need two names: give --item NAME"
+        );
+        Ok(Self {
+            name: name.to_owned(),
+            item,
+        })
+    }
+
+    /// `text` with the template's placeholders filled in.
+    pub fn fill(&self, text: &str) -> String {
+        text.replace("{{name}}", &self.name)
+            .replace("{{Name}}", &capitalized(&self.name))
+            .replace("{{item}}", &self.item)
+            .replace("{{Item}}", &capitalized(&self.item))
+    }
+}
+
+/// A lower-case identifier that can also be a path segment, a PostgreSQL
+/// schema, an environment variable's suffix and a Kubernetes name (so no
+/// `_` or `-`), and names nothing that exists.
+fn check_identifier(name: &str) -> anyhow::Result<()> {
+    let mut chars = name.chars();
+    let well_formed = chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && name.len() <= 30;
+    ensure!(
+        well_formed,
+        "{name:?} is not a module name: a lower-case letter, then lower-case letters and digits, \
+         30 at most (it becomes a path, a schema, a crate and a Kubernetes name)"
+    );
+    ensure!(
+        !TAKEN.contains(&name),
+        "{name:?} is taken by the binary or by Rust"
+    );
+    Ok(())
+}
+
+fn singular(name: &str) -> Option<String> {
+    if let Some(stem) = name.strip_suffix("ies") {
+        return Some(format!("{stem}y"));
+    }
+    let stem = name.strip_suffix('s')?;
+    (!stem.is_empty() && !stem.ends_with('s')).then(|| stem.to_owned())
+}
+
+fn capitalized(name: &str) -> String {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .map(|first| first.to_ascii_uppercase().to_string() + chars.as_str())
+        .unwrap_or_default()
+}
+
+/// What `new_module` wrote and changed, from the workspace's root.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub written: Vec<PathBuf>,
+    pub edited: Vec<PathBuf>,
+}
+
+/// Scaffolds module `names` in the workspace at `root`, of `modules`.
+pub fn new_module(root: &Path, names: &Names, modules: &[ModuleInfo]) -> anyhow::Result<Report> {
+    let name = names.name.as_str();
+    if modules.iter().any(|m| m.name == name) {
+        bail!("module {name} exists already");
+    }
+    let lock = std::fs::read_to_string(root.join("Cargo.lock")).unwrap_or_default();
+    ensure!(
+        !lock.contains(&format!("name = \"{name}\"\n")),
+        "a crate named {name} is in Cargo.lock already"
+    );
+    let mut report = Report::default();
+    for taken in [format!("modules/{name}"), format!("migrations/{name}")] {
+        ensure!(!root.join(&taken).exists(), "{taken} exists already");
+    }
+    for (target, _) in TEMPLATE {
+        let target = names.fill(target);
+        ensure!(!root.join(&target).exists(), "{target} exists already");
+    }
+    for (target, text) in TEMPLATE {
+        let target = PathBuf::from(names.fill(target));
+        let path = root.join(&target);
+        std::fs::create_dir_all(path.parent().expect("a file in a folder"))?;
+        std::fs::write(&path, names.fill(text))?;
+        report.written.push(target);
+    }
+
+    let mut edit = |file: &str, change: &dyn Fn(&str) -> anyhow::Result<String>| {
+        let path = root.join(file);
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let changed = change(&text).with_context(|| format!("cannot edit {file}"))?;
+        std::fs::write(&path, changed)?;
+        report.edited.push(PathBuf::from(file));
+        anyhow::Ok(())
+    };
+    edit("Cargo.toml", &|text| add_to_workspace(text, name, modules))?;
+    edit("src/modules.rs", &|text| add_to_list(text, name))?;
+    edit("tests/api/main.rs", &|text| add_test_module(text, name))?;
+    edit(deploy::NGINX, &|text| add_to_nginx(text, names))?;
+    edit(deploy::COMPOSE, &|text| add_to_compose(text, names))?;
+    edit(&format!("{}/kustomization.yaml", deploy::SPLIT), &|text| {
+        insert_before(text, "  - ingress.yaml\n", &format!("  - {name}.yaml\n"))
+    })?;
+    edit(&format!("{}/ingress.yaml", deploy::SPLIT), &|text| {
+        insert_before(text, "          - path: /\n", &names.fill(INGRESS_PATH))
+    })?;
+
+    // Fewer connections per module and pod, if the new pods need them.
+    let mut all = modules.to_vec();
+    all.push(ModuleInfo {
+        name: name.to_owned(),
+        needs: Vec::new(),
+    });
+    let budget = deploy::budget(root, &all)?;
+    if !budget.fits() {
+        deploy::set_connections(root, budget.per_module)?;
+        report.edited.push(PathBuf::from(deploy::BASE));
+    }
+
+    cargo(root, &["fmt", "--all"])?;
+    let documents = [
+        ("all".to_owned(), Vec::new()),
+        (name.to_owned(), vec!["--module", name]),
+    ];
+    for (file, only) in documents {
+        let mut args = vec!["openapi"];
+        args.extend(only);
+        let document = crate::app(root, &args)?;
+        std::fs::write(root.join(format!("openapi/{file}.json")), document)?;
+        let path = PathBuf::from(format!("openapi/{file}.json"));
+        if file == "all" {
+            report.edited.push(path);
+        } else {
+            report.written.push(path);
+        }
+    }
+    Ok(report)
+}
+
+/// Runs cargo in `root`; its standard output.
+pub fn cargo(root: &Path, args: &[&str]) -> anyhow::Result<String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let output = Command::new(cargo)
+        .args(args)
+        .current_dir(root)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .with_context(|| format!("cannot run cargo {}", args.join(" ")))?;
+    ensure!(output.status.success(), "cargo {} failed", args.join(" "));
+    Ok(String::from_utf8(output.stdout)?)
+}
+
+/// The module in the workspace's members and dependencies, and the
+/// binary's, each after the modules there.
+fn add_to_workspace(text: &str, name: &str, modules: &[ModuleInfo]) -> anyhow::Result<String> {
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    let members = lines
+        .iter()
+        .position(|l| l.starts_with("members = [") && l.ends_with(']'))
+        .context("workspace.members is a list on one line")?;
+    let list = lines[members].trim_end_matches(']').to_owned();
+    lines[members] = format!("{list}, \"modules/{name}\"]");
+    let path = lines
+        .iter()
+        .rposition(|l| l.contains(" = { path = \"modules/"))
+        .context("[workspace.dependencies] lists the modules")?;
+    lines.insert(
+        path + 1,
+        format!("{name} = {{ path = \"modules/{name}\" }}"),
+    );
+    let package = lines
+        .iter()
+        .position(|l| l == "[dependencies]")
+        .context("the binary has [dependencies]")?;
+    let last_module = lines
+        .iter()
+        .enumerate()
+        .skip(package)
+        .take_while(|(_, l)| !l.starts_with("[dev-dependencies]"))
+        .filter(|(_, l)| {
+            modules
+                .iter()
+                .any(|m| **l == format!("{}.workspace = true", m.name))
+        })
+        .map(|(at, _)| at)
+        .last()
+        .context("the binary depends on the modules")?;
+    lines.insert(last_module + 1, format!("{name}.workspace = true"));
+    Ok(lines.join("\n") + "\n")
+}
+
+/// `&NAME::MODULE` in `ALL`, in order of name.
+fn add_to_list(text: &str, name: &str) -> anyhow::Result<String> {
+    let start_marker = "pub static ALL: &[&Module] = &[";
+    let start = text.find(start_marker).context("src/modules.rs has ALL")? + start_marker.len();
+    let end = start + text[start..].find("];").context("ALL ends")?;
+    let mut entries: Vec<String> = text[start..end]
+        .split(',')
+        .map(|entry| entry.trim().to_owned())
+        .filter(|entry| !entry.is_empty())
+        .collect();
+    entries.push(format!("&{name}::MODULE"));
+    entries.sort();
+    Ok(format!(
+        "{}{}{}",
+        &text[..start],
+        entries.join(", "),
+        &text[end..]
+    ))
+}
+
+/// `mod NAME;` among the test modules, in order.
+fn add_test_module(text: &str, name: &str) -> anyhow::Result<String> {
+    let line = format!("mod {name};");
+    let mut lines: Vec<&str> = text.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.starts_with("mod ") && *l > line.as_str())
+        .or_else(|| {
+            lines
+                .iter()
+                .rposition(|l| l.starts_with("mod "))
+                .map(|i| i + 1)
+        })
+        .context("tests/api/main.rs has test modules")?;
+    lines.insert(at, &line);
+    Ok(lines.join("\n") + "\n")
+}
+
+/// An upstream of its own, a server in `any_module`, and its two routes.
+fn add_to_nginx(text: &str, names: &Names) -> anyhow::Result<String> {
+    let name = names.name.as_str();
+    let text = insert_before(text, "upstream any_module {\n", &names.fill(NGINX_UPSTREAM))?;
+    let any = text
+        .find("upstream any_module {\n")
+        .expect("inserted before it");
+    let close = any
+        + text[any..]
+            .find("\n    keepalive")
+            .context("any_module keeps connections")?;
+    let text = format!(
+        "{}\n    server {name}:8080 max_fails=3 fail_timeout=10s;{}",
+        &text[..close],
+        &text[close..]
+    );
+    let marker = "\n\n    # Swagger UI reads this document";
+    insert_before(
+        &text,
+        marker,
+        &format!("\n{}", names.fill(NGINX_LOCATIONS).trim_end()),
+    )
+}
+
+/// A service in the split profile, and the gateway waiting for it.
+fn add_to_compose(text: &str, names: &Names) -> anyhow::Result<String> {
+    let name = names.name.as_str();
+    let text = insert_before(text, "  # nginx resolves", &names.fill(COMPOSE_SERVICE))?;
+    let gateway = text
+        .find("\n  gateway:")
+        .context("compose has the gateway")?;
+    let depends = gateway
+        + text[gateway..]
+            .find("    depends_on:\n")
+            .context("the gateway depends on modules")?;
+    let end = depends + text[depends..].find("\n\n").context("the gateway ends")?;
+    Ok(format!(
+        "{}\n      {name}: {{ condition: service_healthy, restart: true }}{}",
+        &text[..end],
+        &text[end..]
+    ))
+}
+
+fn insert_before(text: &str, marker: &str, insertion: &str) -> anyhow::Result<String> {
+    let at = text
+        .find(marker)
+        .with_context(|| format!("no {marker:?} to insert before"))?;
+    Ok(format!("{}{insertion}{}", &text[..at], &text[at..]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_lower_case_identifiers_that_name_nothing_else() {
+        for bad in [
+            "",
+            "Orders",
+            "order_items",
+            "order-items",
+            "9lives",
+            "kernel",
+            "type",
+            "ports!",
+        ] {
+            assert!(Names::new(bad, None).is_err(), "{bad:?}");
+        }
+        let orders = Names::new("orders", None).unwrap();
+        assert_eq!(
+            (orders.name.as_str(), orders.item.as_str()),
+            ("orders", "order")
+        );
+        assert_eq!(Names::new("categories", None).unwrap().item, "category");
+        assert!(
+            Names::new("glass", None).is_err(),
+            "no singular: ask for --item"
+        );
+        assert_eq!(Names::new("stock", Some("item")).unwrap().item, "item");
+        assert_eq!(
+            orders.fill("{{Name}} of {{Item}}: /{{name}}/{{item}}"),
+            "Orders of Order: /orders/order"
+        );
+    }
+
+    #[test]
+    fn the_list_stays_in_order_of_name() {
+        let text = "pub static ALL: &[&Module] = &[&laptops::MODULE, &ports::MODULE];\n";
+        assert_eq!(
+            add_to_list(text, "orders").unwrap(),
+            "pub static ALL: &[&Module] = &[&laptops::MODULE, &orders::MODULE, &ports::MODULE];\n"
+        );
+    }
+}

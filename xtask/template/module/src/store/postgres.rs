@@ -1,0 +1,66 @@
+use app_kernel::db::StoreError;
+use app_kernel::page::PageRequest;
+use sqlx::PgPool;
+
+use super::{Filter, {{Item}}Store};
+use crate::model::{New{{Item}}, {{Item}}};
+
+pub(super) struct Pg{{Name}}(pub(super) PgPool);
+
+#[async_trait::async_trait]
+impl {{Item}}Store for Pg{{Name}} {
+    #[tracing::instrument(level = "debug", skip(self), fields(module = "{{name}}"))]
+    async fn list(&self, filter: &Filter, page: PageRequest) -> Result<Vec<{{Item}}>, StoreError> {
+        Ok(sqlx::query_as("select id, name, version, created_at, updated_at from {{name}}.{{name}} where id > $1 and ($2::text is null or name_key = $2) order by id limit $3")
+        .bind(page.after)
+        .bind(&filter.name_key)
+        .bind(page.fetch())
+        .fetch_all(&self.0)
+        .await?)
+    }
+
+    #[tracing::instrument(level = "debug", skip(self), fields(module = "{{name}}"))]
+    async fn get(&self, id: i64) -> Result<Option<{{Item}}>, StoreError> {
+        Ok(sqlx::query_as(
+            "select id, name, version, created_at, updated_at from {{name}}.{{name}} where id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.0)
+        .await?)
+    }
+
+    #[tracing::instrument(level = "debug", skip(self), fields(module = "{{name}}"))]
+    async fn insert(&self, {{item}}: &New{{Item}}) -> Result<{{Item}}, StoreError> {
+        Ok(sqlx::query_as("insert into {{name}}.{{name}} (name, name_key) values ($1, $2) returning id, name, version, created_at, updated_at")
+        .bind(&{{item}}.name)
+        .bind({{item}}.name_key())
+        .fetch_one(&self.0)
+        .await?)
+    }
+
+    #[tracing::instrument(level = "debug", skip(self), fields(module = "{{name}}"))]
+    async fn update(
+        &self,
+        id: i64,
+        version: i64,
+        {{item}}: &New{{Item}},
+    ) -> Result<Option<{{Item}}>, StoreError> {
+        Ok(sqlx::query_as("update {{name}}.{{name}} set name = $3, name_key = $4, version = version + 1, updated_at = now() where id = $1 and version = $2 returning id, name, version, created_at, updated_at")
+        .bind(id)
+        .bind(version)
+        .bind(&{{item}}.name)
+        .bind({{item}}.name_key())
+        .fetch_optional(&self.0)
+        .await?)
+    }
+
+    #[tracing::instrument(level = "debug", skip(self), fields(module = "{{name}}"))]
+    async fn delete(&self, id: i64, version: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query("delete from {{name}}.{{name}} where id = $1 and version = $2")
+            .bind(id)
+            .bind(version)
+            .execute(&self.0)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}

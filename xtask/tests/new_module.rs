@@ -1,0 +1,329 @@
+//! `cargo xtask new-module` in a copy of the workspace: the module it writes
+//! builds, is served alone and with the others, works through its API, is
+//! in Swagger UI's document and in every deployment file. The workspace
+//! itself is left as it was.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+/// A copy of the workspace's files (those git tracks or would), with a
+/// target directory seeded from the workspace's own build (timestamps
+/// kept, so cargo trusts it), so that only the workspace's crates compile
+/// again, and nothing is built over the workspace's binaries.
+struct Copy {
+    dir: tempfile::TempDir,
+}
+
+impl Copy {
+    fn of(root: &Path) -> Copy {
+        let dir = tempfile::tempdir().unwrap();
+        let listed = run(Command::new("git")
+            .args([
+                "ls-files",
+                "-z",
+                "--cached",
+                "--others",
+                "--exclude-standard",
+            ])
+            .current_dir(root));
+        for file in listed.stdout.split(|b| *b == 0).filter(|f| !f.is_empty()) {
+            let file = Path::new(std::str::from_utf8(file).unwrap());
+            let source = root.join(file);
+            if source.is_file() {
+                let target = dir.path().join(file);
+                std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+                std::fs::copy(&source, &target).unwrap();
+            }
+        }
+        let built = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join("target"))
+            .join("debug");
+        let seeded = dir.path().join("target/debug");
+        std::fs::create_dir_all(&seeded).unwrap();
+        for part in ["deps", "build", ".fingerprint"] {
+            if built.join(part).exists() {
+                run(Command::new("cp")
+                    .arg("-r")
+                    .arg(built.join(part))
+                    .arg(&seeded));
+            }
+        }
+        Copy { dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `cargo ARGS` in the copy, building into its own target directory,
+    /// with the environment of a shell: what `cargo test` adds for its
+    /// tests would make cargo rebuild everything.
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new("cargo");
+        command
+            .args(args)
+            .current_dir(self.path())
+            .env_clear()
+            .envs(std::env::vars().filter(|(key, _)| SHELL.contains(&key.as_str())))
+            .env("CARGO_TARGET_DIR", self.path().join("target"))
+            .env("CARGO_NET_OFFLINE", "true");
+        command
+    }
+
+    /// Runs `cargo ARGS`, its standard error shown as it comes.
+    fn cargo(&self, args: &[&str]) -> Output {
+        self.command(args)
+            .stderr(Stdio::inherit())
+            .output()
+            .unwrap()
+    }
+
+    /// Runs `cargo ARGS`, its standard error kept.
+    fn cargo_quiet(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    fn binary(&self) -> PathBuf {
+        self.path().join("target/debug/app")
+    }
+}
+
+/// What a shell passes on to cargo.
+const SHELL: &[&str] = &[
+    "PATH",
+    "HOME",
+    "USER",
+    "LANG",
+    "TERM",
+    "TMPDIR",
+    "CARGO_HOME",
+    "RUSTUP_HOME",
+    "RUSTUP_TOOLCHAIN",
+];
+
+fn run(command: &mut Command) -> Output {
+    let output = command.output().unwrap();
+    assert!(output.status.success(), "{command:?}: {output:?}");
+    output
+}
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
+}
+
+/// What the generator would write or edit in the workspace at `root`.
+fn touched(root: &Path) -> Vec<(PathBuf, Option<Vec<u8>>)> {
+    [
+        "Cargo.toml",
+        "Cargo.lock",
+        "src/modules.rs",
+        "tests/api/main.rs",
+        "deploy/nginx/app.conf",
+        "deploy/compose/compose.yaml",
+        "deploy/k8s/base/kustomization.yaml",
+        "deploy/k8s/overlays/split/kustomization.yaml",
+        "deploy/k8s/overlays/split/ingress.yaml",
+        "deploy/k8s/overlays/split/widgets.yaml",
+        "openapi/all.json",
+        "openapi/widgets.json",
+        "modules/widgets",
+        "migrations/widgets",
+        "tests/api/widgets.rs",
+    ]
+    .iter()
+    .map(|file| {
+        let path = root.join(file);
+        (
+            path.clone(),
+            std::fs::read(&path)
+                .ok()
+                .or_else(|| path.exists().then(Vec::new)),
+        )
+    })
+    .collect()
+}
+
+/// The copy's binary serving `args` on a free port, until dropped.
+struct Server {
+    child: Child,
+    address: String,
+    _data: tempfile::TempDir,
+}
+
+impl Server {
+    async fn start(binary: &Path, args: &[&str]) -> Server {
+        let data = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(binary)
+            .arg("serve")
+            .args(args)
+            .arg("--bind")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--database-url")
+            .arg(format!("sqlite:{}", data.path().display()))
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let server = Server {
+            child,
+            address: format!("http://127.0.0.1:{port}"),
+            _data: data,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let ready = reqwest::get(format!("{}/health/ready", server.address)).await;
+            if ready.is_ok_and(|r| r.status() == 200) {
+                return server;
+            }
+            assert!(Instant::now() < deadline, "{args:?} gets ready");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Creates, reads, lists, updates and deletes a widget through `server`.
+async fn assert_widgets_work(server: &Server) {
+    let client = reqwest::Client::new();
+    let url = format!("{}/api/v1/widgets", server.address);
+    let created = client
+        .post(&url)
+        .json(&json!({"name": "Sprocket"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let location = created.headers()["location"].to_str().unwrap().to_owned();
+    let widget: Value = created.json().await.unwrap();
+    assert_eq!(widget["name"], "Sprocket");
+    let one = format!("{}{location}", server.address);
+
+    let read: Value = client.get(&one).send().await.unwrap().json().await.unwrap();
+    assert_eq!(read, widget);
+    let list: Value = client.get(&url).send().await.unwrap().json().await.unwrap();
+    assert_eq!(list["items"], json!([widget]));
+    let patched = client
+        .patch(&one)
+        .header("content-type", "application/merge-patch+json")
+        .body(r#"{"name": "Cog"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patched.status(), 200);
+    let invalid = client
+        .post(&url)
+        .json(&json!({"name": ""}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(invalid.status(), 422);
+    let deleted = client.delete(&one).send().await.unwrap();
+    assert_eq!(deleted.status(), 204);
+    assert_eq!(client.get(&one).send().await.unwrap().status(), 404);
+}
+
+async fn documented_paths(server: &Server) -> Vec<String> {
+    let doc: Value = reqwest::get(format!("{}/api-docs/openapi.json", server.address))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    doc["paths"].as_object().unwrap().keys().cloned().collect()
+}
+
+#[tokio::test]
+async fn a_new_module_is_built_served_documented_and_deployed_and_the_workspace_is_untouched() {
+    let root = workspace();
+    let before = touched(&root);
+    let copy = Copy::of(&root);
+
+    let refused = copy.cargo(&["xtask", "new-module", "Bad_Name"]);
+    assert!(!refused.status.success(), "an invalid name is refused");
+    let refused = copy.cargo(&["xtask", "new-module", "ports"]);
+    assert!(!refused.status.success(), "an existing module is refused");
+    let generated = copy.cargo(&["xtask", "new-module", "widgets"]);
+    assert!(generated.status.success(), "{generated:?}");
+    let report = String::from_utf8(generated.stdout).unwrap();
+    assert!(report.contains("modules/widgets/src/lib.rs"), "{report}");
+
+    let formatted = copy.cargo(&["fmt", "--all", "--check"]);
+    assert!(
+        formatted.status.success(),
+        "the generated code is formatted"
+    );
+    // Built as the workspace builds (so fresh but for the new crates);
+    // cargo replays the warnings of crates built before.
+    let built = copy.cargo_quiet(&["build", "--workspace", "--bins"]);
+    let warnings = String::from_utf8(built.stderr).unwrap();
+    assert!(
+        built.status.success() && !warnings.contains("warning"),
+        "the generated module builds without a warning: {warnings}"
+    );
+    let listed = run(Command::new(copy.binary()).args(["modules", "--json"]));
+    let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let names: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["laptops", "ports", "widgets"]);
+    let checked = copy.cargo(&["xtask", "check-deploy"]);
+    assert!(checked.status.success(), "{checked:?}");
+    assert!(
+        String::from_utf8(checked.stdout)
+            .unwrap()
+            .contains("3 modules")
+    );
+    let document = std::fs::read_to_string(copy.path().join("openapi/widgets.json")).unwrap();
+    assert!(document.contains("/api/v1/widgets/{id}"));
+
+    let all = Server::start(&copy.binary(), &["--all"]).await;
+    assert_widgets_work(&all).await;
+    let paths = documented_paths(&all).await;
+    for path in [
+        "/api/v1/widgets",
+        "/api/v1/widgets/{id}",
+        "/api/v1/laptops",
+        "/api/v1/ports",
+    ] {
+        assert!(paths.iter().any(|p| p == path), "{path} in {paths:?}");
+    }
+    let swagger = reqwest::get(format!("{}/swagger-ui/", all.address))
+        .await
+        .unwrap();
+    assert_eq!(swagger.status(), 200);
+
+    let alone = Server::start(&copy.binary(), &["--module", "widgets"]).await;
+    assert_widgets_work(&alone).await;
+    let paths = documented_paths(&alone).await;
+    assert!(
+        paths.iter().all(|p| p.starts_with("/api/v1/widgets")),
+        "{paths:?}"
+    );
+    let laptops = reqwest::get(format!("{}/api/v1/laptops", alone.address))
+        .await
+        .unwrap();
+    assert_eq!(laptops.status(), 404);
+
+    assert!(touched(&root) == before, "the workspace is left as it was");
+}

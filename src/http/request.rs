@@ -7,14 +7,18 @@
 //! (`RUST_LOG=info,access=debug`): at the default level a request costs no
 //! log write, which keeps the whole stack within a few percent of a bare
 //! handler (see `bench/run`).
+//!
+//! Request headers over 16 KiB in all get a 431 problem here: actix-web
+//! refuses a head over 128 KiB only when it arrives in more than one read.
 
 use std::time::Instant;
 
-use actix_web::body::MessageBody;
+use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::Method;
 use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
+use app_kernel::Problem;
 use app_kernel::trace::Context;
 use tracing::Instrument as _;
 
@@ -22,11 +26,13 @@ pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The longest caller-chosen request id we pass on.
 const MAX_REQUEST_ID: usize = 128;
+/// The most bytes a request's headers may take, names and values.
+const MAX_HEADER_BYTES: usize = 16 * 1024;
 
 pub async fn context(
     mut req: ServiceRequest,
     next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     let id = req
         .headers()
         .get(&REQUEST_ID)
@@ -54,7 +60,25 @@ pub async fn context(
     // Handlers and extractors turn their errors into responses themselves,
     // so what comes back here is a response that can carry the id.
     // Calls to peers made while serving it carry its id and trace.
-    let mut response = trace.scope(next.call(req).instrument(span.clone())).await?;
+    let header_bytes: usize = req
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    let mut response = if header_bytes > MAX_HEADER_BYTES {
+        let problem = Problem::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            format!(
+                "the request's headers take {header_bytes} bytes; at most {MAX_HEADER_BYTES} are read"
+            ),
+        );
+        req.into_response(problem.response()).map_into_right_body()
+    } else {
+        trace
+            .scope(next.call(req).instrument(span.clone()))
+            .await?
+            .map_into_left_body()
+    };
     span.in_scope(|| {
         tracing::debug!(
             target: "access",

@@ -344,6 +344,15 @@ async fn bad_input_gets_a_4xx_and_changes_nothing(app: &TestApp) {
         })
     };
     assert_eq!(status_of_refused(many_headers).await, 431);
+    // Over 16 KiB of headers in all, however they arrive: a problem.
+    let large = app
+        .request(Method::GET, "/api/v1/ports")
+        .header("x-large", "h".repeat(20 * 1024))
+        .send()
+        .await
+        .unwrap();
+    let problem = assert_problem(large, 431).await;
+    assert!(problem["detail"].as_str().unwrap().contains("16384"));
     let after = (
         app.list_all("/api/v1/ports").await,
         app.list_all("/api/v1/laptops").await,

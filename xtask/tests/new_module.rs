@@ -118,8 +118,16 @@ fn workspace() -> PathBuf {
         .to_owned()
 }
 
-/// What the generator would write or edit in the workspace at `root`.
-fn touched(root: &Path) -> Vec<(PathBuf, Option<Vec<u8>>)> {
+/// What the generator would write or edit in the workspace at `root` for
+/// module `name`.
+fn touched(root: &Path, name: &str) -> Vec<(PathBuf, Option<Vec<u8>>)> {
+    let own = [
+        format!("deploy/k8s/overlays/split/{name}.yaml"),
+        format!("openapi/{name}.json"),
+        format!("modules/{name}"),
+        format!("migrations/{name}"),
+        format!("tests/api/{name}.rs"),
+    ];
     [
         "Cargo.toml",
         "Cargo.lock",
@@ -130,14 +138,11 @@ fn touched(root: &Path) -> Vec<(PathBuf, Option<Vec<u8>>)> {
         "deploy/k8s/base/kustomization.yaml",
         "deploy/k8s/overlays/split/kustomization.yaml",
         "deploy/k8s/overlays/split/ingress.yaml",
-        "deploy/k8s/overlays/split/widgets.yaml",
         "openapi/all.json",
-        "openapi/widgets.json",
-        "modules/widgets",
-        "migrations/widgets",
-        "tests/api/widgets.rs",
     ]
-    .iter()
+    .into_iter()
+    .map(str::to_owned)
+    .chain(own)
     .map(|file| {
         let path = root.join(file);
         (
@@ -200,10 +205,11 @@ impl Drop for Server {
     }
 }
 
-/// Creates, reads, lists, updates and deletes a widget through `server`.
-async fn assert_widgets_work(server: &Server) {
+/// Creates, reads, lists, updates and deletes one of module `name`'s
+/// resources through `server`.
+async fn assert_module_works(server: &Server, name: &str) {
     let client = reqwest::Client::new();
-    let url = format!("{}/api/v1/widgets", server.address);
+    let url = format!("{}/api/v1/{name}", server.address);
     let created = client
         .post(&url)
         .json(&json!({"name": "Sprocket"}))
@@ -253,17 +259,31 @@ async fn documented_paths(server: &Server) -> Vec<String> {
 #[tokio::test]
 async fn a_new_module_is_built_served_documented_and_deployed_and_the_workspace_is_untouched() {
     let root = workspace();
-    let before = touched(&root);
+    // A name no module of the workspace has.
+    let name = ["widgets", "gizmos", "sprockets"]
+        .into_iter()
+        .find(|name| !root.join("modules").join(name).exists())
+        .unwrap();
+    let before = touched(&root, name);
     let copy = Copy::of(&root);
+    let mut modules: Vec<String> = std::fs::read_dir(root.join("modules"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .chain([name.to_owned()])
+        .collect();
+    modules.sort();
 
     let refused = copy.cargo(&["xtask", "new-module", "Bad_Name"]);
     assert!(!refused.status.success(), "an invalid name is refused");
     let refused = copy.cargo(&["xtask", "new-module", "ports"]);
     assert!(!refused.status.success(), "an existing module is refused");
-    let generated = copy.cargo(&["xtask", "new-module", "widgets"]);
+    let generated = copy.cargo(&["xtask", "new-module", name]);
     assert!(generated.status.success(), "{generated:?}");
     let report = String::from_utf8(generated.stdout).unwrap();
-    assert!(report.contains("modules/widgets/src/lib.rs"), "{report}");
+    assert!(
+        report.contains(&format!("modules/{name}/src/lib.rs")),
+        "{report}"
+    );
 
     let formatted = copy.cargo(&["fmt", "--all", "--check"]);
     assert!(
@@ -286,26 +306,27 @@ async fn a_new_module_is_built_served_documented_and_deployed_and_the_workspace_
         .iter()
         .map(|m| m["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["laptops", "ports", "widgets"]);
+    assert_eq!(names, modules);
     let checked = copy.cargo(&["xtask", "check-deploy"]);
     assert!(checked.status.success(), "{checked:?}");
     assert!(
         String::from_utf8(checked.stdout)
             .unwrap()
-            .contains("3 modules")
+            .contains(&format!("{} modules", modules.len()))
     );
-    let document = std::fs::read_to_string(copy.path().join("openapi/widgets.json")).unwrap();
-    assert!(document.contains("/api/v1/widgets/{id}"));
+    let document = std::fs::read_to_string(copy.path().join(format!("openapi/{name}.json")));
+    assert!(
+        document
+            .unwrap()
+            .contains(&format!("/api/v1/{name}/{{id}}"))
+    );
 
     let all = Server::start(&copy.binary(), &["--all"]).await;
-    assert_widgets_work(&all).await;
+    assert_module_works(&all, name).await;
     let paths = documented_paths(&all).await;
-    for path in [
-        "/api/v1/widgets",
-        "/api/v1/widgets/{id}",
-        "/api/v1/laptops",
-        "/api/v1/ports",
-    ] {
+    let own = [format!("/api/v1/{name}"), format!("/api/v1/{name}/{{id}}")];
+    let others = ["/api/v1/laptops".to_owned(), "/api/v1/ports".to_owned()];
+    for path in own.iter().chain(&others) {
         assert!(paths.iter().any(|p| p == path), "{path} in {paths:?}");
     }
     let swagger = reqwest::get(format!("{}/swagger-ui/", all.address))
@@ -313,17 +334,17 @@ async fn a_new_module_is_built_served_documented_and_deployed_and_the_workspace_
         .unwrap();
     assert_eq!(swagger.status(), 200);
 
-    let alone = Server::start(&copy.binary(), &["--module", "widgets"]).await;
-    assert_widgets_work(&alone).await;
+    let alone = Server::start(&copy.binary(), &["--module", name]).await;
+    assert_module_works(&alone, name).await;
     let paths = documented_paths(&alone).await;
-    assert!(
-        paths.iter().all(|p| p.starts_with("/api/v1/widgets")),
-        "{paths:?}"
-    );
+    assert!(paths.iter().all(|p| p.starts_with(&own[0])), "{paths:?}");
     let laptops = reqwest::get(format!("{}/api/v1/laptops", alone.address))
         .await
         .unwrap();
     assert_eq!(laptops.status(), 404);
 
-    assert!(touched(&root) == before, "the workspace is left as it was");
+    assert!(
+        touched(&root, name) == before,
+        "the workspace is left as it was"
+    );
 }

@@ -86,9 +86,10 @@ pub struct ServeArgs {
 
     /// Where a module this process needs but does not serve runs, as
     /// `MODULE=http://host:port` (for laptops: `ports=...`); repeat for
-    /// several. `APP_PEER_<MODULE>=URL` (`APP_PEER_PORTS=...`) says the
-    /// same for one module.
-    #[arg(long, env = "APP_PEER", value_name = "MODULE=URL", value_parser = parse_peer, value_delimiter = ',')]
+    /// several. Else `APP_PEER_<MODULE>=URL` (`APP_PEER_PORTS=...`), else
+    /// `APP_PEER=MODULE=URL,MODULE=URL`: for each module, the first that
+    /// names it.
+    #[arg(long, value_name = "MODULE=URL", value_parser = parse_peer)]
     pub peer: Vec<(&'static Module, Url)>,
 
     /// How long one call to a peer may take, retries included, in milliseconds.
@@ -111,17 +112,31 @@ impl ServeArgs {
         selected(self.all, &self.module)
     }
 
-    /// The peers of `--peer` (or `APP_PEER`), then of `APP_PEER_<MODULE>`
-    /// for each module they do not name.
+    /// Each module's peer from `--peer` (the last given), else
+    /// `APP_PEER_<MODULE>`, else `APP_PEER`: the specific before the general.
     pub fn peers(&self) -> Result<Peers, String> {
-        let mut urls = self.peer.clone();
+        let mut urls: Vec<(&'static Module, Url)> = Vec::new();
+        let mut add = |module: &'static Module, url: Url| {
+            if !urls.iter().any(|(named, _)| *named == module) {
+                urls.push((module, url));
+            }
+        };
+        for (module, url) in self.peer.iter().rev() {
+            add(module, url.clone());
+        }
         for &module in modules::ALL {
             let variable = modules::peer_variable(module);
-            if let Ok(raw) = std::env::var(&variable)
-                && !urls.iter().any(|(named, _)| *named == module)
-            {
-                let url = parse_url(&raw).map_err(|e| format!("{variable}: {e}"))?;
-                urls.push((module, url));
+            if let Ok(raw) = std::env::var(&variable) {
+                add(
+                    module,
+                    parse_url(&raw).map_err(|e| format!("{variable}: {e}"))?,
+                );
+            }
+        }
+        if let Ok(list) = std::env::var("APP_PEER") {
+            for peer in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                let (module, url) = parse_peer(peer).map_err(|e| format!("APP_PEER: {e}"))?;
+                add(module, url);
             }
         }
         Ok(Peers {

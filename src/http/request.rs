@@ -57,9 +57,6 @@ pub async fn context(
         req.head_mut().method = Method::GET;
     }
     let started = Instant::now();
-    // Handlers and extractors turn their errors into responses themselves,
-    // so what comes back here is a response that can carry the id.
-    // Calls to peers made while serving it carry its id and trace.
     let header_bytes: usize = req
         .headers()
         .iter()
@@ -74,6 +71,9 @@ pub async fn context(
         );
         req.into_response(problem.response()).map_into_right_body()
     } else {
+        // Handlers and extractors turn their errors into responses
+        // themselves, so what comes back here is a response that can carry
+        // the id. Calls to peers made while serving it carry its id and trace.
         trace
             .scope(next.call(req).instrument(span.clone()))
             .await?

@@ -567,9 +567,15 @@ fn a_module_a_deployment_file_lacks_is_named_with_the_file_and_the_entry() {
         "path: /api/v1/laptops",
         "path: /api/v1/laptop",
     );
+    edit(
+        "deploy/k8s/overlays/split/ports.yaml",
+        "  ports:\n    - name: http",
+        "  portz:\n    - name: http",
+    );
     let mut modules = listed();
+    // A name no module can have, so the test holds whatever modules exist.
     modules.push(ModuleInfo {
-        name: "widgets".into(),
+        name: "fake_module".into(),
         needs: Vec::new(),
     });
 
@@ -587,23 +593,24 @@ fn a_module_a_deployment_file_lacks_is_named_with_the_file_and_the_entry() {
             format!("{split}/ingress.yaml lacks path `/api/v1/laptops` to Service `laptops`"),
             "deploy/nginx/app.conf lacks `location /api/v1/ports/ { proxy_pass http://ports; }`"
                 .to_owned(),
-            "deploy/nginx/app.conf lacks `server widgets:8080` in `upstream widgets`".to_owned(),
-            "deploy/nginx/app.conf lacks `server widgets:8080` in `upstream any_module`"
+            format!("{split}/ports.yaml lacks port `http` of Service `ports`, to the pods' `http`"),
+            "deploy/nginx/app.conf lacks `server fake_module:8080` in `upstream fake_module`".to_owned(),
+            "deploy/nginx/app.conf lacks `server fake_module:8080` in `upstream any_module`"
                 .to_owned(),
-            "deploy/nginx/app.conf lacks `location = /api/v1/widgets { proxy_pass http://widgets; }`"
+            "deploy/nginx/app.conf lacks `location = /api/v1/fake_module { proxy_pass http://fake_module; }`"
                 .to_owned(),
-            "deploy/nginx/app.conf lacks `location /api/v1/widgets/ { proxy_pass http://widgets; }`"
+            "deploy/nginx/app.conf lacks `location /api/v1/fake_module/ { proxy_pass http://fake_module; }`"
                 .to_owned(),
-            "deploy/compose/compose.yaml lacks service `widgets` with command \
-             [\"serve\", \"--module\", \"widgets\", \"--no-migrate\"]"
+            "deploy/compose/compose.yaml lacks service `fake_module` with command \
+             [\"serve\", \"--module\", \"fake_module\", \"--no-migrate\"]"
                 .to_owned(),
-            "deploy/compose/compose.yaml lacks `widgets` in the gateway's depends_on".to_owned(),
-            format!("{split}/kustomization.yaml lacks resource `widgets.yaml`"),
-            format!("{split}/widgets.yaml lacks Deployment `widgets`"),
-            format!("{split}/widgets.yaml lacks Service `widgets`"),
-            format!("{split}/widgets.yaml lacks PodDisruptionBudget `widgets`"),
-            format!("{split}/widgets.yaml lacks HorizontalPodAutoscaler `widgets`"),
-            format!("{split}/ingress.yaml lacks path `/api/v1/widgets` to Service `widgets`"),
+            "deploy/compose/compose.yaml lacks `fake_module` in the gateway's depends_on".to_owned(),
+            format!("{split}/kustomization.yaml lacks resource `fake_module.yaml`"),
+            format!("{split}/fake_module.yaml lacks Deployment `fake_module`"),
+            format!("{split}/fake_module.yaml lacks Service `fake_module`"),
+            format!("{split}/fake_module.yaml lacks PodDisruptionBudget `fake_module`"),
+            format!("{split}/fake_module.yaml lacks HorizontalPodAutoscaler `fake_module`"),
+            format!("{split}/ingress.yaml lacks path `/api/v1/fake_module` to Service `fake_module`"),
         ]
     );
     edit(

@@ -22,7 +22,8 @@ pub struct Nginx {
 
 impl Nginx {
     /// Serves `deploy/nginx/app.conf` on a free port, each module's
-    /// upstream at the ports of its replicas.
+    /// upstream at the ports of its replicas; a module not named has one
+    /// replica where nothing listens.
     pub async fn start(upstreams: &[(&str, &[u16])]) -> Nginx {
         let binary = NGINX
             .iter()
@@ -87,11 +88,16 @@ fn render(upstreams: &[(&str, &[u16])], listen: u16) -> String {
     let (mut listens, mut servers) = (0, 0);
     for line in conf.lines() {
         let trimmed = line.trim_start();
-        let replicas = upstreams.iter().find_map(|(module, ports)| {
-            let host = format!("{module}:8080");
+        const NOWHERE: &[u16] = &[1];
+        let replicas = modules::ALL.iter().find_map(|module| {
+            let host = format!("{}:8080", module.name);
+            let ports = upstreams
+                .iter()
+                .find(|(name, _)| *name == module.name)
+                .map_or(NOWHERE, |(_, ports)| *ports);
             trimmed
                 .starts_with(&format!("server {host} "))
-                .then_some((*ports, host))
+                .then_some((ports, host))
         });
         if let Some((replicas, host)) = replicas {
             servers += 1;
@@ -110,7 +116,7 @@ fn render(upstreams: &[(&str, &[u16])], listen: u16) -> String {
     // Each module's own upstream, and the one of any module.
     assert_eq!(
         (listens, servers),
-        (1, 2 * upstreams.len()),
+        (1, 2 * modules::ALL.len()),
         "app.conf has one listen line and two server lines per module"
     );
     out

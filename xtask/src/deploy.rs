@@ -133,6 +133,21 @@ pub fn coverage(root: &Path, modules: &[ModuleInfo]) -> anyhow::Result<Vec<Missi
                 lacks(&shown, format!("{kind} `{name}`"));
             }
         }
+        if let Some(service) = named(&objects, "Service", name) {
+            let http = service["spec"]["ports"]
+                .as_sequence()
+                .into_iter()
+                .flatten()
+                .any(|p| {
+                    p["name"].as_str() == Some("http") && p["targetPort"].as_str() == Some("http")
+                });
+            if !http {
+                lacks(
+                    &shown,
+                    format!("port `http` of Service `{name}`, to the pods' `http`"),
+                );
+            }
+        }
         if let Some(deployment) = named(&objects, "Deployment", name) {
             let container = &deployment["spec"]["template"]["spec"]["containers"][0];
             let args = strings(&container["args"]);
@@ -187,8 +202,9 @@ impl Budget {
         (self.monolith_pods * self.modules).max(self.split_pods) + self.modules
     }
 
+    /// At least one connection per module and pod, and no more than allowed.
     pub fn fits(&self) -> bool {
-        self.configured <= self.per_module
+        (1..=self.per_module).contains(&self.configured)
     }
 }
 
@@ -274,6 +290,11 @@ pub fn check(root: &Path, modules: &[ModuleInfo]) -> anyhow::Result<Budget> {
         .collect();
     let budget = budget(root, modules);
     match &budget {
+        Ok(budget) if budget.per_module == 0 => problems.push(format!(
+            "no connection is left per module and pod: {budget}; raise PostgreSQL's \
+             max_connections (and CONNECTION_LIMIT), put a pooler (PgBouncer) in front, \
+             or lower the autoscalers' maxReplicas"
+        )),
         Ok(budget) if !budget.fits() => problems.push(format!(
             "{BASE} sets {MAX_CONNECTIONS}={}, over the budget: {budget}",
             budget.configured

@@ -12,32 +12,62 @@ use crate::deploy::{self, ModuleInfo};
 /// Names the binary, the tests or the HTTP API use already, and Rust's
 /// keywords: none can be a module's.
 const TAKEN: &[&str] = &[
+    // The binary's paths, variables (`APP_PEER_<NAME>`), services and schemas.
     "all",
     "api",
     "app",
     "contracts",
     "docs",
+    "gateway",
     "health",
     "helpers",
     "kernel",
+    "loopback",
     "main",
     "metrics",
+    "migrate",
     "openapi",
+    "postgres",
+    "public",
     "swagger",
+    "timeout",
     "xtask",
+    // Crates and modules the generated code names.
+    "actix",
+    "anyhow",
+    "chrono",
+    "error",
+    "model",
+    "routes",
+    "serde",
+    "service",
+    "sqlx",
+    "std",
+    "store",
+    "stores",
+    "thiserror",
+    "tokio",
+    "tracing",
+    "utoipa",
+    "web",
+    // Rust's keywords, reserved ones included.
+    "abstract",
     "as",
     "async",
     "await",
+    "become",
     "box",
     "break",
     "const",
     "continue",
     "crate",
+    "do",
     "dyn",
     "else",
     "enum",
     "extern",
     "false",
+    "final",
     "fn",
     "for",
     "gen",
@@ -46,10 +76,13 @@ const TAKEN: &[&str] = &[
     "in",
     "let",
     "loop",
+    "macro",
     "match",
     "mod",
     "move",
     "mut",
+    "override",
+    "priv",
     "pub",
     "ref",
     "return",
@@ -59,12 +92,59 @@ const TAKEN: &[&str] = &[
     "super",
     "trait",
     "true",
+    "try",
     "type",
+    "typeof",
     "unsafe",
+    "unsized",
     "use",
+    "virtual",
     "where",
     "while",
     "yield",
+];
+
+/// Types the generated code imports: neither the module's nor its
+/// resource's type may be called so.
+const TYPES: &[&str] = &[
+    "ApiError",
+    "Arc",
+    "Backend",
+    "BadRequest",
+    "Conflict",
+    "Db",
+    "Deserialize",
+    "Error",
+    "Fields",
+    "Filter",
+    "HttpRequest",
+    "HttpResponse",
+    "Id",
+    "IfMatch",
+    "IntoParams",
+    "JsonBody",
+    "Migrator",
+    "Module",
+    "NotFound",
+    "Page",
+    "PageRequest",
+    "PayloadTooLarge",
+    "PgPool",
+    "PreconditionFailed",
+    "Serialize",
+    "ServiceConfig",
+    "SqlitePool",
+    "Start",
+    "Started",
+    "StoreError",
+    "Text",
+    "ToSchema",
+    "Unavailable",
+    "Unprocessable",
+    "UnsupportedMediaType",
+    "Utc",
+    "Value",
+    "Versioned",
 ];
 
 /// The template: where each file goes, and its text.
@@ -151,6 +231,12 @@ impl Names {
             item != name,
             "the module and its resource need two names: give --item NAME"
         );
+        for type_name in [capitalized(name), capitalized(&item)] {
+            ensure!(
+                !TYPES.contains(&type_name.as_str()),
+                "the generated code would have two types named {type_name}: choose another name"
+            );
+        }
         Ok(Self {
             name: name.to_owned(),
             item,
@@ -159,7 +245,14 @@ impl Names {
 
     /// `text` with the template's placeholders filled in.
     pub fn fill(&self, text: &str) -> String {
-        text.replace("{{name}}", &self.name)
+        let article = if self.item.starts_with(['a', 'e', 'i', 'o', 'u']) {
+            "an"
+        } else {
+            "a"
+        };
+        text.replace("{{a}}", article)
+            .replace("{{A}}", &capitalized(article))
+            .replace("{{name}}", &self.name)
             .replace("{{Name}}", &capitalized(&self.name))
             .replace("{{item}}", &self.item)
             .replace("{{Item}}", &capitalized(&self.item))
@@ -264,6 +357,10 @@ pub fn new_module(root: &Path, names: &Names, modules: &[ModuleInfo]) -> anyhow:
         needs: Vec::new(),
     });
     let budget = deploy::budget(root, &all)?;
+    ensure!(
+        budget.per_module > 0,
+        "no PostgreSQL connection is left for module {name}: {budget}"
+    );
     if !budget.fits() {
         deploy::set_connections(root, budget.per_module)?;
         report.edited.push(PathBuf::from(deploy::BASE));
@@ -444,6 +541,10 @@ mod tests {
             "kernel",
             "type",
             "ports!",
+            "pages",
+            "web",
+            "loopback",
+            "try",
         ] {
             assert!(Names::new(bad, None).is_err(), "{bad:?}");
         }
@@ -462,6 +563,12 @@ mod tests {
             orders.fill("{{Name}} of {{Item}}: /{{name}}/{{item}}"),
             "Orders of Order: /orders/order"
         );
+        assert_eq!(
+            orders.fill("{{A}} {{item}}, {{a}} {{item}}"),
+            "An order, an order"
+        );
+        let widgets = Names::new("widgets", None).unwrap();
+        assert_eq!(widgets.fill("{{a}} {{item}}"), "a widget");
     }
 
     #[test]

@@ -6,7 +6,7 @@ use app_kernel::db::StoreError;
 pub enum Error {
     #[error("no {{item}} has id {0}")]
     NotFound(i64),
-    #[error("a {{item}} named {0:?} exists already (names are unique ignoring case)")]
+    #[error("{{a}} {{item}} named {0:?} exists already (names are unique ignoring case)")]
     NameTaken(String),
     #[error(transparent)]
     Request(#[from] ApiError),

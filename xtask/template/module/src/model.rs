@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 
 const NAME: Text = Text { max: 64 };
 
-/// A {{item}}.
+/// {{A}} {{item}}.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema, sqlx::FromRow)]
 #[schema(example = json!({
     "id": 1, "name": "First",
@@ -30,7 +30,7 @@ pub struct {{Item}} {
     pub updated_at: DateTime<Utc>,
 }
 
-/// What a client writes: the whole of a {{item}} (POST, PUT).
+/// What a client writes: the whole of {{a}} {{item}} (POST, PUT).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, ToSchema)]
 // Unknown fields are refused; saying so makes the schema say `additionalProperties: false`.
 #[serde(deny_unknown_fields)]
@@ -40,7 +40,7 @@ pub struct New{{Item}} {
     pub name: String,
 }
 
-/// A JSON Merge Patch of a {{item}} (PATCH): the fields to change.
+/// A JSON Merge Patch of {{a}} {{item}} (PATCH): the fields to change.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(as = {{Item}}Patch, example = json!({"name": "Second"}))]

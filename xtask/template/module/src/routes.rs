@@ -60,7 +60,7 @@ async fn list_{{name}}(
     Ok(HttpResponse::Ok().json(found))
 }
 
-/// Create a {{item}}.
+/// Create {{a}} {{item}}.
 #[utoipa::path(
     tag = "{{name}}",
     request_body(content = New{{Item}}, content_type = "application/json"),
@@ -84,7 +84,7 @@ async fn create_{{item}}(
     Ok(etag::tagged(response, {{item}}.version, &{{item}}))
 }
 
-/// Get a {{item}}.
+/// Get {{a}} {{item}}.
 #[utoipa::path(
     tag = "{{name}}",
     params(("id" = i64, Path, description = "The {{item}}'s id.", minimum = 1)),
@@ -107,7 +107,7 @@ async fn get_{{item}}(
     Ok(etag::tagged(HttpResponse::Ok(), {{item}}.version, &{{item}}))
 }
 
-/// Replace a {{item}}.
+/// Replace {{a}} {{item}}.
 ///
 /// Send `If-Match` with the ETag you read to write only if nobody wrote since.
 #[utoipa::path(
@@ -133,7 +133,7 @@ async fn replace_{{item}}(
     Ok(etag::tagged(HttpResponse::Ok(), {{item}}.version, &{{item}}))
 }
 
-/// Change some fields of a {{item}} (JSON Merge Patch, RFC 7396).
+/// Change some fields of {{a}} {{item}} (JSON Merge Patch, RFC 7396).
 ///
 /// Send `If-Match` with the ETag you read to write only if nobody wrote since.
 #[utoipa::path(
@@ -157,7 +157,7 @@ async fn patch_{{item}}(
     Ok(etag::tagged(HttpResponse::Ok(), {{item}}.version, &{{item}}))
 }
 
-/// Delete a {{item}}.
+/// Delete {{a}} {{item}}.
 ///
 /// Send `If-Match` with the ETag you read to delete only if nobody wrote since.
 #[utoipa::path(

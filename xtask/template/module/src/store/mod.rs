@@ -1,5 +1,5 @@
-//! Where {{name}} are kept: one trait, one implementation per backend, and one
-//! conformance suite (in `tests/`) that both must pass.
+//! Where {{name}} are kept: one trait, one implementation per backend; the
+//! API tests (`tests/api/{{name}}.rs`) run against both.
 
 mod postgres;
 mod sqlite;

@@ -613,15 +613,15 @@ fn a_module_a_deployment_file_lacks_is_named_with_the_file_and_the_entry() {
             format!("{split}/ingress.yaml lacks path `/api/v1/fake_module` to Service `fake_module`"),
         ]
     );
-    edit(
-        deploy::BASE,
-        "APP_DATABASE_MAX_CONNECTIONS=4",
-        "APP_DATABASE_MAX_CONNECTIONS=5",
-    );
+    let allowed = deploy::budget(root, &listed()).unwrap().per_module;
+    deploy::set_connections(root, allowed + 1).unwrap();
     let over = deploy::check(root, &listed()).unwrap_err().to_string();
+    let sets = format!(
+        "sets APP_DATABASE_MAX_CONNECTIONS={}, over the budget",
+        allowed + 1
+    );
     assert!(
-        over.contains("sets APP_DATABASE_MAX_CONNECTIONS=5, over the budget")
-            && over.contains("allow 4 per module and pod"),
+        over.contains(&sets) && over.contains(&format!("allow {allowed} per module and pod")),
         "{over}"
     );
 }

@@ -302,7 +302,8 @@ pub struct Report {
     pub edited: Vec<PathBuf>,
 }
 
-/// Scaffolds module `names` in the workspace at `root`, of `modules`.
+/// Scaffolds module `names` in the workspace at `root`, of `modules`. On
+/// failure, the workspace is left as it was.
 pub fn new_module(root: &Path, names: &Names, modules: &[ModuleInfo]) -> anyhow::Result<Report> {
     let name = names.name.as_str();
     if modules.iter().any(|m| m.name == name) {
@@ -313,14 +314,45 @@ pub fn new_module(root: &Path, names: &Names, modules: &[ModuleInfo]) -> anyhow:
         !lock.contains(&format!("name = \"{name}\"\n")),
         "a crate named {name} is in Cargo.lock already"
     );
+    let created: Vec<String> = [format!("modules/{name}"), format!("migrations/{name}")]
+        .into_iter()
+        .chain(TEMPLATE.iter().map(|(target, _)| names.fill(target)))
+        .chain([format!("openapi/{name}.json")])
+        .collect();
+    for path in &created {
+        ensure!(!root.join(path).exists(), "{path} exists already");
+    }
+    // What a failure part-way puts back: every file it may edit, as it was.
+    let edited = [
+        "Cargo.toml",
+        "Cargo.lock",
+        "src/modules.rs",
+        "tests/api/main.rs",
+        deploy::NGINX,
+        deploy::COMPOSE,
+        &format!("{}/kustomization.yaml", deploy::SPLIT),
+        &format!("{}/ingress.yaml", deploy::SPLIT),
+        deploy::BASE,
+        "openapi/all.json",
+    ]
+    .map(|file| (root.join(file), std::fs::read(root.join(file)).ok()));
+    scaffold(root, names, modules).inspect_err(|_| {
+        for path in &created {
+            let path = root.join(path);
+            let _ = std::fs::remove_dir_all(&path).or_else(|_| std::fs::remove_file(&path));
+        }
+        for (path, original) in &edited {
+            if let Some(original) = original {
+                let _ = std::fs::write(path, original);
+            }
+        }
+    })
+}
+
+/// Writes and edits what `new_module` checked it may.
+fn scaffold(root: &Path, names: &Names, modules: &[ModuleInfo]) -> anyhow::Result<Report> {
+    let name = names.name.as_str();
     let mut report = Report::default();
-    for taken in [format!("modules/{name}"), format!("migrations/{name}")] {
-        ensure!(!root.join(&taken).exists(), "{taken} exists already");
-    }
-    for (target, _) in TEMPLATE {
-        let target = names.fill(target);
-        ensure!(!root.join(&target).exists(), "{target} exists already");
-    }
     for (target, text) in TEMPLATE {
         let target = PathBuf::from(names.fill(target));
         let path = root.join(&target);

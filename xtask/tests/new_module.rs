@@ -277,6 +277,20 @@ async fn a_new_module_is_built_served_documented_and_deployed_and_the_workspace_
     assert!(!refused.status.success(), "an invalid name is refused");
     let refused = copy.cargo(&["xtask", "new-module", "ports"]);
     assert!(!refused.status.success(), "an existing module is refused");
+    // A failure part-way leaves nothing behind: here, nginx lacks its anchor.
+    let nginx = copy.path().join("deploy/nginx/app.conf");
+    let conf = std::fs::read_to_string(&nginx).unwrap();
+    let unanchored = conf.replace("upstream any_module {", "upstream every_module {");
+    std::fs::write(&nginx, &unanchored).unwrap();
+    let before_failure = touched(copy.path(), name);
+    let failed = copy.cargo(&["xtask", "new-module", name]);
+    assert!(!failed.status.success(), "a missing anchor fails");
+    assert!(
+        touched(copy.path(), name) == before_failure,
+        "and changes nothing"
+    );
+    std::fs::write(&nginx, conf).unwrap();
+
     let generated = copy.cargo(&["xtask", "new-module", name]);
     assert!(generated.status.success(), "{generated:?}");
     let report = String::from_utf8(generated.stdout).unwrap();

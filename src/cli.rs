@@ -86,9 +86,9 @@ pub struct ServeArgs {
 
     /// Where a module this process needs but does not serve runs, as
     /// `MODULE=http://host:port` (for laptops: `ports=...`); repeat for
-    /// several. Else `APP_PEER_<MODULE>=URL` (`APP_PEER_PORTS=...`), else
-    /// `APP_PEER=MODULE=URL,MODULE=URL`: for each module, the first that
-    /// names it.
+    /// several, the last for a module winning. A module no `--peer` names is
+    /// looked up in `APP_PEER_<MODULE>` (`APP_PEER_PORTS=URL`), then in
+    /// `APP_PEER` (`ports=URL,other=URL`).
     #[arg(long, value_name = "MODULE=URL", value_parser = parse_peer)]
     pub peer: Vec<(&'static Module, Url)>,
 

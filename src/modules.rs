@@ -69,7 +69,11 @@ impl Peers {
 pub enum Link {
     InProcess(&'static str),
     Remote(Arc<Peer>),
-    Missing(&'static str),
+    /// Not served here and nowhere known; `hint` says which flag to give.
+    Missing {
+        name: &'static str,
+        hint: String,
+    },
 }
 
 /// The modules a process runs, each with its open database and its state.
@@ -205,7 +209,11 @@ impl Running {
             None => {
                 let module = named(name).with_context(|| format!("no module is named {name}"))?;
                 let hint = format!("give --peer {name}=URL (or {}=URL)", peer_variable(module));
-                return Ok(((contract.missing)(hint), Link::Missing(name)));
+                let link = Link::Missing {
+                    name,
+                    hint: hint.clone(),
+                };
+                return Ok(((contract.missing)(hint), link));
             }
         };
         let peer = Peer::new(name, &url, peers.timeout)

@@ -115,13 +115,13 @@ fn peer_state(link: &Link) -> PeerState {
                 error: failure,
             }
         }
-        Link::Missing(name) => PeerState {
+        Link::Missing { name, hint } => PeerState {
             name,
             via: "none",
             status: "down",
             url: None,
             circuit: None,
-            error: Some(format!("not served here and no --peer {name}=URL given")),
+            error: Some(format!("not served here and no peer is configured: {hint}")),
         },
     }
 }

@@ -101,6 +101,11 @@ async fn laptops_alone_without_a_peer_serves_all_it_can_and_names_the_missing_pe
     assert_eq!(ready["peers"][0]["name"], "ports");
     assert_eq!(ready["peers"][0]["via"], "none");
     assert_eq!(ready["peers"][0]["status"], "down");
+    let error = ready["peers"][0]["error"].as_str().unwrap();
+    assert!(
+        error.contains("--peer ports=URL") && error.contains("APP_PEER_PORTS"),
+        "readiness gives the same hint as the 503: {error}"
+    );
 }
 
 #[tokio::test]

@@ -1,5 +1,6 @@
 //! The command line. Every flag also reads an `APP_` environment variable.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use app_kernel::db::{DEFAULT_MAX_CONNECTIONS, Storage};
@@ -8,7 +9,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use reqwest::Url;
 
 use crate::modules::{self, Module, Peers};
-use crate::startup::reachable;
+use crate::security::{self, KeySource, Quota, Security, TrustedProxies};
+use crate::startup::{Tls, reachable};
 
 /// A laptop catalogue built as domain modules: run them all in one process,
 /// or any one alone as its own service.
@@ -42,6 +44,25 @@ pub struct Cli {
     /// How log lines look: `json` for machines, `pretty` for people.
     #[arg(long, global = true, env = "APP_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
     pub log_format: LogFormat,
+
+    /// The development signing key, made on first start when no JWKS or
+    /// public key is given [default: dev-signing-key.pem in the SQLite
+    /// directory, else in ./data].
+    #[arg(long, global = true, env = "APP_DEV_KEY_FILE", value_name = "FILE")]
+    pub dev_key_file: Option<PathBuf>,
+}
+
+impl Cli {
+    /// Where the development key is: `--dev-key-file`, else beside the data.
+    pub fn dev_key_file(&self) -> PathBuf {
+        self.dev_key_file.clone().unwrap_or_else(|| {
+            let dir = match &self.database_url {
+                Storage::Sqlite(dir) => dir.clone(),
+                Storage::Postgres { .. } => PathBuf::from("./data"),
+            };
+            dir.join(security::DEV_KEY_FILE)
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -63,6 +84,25 @@ pub enum Command {
     /// Ask a running instance whether it is ready: exit 0 if its
     /// `/health/ready` answers 200, 1 if not. Needs no curl in a container.
     Healthcheck(HealthcheckArgs),
+    /// Print a bearer token signed with the development key, for trying the
+    /// API (`Authorization: Bearer ...`, or Swagger UI's Authorize).
+    Token(TokenArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// A scope the token grants, like `ports:write`; repeat for several.
+    /// Default: every module's read and write scopes.
+    #[arg(long)]
+    pub scope: Vec<String>,
+
+    /// How long the token is valid: `90s`, `15m`, `1h`, `7d`.
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    pub ttl: Duration,
+
+    /// The token's subject (`sub`): whom rate limits count it as.
+    #[arg(long, default_value = "developer")]
+    pub subject: String,
 }
 
 #[derive(Debug, Args)]
@@ -105,11 +145,139 @@ pub struct ServeArgs {
     /// Kubernetes Job, say). Until then `/health/ready` answers 503.
     #[arg(long, env = "APP_NO_MIGRATE")]
     pub no_migrate: bool,
+
+    /// The bearer token of calls a module makes on its own (following
+    /// another's changes), kept in this file and read again when it changes.
+    #[arg(long, env = "APP_PEER_TOKEN_FILE", value_name = "FILE")]
+    pub peer_token_file: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub auth: AuthArgs,
+
+    #[command(flatten)]
+    pub limits: LimitArgs,
+
+    /// Let browser pages of this origin call the API (CORS), like
+    /// `https://app.example.com`; repeat or separate with commas. Default: none.
+    #[arg(long, env = "APP_CORS_ORIGIN", value_delimiter = ',', value_parser = parse_origin)]
+    pub cors_origin: Vec<String>,
+
+    /// Serve HTTPS (TLS 1.2 and 1.3) with this certificate chain, PEM; needs --tls-key.
+    #[arg(long, env = "APP_TLS_CERT", value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key of --tls-cert, PEM.
+    #[arg(long, env = "APP_TLS_KEY", value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+#[group(id = "auth")]
+pub struct AuthArgs {
+    /// Reads need a token too, with `MODULE:read`; by default only writes
+    /// (POST, PUT, PATCH, DELETE) do, with `MODULE:write`.
+    #[arg(long, env = "APP_AUTH_READS")]
+    pub auth_reads: bool,
+
+    /// Check tokens against the keys an identity provider publishes (its
+    /// JWKS URL: Keycloak, Auth0, Entra ID). RS256, ES256 and EdDSA.
+    #[arg(
+        long,
+        env = "APP_JWT_JWKS_URL",
+        value_name = "URL",
+        conflicts_with = "jwt_public_key"
+    )]
+    pub jwt_jwks_url: Option<Url>,
+
+    /// Check tokens against this public key, PEM (RSA, EC or Ed25519).
+    #[arg(long, env = "APP_JWT_PUBLIC_KEY", value_name = "FILE")]
+    pub jwt_public_key: Option<PathBuf>,
+
+    /// The issuer (`iss`) a token must name.
+    #[arg(long, env = "APP_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+
+    /// The audience (`aud`) a token must name.
+    #[arg(long, env = "APP_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+
+    /// Serve with development keys although the address is reachable from
+    /// other hosts. Without a JWKS or a public key, a process bound to a
+    /// non-loopback address refuses to start unless this is given.
+    #[arg(long, env = "APP_DEV_KEYS")]
+    pub dev_keys: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LimitArgs {
+    /// Reads each client may make: `100/s`, `6000/min`, `100/s,burst=200`.
+    /// A client is its token's `sub`, else its address. Default: no limit.
+    #[arg(long, env = "APP_RATE_LIMIT_READ", value_name = "RATE")]
+    pub rate_limit_read: Option<Quota>,
+
+    /// Writes each client may make, as for --rate-limit-read.
+    #[arg(long, env = "APP_RATE_LIMIT_WRITE", value_name = "RATE")]
+    pub rate_limit_write: Option<Quota>,
+
+    /// Keep the buckets in this Redis, `redis://host:6379`, shared by every
+    /// replica; alone, each process counts for itself. Give a URL with a
+    /// password through the variable, not the command line.
+    #[arg(
+        long,
+        env = "APP_RATE_LIMIT_REDIS",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub rate_limit_redis: Option<String>,
+
+    /// The proxies (CIDRs or addresses, comma-separated) whose
+    /// `X-Forwarded-For` names the client; from anyone else it is ignored.
+    #[arg(long, env = "APP_TRUSTED_PROXIES", value_delimiter = ',', value_parser = security::client::parse_proxy)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl ServeArgs {
     pub fn modules(&self) -> Vec<&'static Module> {
         selected(self.all, &self.module)
+    }
+
+    /// How callers are checked, with the development key at `dev_key_file`
+    /// when no JWKS or public key is given. Development keys on an address
+    /// other hosts reach are refused unless `--dev-keys` says so.
+    pub fn security(&self, dev_key_file: PathBuf) -> Result<Security, String> {
+        let auth = &self.auth;
+        let keys = match (&auth.jwt_jwks_url, &auth.jwt_public_key) {
+            (Some(url), _) => KeySource::Jwks(url.clone()),
+            (None, Some(path)) => KeySource::PublicKey(path.clone()),
+            (None, None) => {
+                if !auth.dev_keys && !loopback(&self.bind) {
+                    return Err(format!(
+                        "{} is reachable from other hosts, and no --jwt-jwks-url or \
+                         --jwt-public-key is given: give one, or --dev-keys to serve with \
+                         development keys on purpose",
+                        self.bind
+                    ));
+                }
+                KeySource::Development(dev_key_file)
+            }
+        };
+        Ok(Security {
+            keys,
+            issuer: auth.jwt_issuer.clone(),
+            audience: auth.jwt_audience.clone(),
+            auth_reads: auth.auth_reads,
+            read_limit: self.limits.rate_limit_read,
+            write_limit: self.limits.rate_limit_write,
+            redis: self.limits.rate_limit_redis.clone(),
+            trusted_proxies: TrustedProxies(self.limits.trusted_proxies.clone()),
+        })
+    }
+
+    pub fn tls(&self) -> Option<Tls> {
+        Some(Tls {
+            cert: self.tls_cert.clone()?,
+            key: self.tls_key.clone()?,
+        })
     }
 
     /// Each module's peer from `--peer` (the last given), else
@@ -143,8 +311,31 @@ impl ServeArgs {
             urls,
             timeout: Duration::from_millis(self.peer_timeout_ms),
             loopback: self.peer_loopback,
+            token_file: self.peer_token_file.clone(),
         })
     }
+}
+
+/// Whether `bind` is reachable only from this host.
+fn loopback(bind: &str) -> bool {
+    match bind.parse::<std::net::SocketAddr>() {
+        Ok(address) => address.ip().is_loopback(),
+        Err(_) => bind
+            .rsplit_once(':')
+            .is_some_and(|(host, _)| host == "localhost"),
+    }
+}
+
+/// `https://host[:port]`, as browsers send `Origin`.
+fn parse_origin(raw: &str) -> Result<String, String> {
+    let url = Url::parse(raw).map_err(|e| format!("{raw:?} is not an origin: {e}"))?;
+    let origin = url.origin();
+    if !origin.is_tuple() || url.path() != "/" || url.query().is_some() {
+        return Err(format!(
+            "{raw:?} is not an origin like https://app.example.com"
+        ));
+    }
+    Ok(origin.ascii_serialization())
 }
 
 /// A module's name, one of the list's; `--help` shows each with its summary.

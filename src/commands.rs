@@ -1,19 +1,25 @@
 //! What each subcommand does.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context as _;
 use app_kernel::db::Storage;
 
-use crate::cli::{HealthcheckArgs, ModulesArgs, ServeArgs};
+use crate::cli::{HealthcheckArgs, ModulesArgs, ServeArgs, TokenArgs};
 use crate::modules::{self, Module, Running};
+use crate::security::DevKey;
 use crate::startup::{Application, Settings};
+use app_kernel::module::Access;
 
-pub async fn serve(args: ServeArgs, storage: Storage) -> anyhow::Result<()> {
+pub async fn serve(args: ServeArgs, storage: Storage, dev_key_file: PathBuf) -> anyhow::Result<()> {
     let settings = Settings {
         migrate: !args.no_migrate,
         modules: args.modules(),
         peers: args.peers().map_err(anyhow::Error::msg)?,
+        security: args.security(dev_key_file).map_err(anyhow::Error::msg)?,
+        cors_origins: args.cors_origin.clone(),
+        tls: args.tls(),
         storage,
         bind: args.bind,
         workers: None,
@@ -81,5 +87,21 @@ pub async fn healthcheck(args: &HealthcheckArgs) -> anyhow::Result<()> {
     let status = response.status();
     anyhow::ensure!(status.is_success(), "{url} answered {status}");
     println!("{url} answered {status}");
+    Ok(())
+}
+
+/// Prints a token signed with the development key, making the key if this
+/// is the first start.
+pub fn token(args: &TokenArgs, dev_key_file: &Path) -> anyhow::Result<()> {
+    let scopes: Vec<String> = if args.scope.is_empty() {
+        modules::ALL
+            .iter()
+            .flat_map(|module| [Access::Read, Access::Write].map(|access| module.scope(access)))
+            .collect()
+    } else {
+        args.scope.clone()
+    };
+    let key = DevKey::open(dev_key_file)?;
+    println!("{}", key.token(&args.subject, &scopes, args.ttl)?);
     Ok(())
 }

@@ -5,5 +5,6 @@ pub mod cli;
 pub mod commands;
 pub mod http;
 pub mod modules;
+pub mod security;
 pub mod startup;
 pub mod telemetry;

@@ -57,11 +57,13 @@ fn one_line(error: &anyhow::Error) -> String {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    let dev_key_file = cli.dev_key_file();
     let storage = cli
         .database_url
         .with_max_connections(cli.database_max_connections);
     match cli.command {
-        Command::Serve(args) => commands::serve(args, storage).await,
+        Command::Serve(args) => commands::serve(args, storage, dev_key_file).await,
+        Command::Token(args) => commands::token(&args, &dev_key_file),
         Command::Migrate(args) => commands::migrate(&args.modules(), &storage).await,
         Command::Openapi(args) => commands::openapi(&args.modules()),
         Command::Modules(args) => commands::modules(&args),

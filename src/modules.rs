@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use app_kernel::db::{Db, Storage};
 pub use app_kernel::module::Module;
 use app_kernel::module::{Api, Contract, Start, State};
-use app_kernel::peer::Peer;
+use app_kernel::peer::{Peer, TokenFile};
 use tokio::task::AbortHandle;
 
 /// Every module of the binary, by name. `cargo xtask new-module` adds here.
@@ -43,6 +43,8 @@ pub struct Peers {
     /// Reach even the modules of this process over HTTP, through its own
     /// listener: the split, tested without a second process.
     pub loopback: bool,
+    /// The service token of calls a module makes with no request behind them.
+    pub token_file: Option<std::path::PathBuf>,
 }
 
 impl Default for Peers {
@@ -51,6 +53,7 @@ impl Default for Peers {
             urls: Vec::new(),
             timeout: Duration::from_secs(2),
             loopback: false,
+            token_file: None,
         }
     }
 }
@@ -216,8 +219,11 @@ impl Running {
                 return Ok(((contract.missing)(hint), link));
             }
         };
-        let peer = Peer::new(name, &url, peers.timeout)
+        let mut peer = Peer::new(name, &url, peers.timeout)
             .with_context(|| format!("cannot build the HTTP client for the {name} module"))?;
+        if let Some(path) = &peers.token_file {
+            peer = peer.with_token_file(TokenFile::new(path.clone()));
+        }
         let peer = Arc::new(peer);
         Ok(((contract.over_http)(peer.clone()), Link::Remote(peer)))
     }

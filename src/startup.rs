@@ -1,19 +1,36 @@
 //! The application: binds first, exposes the port it got, then runs until stopped.
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
+use actix_cors::Cors;
 use actix_web::dev::Server;
+use actix_web::http::{Method, header};
+use actix_web::middleware::Condition;
 use actix_web::{App, HttpServer, middleware::from_fn, web};
 use anyhow::Context as _;
 use app_kernel::db::Storage;
 use utoipa_actix_web::AppExt as _;
 
-use crate::http::{docs, fallback, health, request};
+use crate::http::{docs, fallback, guard, health, request};
 use crate::modules::{Module, Peers, Running};
+use crate::security::{Guard, KeySource, Security};
 
 /// How long an idle client connection stays open.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(75);
+/// How long a client may take to send a request's head.
+pub const CLIENT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a closing connection may take to shut down.
+pub const CLIENT_DISCONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A certificate chain and its key, PEM files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
 
 /// What `serve` runs.
 #[derive(Debug, Clone)]
@@ -30,6 +47,12 @@ pub struct Settings {
     pub peers: Peers,
     /// Apply pending migrations before serving.
     pub migrate: bool,
+    /// Who may call what, and how often.
+    pub security: Security,
+    /// Origins whose pages may call the API; none by default.
+    pub cors_origins: Vec<String>,
+    /// Serve HTTPS instead of HTTP.
+    pub tls: Option<Tls>,
 }
 
 pub struct Application {
@@ -48,6 +71,16 @@ impl Application {
             .await?
             .start(&settings.peers, &origin)?;
         let port = listener.local_addr()?.port();
+        let guard = web::Data::new(Guard::open(&settings.security).await?);
+        if let KeySource::Development(path) = &settings.security.keys {
+            tracing::info!(
+                key = %path.display(),
+                "development keys are in use: get a token with `app token --scope laptops:write` \
+                 (or give --jwt-jwks-url or --jwt-public-key)"
+            );
+        }
+        let limiter = guard.limiter.clone();
+        let cors_origins = settings.cors_origins.clone();
         let docs = docs::Docs::new(&settings.modules)?;
         let routes = fallback::Routes::from_openapi(&docs.own).with_get(&[
             "/",
@@ -63,11 +96,17 @@ impl Application {
         let mut server = HttpServer::new(move || {
             let modules = modules.clone();
             App::new()
+                .wrap(from_fn(guard::guard))
+                .wrap(Condition::new(
+                    !cors_origins.is_empty(),
+                    cors(&cors_origins),
+                ))
                 .wrap(from_fn(request::context))
                 .app_data(app_kernel::query_config())
                 .app_data(routes.clone())
+                .app_data(guard.clone())
                 .configure(|cfg| state.register(cfg))
-                .configure(|cfg| health::configure(cfg, state.clone()))
+                .configure(|cfg| health::configure(cfg, state.clone(), limiter.clone()))
                 .into_utoipa_app()
                 .configure(move |cfg| modules.iter().for_each(|m| (m.routes)(cfg)))
                 .into_app()
@@ -79,7 +118,12 @@ impl Application {
         // Ingress controller, a cloud load balancer: 60 s), so none sends a
         // request on a connection this server is closing.
         .keep_alive(KEEP_ALIVE)
-        .listen(listener)?;
+        .client_request_timeout(CLIENT_REQUEST_TIMEOUT)
+        .client_disconnect_timeout(CLIENT_DISCONNECT_TIMEOUT);
+        server = match &settings.tls {
+            Some(tls) => server.listen_rustls_0_23(listener, tls.server_config()?)?,
+            None => server.listen(listener)?,
+        };
         if let Some(workers) = settings.workers {
             server = server.workers(workers);
         }
@@ -88,6 +132,7 @@ impl Application {
         }
         tracing::info!(
             address = %settings.bind, port,
+            scheme = if settings.tls.is_some() { "https" } else { "http" },
             modules = ?settings.modules.iter().map(|m| m.name).collect::<Vec<_>>(),
             "listening"
         );
@@ -114,6 +159,64 @@ impl Application {
         self.running.close().await;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// CORS for `origins`: the API's methods, the headers a client sends, and
+/// the ones it may read.
+fn cors(origins: &[String]) -> Cors {
+    let cors = origins
+        .iter()
+        .fold(Cors::default(), |cors, origin| cors.allowed_origin(origin));
+    cors.allowed_methods([
+        Method::GET,
+        Method::HEAD,
+        Method::POST,
+        Method::PUT,
+        Method::PATCH,
+        Method::DELETE,
+    ])
+    .allowed_headers([
+        header::AUTHORIZATION,
+        header::CONTENT_TYPE,
+        header::IF_MATCH,
+        header::IF_NONE_MATCH,
+        header::HeaderName::from_static("x-request-id"),
+    ])
+    .expose_headers([
+        header::ETAG,
+        header::LOCATION,
+        header::RETRY_AFTER,
+        header::HeaderName::from_static("x-request-id"),
+        header::HeaderName::from_static("ratelimit"),
+        header::HeaderName::from_static("ratelimit-policy"),
+    ])
+    .max_age(3600)
+}
+
+impl Tls {
+    /// rustls with TLS 1.2 and 1.3 only, on aws-lc.
+    fn server_config(&self) -> anyhow::Result<rustls::ServerConfig> {
+        use rustls::pki_types::pem::PemObject as _;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let certs = CertificateDer::pem_file_iter(&self.cert)
+            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+            .with_context(|| format!("cannot read --tls-cert {}", self.cert.display()))?;
+        anyhow::ensure!(
+            !certs.is_empty(),
+            "--tls-cert {} holds no certificate",
+            self.cert.display()
+        );
+        let key = PrivateKeyDer::from_pem_file(&self.key)
+            .with_context(|| format!("cannot read --tls-key {}", self.key.display()))?;
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .context("--tls-cert and --tls-key do not make a pair")?;
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(config)
     }
 }
 

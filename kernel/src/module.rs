@@ -44,6 +44,29 @@ impl Module {
     pub fn path(&self) -> String {
         format!("/api/v1/{}", self.name)
     }
+
+    /// The OAuth scope a caller needs for `access` to its API:
+    /// `laptops:read`, `laptops:write`.
+    pub fn scope(&self, access: Access) -> String {
+        format!("{}:{}", self.name, access.as_str())
+    }
+}
+
+/// What an operation does to a module's data: GET and HEAD read, every
+/// other method writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Read,
+    Write,
+}
+
+impl Access {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Access::Read => "read",
+            Access::Write => "write",
+        }
+    }
 }
 
 impl PartialEq for Module {

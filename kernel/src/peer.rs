@@ -4,17 +4,20 @@
 //! circuit breaker that turns a dead peer into an immediate 503.
 //!
 //! Every call carries the `X-Request-Id` and `traceparent` of the request it
-//! serves (see [`crate::trace`]).
+//! serves (see [`crate::trace`]), and its caller's `Authorization`: the peer
+//! checks the caller, not this process. Work of a module's own, with no
+//! request behind it, sends the service token of [`TokenFile`], if any.
 
+use std::path::PathBuf;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use backon::{ExponentialBuilder, Retryable as _};
 use serde::de::DeserializeOwned;
 
 use crate::ApiError;
 use crate::breaker::Breaker;
-use crate::trace::Context;
+use crate::trace::{Context, Credentials};
 
 /// Failures in a row that open the breaker.
 const BREAKER_THRESHOLD: u32 = 5;
@@ -29,6 +32,9 @@ pub enum PeerError {
     NotConfigured { peer: &'static str, hint: String },
     #[error("the {peer} module is unavailable: {reason}")]
     Unavailable { peer: &'static str, reason: String },
+    /// The peer refused the caller's credentials (401, 403).
+    #[error("the {peer} module refused this call: {reason}")]
+    Refused { peer: &'static str, reason: String },
     /// The peer answered, but not as its API says it would.
     #[error("the {peer} module gave an unexpected answer: {reason}")]
     Unexpected { peer: &'static str, reason: String },
@@ -38,10 +44,14 @@ pub enum PeerError {
 /// 503. An unexpected answer (a wrong `--peer` URL, say) is logged as an error.
 impl From<PeerError> for ApiError {
     fn from(error: PeerError) -> Self {
-        if let PeerError::Unexpected { .. } = error {
-            tracing::error!(%error, "peer call failed");
+        match error {
+            PeerError::Refused { .. } => ApiError::Forbidden(error.to_string()),
+            PeerError::Unexpected { .. } => {
+                tracing::error!(%error, "peer call failed");
+                ApiError::Unavailable(error.to_string())
+            }
+            _ => ApiError::Unavailable(error.to_string()),
         }
-        ApiError::Unavailable(error.to_string())
     }
 }
 
@@ -55,13 +65,54 @@ pub struct Peer {
     breaker: Breaker,
     /// Why the last call failed; `None` once one succeeds.
     last_failure: Mutex<Option<String>>,
+    /// The service token of calls no request is behind.
+    token: Option<TokenFile>,
 }
 
 enum Failure {
     /// Worth another try: no connection, no answer, or a 5xx.
     Transient(String),
     Unexpected(String),
+    Refused(String),
     Open,
+}
+
+/// A bearer token kept in a file, as Kubernetes mounts a Secret: read again
+/// whenever the file changes, so a rotated token is used from the next call.
+#[derive(Debug)]
+pub struct TokenFile {
+    path: PathBuf,
+    /// The token as last read, and the file's state when it was.
+    read: Mutex<Option<((SystemTime, u64), Credentials)>>,
+}
+
+impl TokenFile {
+    pub fn new(path: PathBuf) -> Self {
+        Self {
+            path,
+            read: Mutex::new(None),
+        }
+    }
+
+    /// `Bearer <token>`, or `None` if the file cannot be read now.
+    pub fn current(&self) -> Option<Credentials> {
+        let metadata = std::fs::metadata(&self.path).ok()?;
+        let stamp = (metadata.modified().ok()?, metadata.len());
+        let mut read = self.read.lock().expect("token file lock");
+        if let Some((seen, credentials)) = read.as_ref()
+            && *seen == stamp
+        {
+            return Some(credentials.clone());
+        }
+        let token = std::fs::read_to_string(&self.path).ok()?;
+        let token = token.trim();
+        if token.is_empty() {
+            return None;
+        }
+        let credentials = Credentials(format!("Bearer {token}"));
+        *read = Some((stamp, credentials.clone()));
+        Some(credentials)
+    }
 }
 
 impl Peer {
@@ -84,7 +135,14 @@ impl Peer {
             timeout,
             breaker: Breaker::new(BREAKER_THRESHOLD, BREAKER_COOL_DOWN, timeout),
             last_failure: Mutex::new(None),
+            token: None,
         })
+    }
+
+    /// Calls made with no request behind them send this file's token.
+    pub fn with_token_file(mut self, token: TokenFile) -> Self {
+        self.token = Some(token);
+        self
     }
 
     pub fn name(&self) -> &'static str {
@@ -109,8 +167,11 @@ impl Peer {
     /// GETs `path` (with its query) and decodes the JSON answer.
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, PeerError> {
         let url = format!("{}{path}", self.base);
-        let context = Context::current()
-            .unwrap_or_else(|| Context::new(uuid::Uuid::new_v4().to_string(), None));
+        let context = Context::current().unwrap_or_else(|| {
+            let mut own = Context::new(uuid::Uuid::new_v4().to_string(), None);
+            own.authorization = self.token.as_ref().and_then(TokenFile::current);
+            own
+        });
         let backoff = ExponentialBuilder::default()
             .with_min_delay(Duration::from_millis(20))
             .with_max_delay(Duration::from_millis(200))
@@ -147,17 +208,25 @@ impl Peer {
         if !self.breaker.allow() {
             return Err(Failure::Open);
         }
-        let sent = self
+        let mut request = self
             .client
             .get(url)
             .header("x-request-id", &context.request_id)
-            .header("traceparent", context.traceparent())
-            .send()
-            .await;
+            .header("traceparent", context.traceparent());
+        if let Some(Credentials(authorization)) = &context.authorization {
+            request = request.header("authorization", authorization);
+        }
+        let sent = request.send().await;
         let response = match sent {
             Ok(response) if response.status().is_server_error() => Err(Failure::Transient(
                 format!("it answered {}", response.status()),
             )),
+            Ok(response) if matches!(response.status().as_u16(), 401 | 403) => {
+                Err(Failure::Refused(format!(
+                    "it answered {} to the caller's credentials",
+                    response.status()
+                )))
+            }
             Ok(response) if !response.status().is_success() => Err(Failure::Unexpected(format!(
                 "{} from GET {url}",
                 response.status()
@@ -195,6 +264,7 @@ impl Peer {
             },
             Failure::Transient(reason) => PeerError::Unavailable { peer, reason },
             Failure::Unexpected(reason) => PeerError::Unexpected { peer, reason },
+            Failure::Refused(reason) => PeerError::Refused { peer, reason },
         }
     }
 }

@@ -20,6 +20,19 @@ pub struct Context {
     pub trace_id: String,
     /// The trace flags of the caller, or `01` (sampled) for a new trace.
     flags: String,
+    /// The caller's `Authorization`, passed on to the peers called on its
+    /// behalf, so they check the caller, not this process.
+    pub authorization: Option<Credentials>,
+}
+
+/// A credential, never shown: `Debug` prints no part of it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials(pub String);
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Credentials(..)")
+    }
 }
 
 impl Context {
@@ -30,11 +43,13 @@ impl Context {
                 request_id,
                 trace_id: trace_id.to_owned(),
                 flags: flags.to_owned(),
+                authorization: None,
             },
             None => Self {
                 request_id,
                 trace_id: random_hex(16),
                 flags: "01".to_owned(),
+                authorization: None,
             },
         }
     }

@@ -1,5 +1,6 @@
 //! `/health/live` and `/health/ready`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::{HttpResponse, web};
@@ -7,12 +8,15 @@ use futures_util::future::join_all;
 use serde::Serialize;
 
 use crate::modules::{Link, Running};
+use crate::security::Limiter;
+use crate::security::limit::Store;
 
 /// How long a readiness check may take before it counts as failed.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
-pub fn configure(cfg: &mut web::ServiceConfig, running: Running) {
+pub fn configure(cfg: &mut web::ServiceConfig, running: Running, limiter: Arc<Limiter>) {
     cfg.app_data(web::Data::new(running))
+        .app_data(web::Data::from(limiter))
         .route("/health/live", web::get().to(live))
         .route("/health/ready", web::get().to(ready));
 }
@@ -25,6 +29,10 @@ struct Report {
     /// depends only on this process's own databases.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     peers: Vec<PeerState>,
+    /// Where rate limits are counted, when there are any: for
+    /// information, since limiting from memory still serves.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rate_limits: Option<Store>,
 }
 
 #[derive(Serialize)]
@@ -55,11 +63,12 @@ async fn live() -> HttpResponse {
         status: "up",
         checks: Vec::new(),
         peers: Vec::new(),
+        rate_limits: None,
     })
 }
 
 /// 200 when every module's database answers and holds its migrations, else 503.
-async fn ready(running: web::Data<Running>) -> HttpResponse {
+async fn ready(running: web::Data<Running>, limiter: web::Data<Limiter>) -> HttpResponse {
     let checks = join_all(running.databases.iter().map(|(module, db)| async move {
         let migrator = (module.migrations)(db.backend());
         let outcome = match tokio::time::timeout(CHECK_TIMEOUT, db.check_ready(migrator)).await {
@@ -79,6 +88,7 @@ async fn ready(running: web::Data<Running>) -> HttpResponse {
         status: if up { "up" } else { "down" },
         checks,
         peers,
+        rate_limits: limiter.is_active().then(|| limiter.store()),
     };
     if up {
         HttpResponse::Ok().json(report)

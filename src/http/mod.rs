@@ -2,5 +2,6 @@
 
 pub mod docs;
 pub mod fallback;
+pub mod guard;
 pub mod health;
 pub mod request;

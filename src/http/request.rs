@@ -8,18 +8,20 @@
 //! log write, which keeps the whole stack within a few percent of a bare
 //! handler (see `bench/run`).
 //!
-//! Request headers over 16 KiB in all get a 431 problem here: actix-web
-//! refuses a head over 128 KiB only when it arrives in more than one read.
+//! Request headers over 16 KiB in all get a 431 problem here, and a URL
+//! over 8 KiB a 414: actix-web refuses a head over 128 KiB only when it
+//! arrives in more than one read. Every response says `nosniff`; an API
+//! response without an ETag says `Cache-Control: no-store`.
 
 use std::time::Instant;
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
 use app_kernel::Problem;
-use app_kernel::trace::Context;
+use app_kernel::trace::{Context, Credentials};
 use tracing::Instrument as _;
 
 pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -28,6 +30,8 @@ pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 const MAX_REQUEST_ID: usize = 128;
 /// The most bytes a request's headers may take, names and values.
 const MAX_HEADER_BYTES: usize = 16 * 1024;
+/// The most bytes of a request's path and query.
+const MAX_TARGET_BYTES: usize = 8 * 1024;
 
 pub async fn context(
     mut req: ServiceRequest,
@@ -43,7 +47,12 @@ pub async fn context(
         .headers()
         .get("traceparent")
         .and_then(|value| value.to_str().ok());
-    let trace = Context::new(id.to_str().unwrap_or_default().to_owned(), traceparent);
+    let mut trace = Context::new(id.to_str().unwrap_or_default().to_owned(), traceparent);
+    trace.authorization = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .map(|value| Credentials(value.to_owned()));
     let span = tracing::info_span!(
         "request",
         request_id = %trace.request_id,
@@ -62,13 +71,24 @@ pub async fn context(
         .iter()
         .map(|(name, value)| name.as_str().len() + value.len())
         .sum();
-    let mut response = if header_bytes > MAX_HEADER_BYTES {
-        let problem = Problem::new(
+    let target_bytes = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    let too_large = if header_bytes > MAX_HEADER_BYTES {
+        Some(Problem::new(
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             format!(
                 "the request's headers take {header_bytes} bytes; at most {MAX_HEADER_BYTES} are read"
             ),
-        );
+        ))
+    } else if target_bytes > MAX_TARGET_BYTES {
+        Some(Problem::new(
+            StatusCode::URI_TOO_LONG,
+            format!("the URL takes {target_bytes} bytes; at most {MAX_TARGET_BYTES} are read"),
+        ))
+    } else {
+        None
+    };
+    let api = crate::modules::of_path(req.path()).is_some();
+    let mut response = if let Some(problem) = too_large {
         req.into_response(problem.response()).map_into_right_body()
     } else {
         // Handlers and extractors turn their errors into responses
@@ -87,7 +107,17 @@ pub async fn context(
             "handled"
         );
     });
-    response.headers_mut().insert(REQUEST_ID.clone(), id);
+    let headers = response.headers_mut();
+    headers.insert(REQUEST_ID.clone(), id);
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    // An API answer is for this caller, now: no cache keeps it, unless it
+    // carries an ETag a cache can check it with.
+    if api && !headers.contains_key(header::ETAG) && !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
     Ok(response)
 }
 

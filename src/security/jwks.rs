@@ -1,0 +1,135 @@
+//! An identity provider's JSON Web Key Set, fetched and cached: a token
+//! whose `kid` is unknown fetches the set again, at most once per
+//! [`REFETCH_INTERVAL`], so a provider's key rotation is picked up and a
+//! flood of made-up ids costs nothing.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, PublicKeyUse};
+use jsonwebtoken::{Algorithm, DecodingKey};
+
+use super::token::{Key, Rejected};
+
+/// The least time between two fetches of the set.
+pub const REFETCH_INTERVAL: Duration = Duration::from_secs(30);
+/// How long one fetch may take.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug)]
+pub struct Jwks {
+    url: reqwest::Url,
+    client: reqwest::Client,
+    keys: RwLock<HashMap<String, Key>>,
+    /// When the set was last asked for; one fetch at a time.
+    fetched: tokio::sync::Mutex<Option<Instant>>,
+}
+
+impl Jwks {
+    pub async fn open(url: reqwest::Url) -> anyhow::Result<Self> {
+        let client = reqwest::Client::builder().timeout(FETCH_TIMEOUT).build()?;
+        let jwks = Self {
+            url,
+            client,
+            keys: RwLock::new(HashMap::new()),
+            fetched: tokio::sync::Mutex::new(None),
+        };
+        let mut fetched = jwks.fetched.lock().await;
+        if let Err(error) = jwks.fetch(&mut fetched).await {
+            tracing::warn!(url = %jwks.url, %error, "cannot fetch the JWKS yet: tokens are refused until it answers");
+        }
+        drop(fetched);
+        Ok(jwks)
+    }
+
+    /// The key for `kid`; without a `kid`, the set's only key.
+    pub async fn key(&self, kid: Option<&str>) -> Result<Key, Rejected> {
+        if let Some(key) = self.cached(kid) {
+            return Ok(key);
+        }
+        {
+            let mut fetched = self.fetched.lock().await;
+            // Another request may have fetched while this one waited.
+            if let Some(key) = self.cached(kid) {
+                return Ok(key);
+            }
+            let due = fetched.is_none_or(|at| at.elapsed() >= REFETCH_INTERVAL);
+            if due && let Err(error) = self.fetch(&mut fetched).await {
+                tracing::warn!(url = %self.url, %error, "cannot fetch the JWKS");
+            }
+        }
+        self.cached(kid).ok_or_else(|| {
+            Rejected(match kid {
+                Some(_) => {
+                    "the token's key id (kid) is not in the identity provider's key set".to_owned()
+                }
+                None => "the token names no key id (kid)".to_owned(),
+            })
+        })
+    }
+
+    fn cached(&self, kid: Option<&str>) -> Option<Key> {
+        let keys = self.keys.read().expect("jwks lock");
+        match kid {
+            Some(kid) => keys.get(kid).cloned(),
+            None if keys.len() == 1 => keys.values().next().cloned(),
+            None => None,
+        }
+    }
+
+    async fn fetch(&self, fetched: &mut Option<Instant>) -> anyhow::Result<()> {
+        *fetched = Some(Instant::now());
+        let set: JwkSet = self
+            .client
+            .get(self.url.clone())
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let keys: HashMap<String, Key> = set
+            .keys
+            .iter()
+            .filter_map(|jwk| Some((jwk.common.key_id.clone()?, verifying(jwk)?)))
+            .collect();
+        tracing::info!(url = %self.url, keys = keys.len(), "fetched the JWKS");
+        *self.keys.write().expect("jwks lock") = keys;
+        Ok(())
+    }
+}
+
+/// A signing key of the set, for the algorithm it names or, if it names
+/// none, the ones its type is for; encryption keys and unknown kinds are
+/// left out.
+fn verifying(jwk: &Jwk) -> Option<Key> {
+    if matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption)) {
+        return None;
+    }
+    let decoding = DecodingKey::from_jwk(jwk).ok()?;
+    let algorithms = match jwk.common.key_algorithm {
+        Some(named) => vec![named.to_string().parse::<Algorithm>().ok()?],
+        None => match &jwk.algorithm {
+            AlgorithmParameters::RSA(_) => {
+                vec![Algorithm::RS256, Algorithm::RS384, Algorithm::RS512]
+            }
+            AlgorithmParameters::EllipticCurve(ec) => match ec.curve {
+                EllipticCurve::P256 => vec![Algorithm::ES256],
+                EllipticCurve::P384 => vec![Algorithm::ES384],
+                _ => return None,
+            },
+            AlgorithmParameters::OctetKeyPair(_) => vec![Algorithm::EdDSA],
+            _ => return None,
+        },
+    };
+    // A key set holds public keys: an HMAC secret in it would let anyone
+    // who reads the set sign tokens.
+    let family = decoding.family();
+    algorithms
+        .iter()
+        .all(|alg| alg.family() == family && family != jsonwebtoken::AlgorithmFamily::Hmac)
+        .then_some(Key {
+            decoding,
+            algorithms,
+        })
+}

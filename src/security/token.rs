@@ -1,0 +1,371 @@
+//! Bearer tokens: what a JWT must be to be believed, and the development key
+//! that signs tokens on a laptop with no identity provider.
+
+use std::collections::HashSet;
+use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use base64::Engine as _;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
+use serde::{Deserialize, Serialize};
+
+use super::jwks::Jwks;
+
+/// The longest token read: anything longer is refused unread.
+pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+/// Clock skew forgiven on `exp` and `nbf`.
+const LEEWAY_SECONDS: u64 = 30;
+/// The `kid` of tokens signed with the development key.
+const DEV_KID: &str = "dev";
+
+/// The caller a valid token names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The token's `sub`, when it has one.
+    pub subject: Option<String>,
+    pub scopes: HashSet<String>,
+}
+
+impl Caller {
+    pub fn may(&self, scope: &str) -> bool {
+        self.scopes.contains(scope)
+    }
+}
+
+/// What this process accepts tokens from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// An identity provider's JSON Web Key Set.
+    Jwks(reqwest::Url),
+    /// One public key, PEM: RSA, EC (P-256, P-384) or Ed25519.
+    PublicKey(PathBuf),
+    /// The development key at this path, made on first start.
+    Development(PathBuf),
+}
+
+/// Why a token was not believed, as `error_description` says it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Rejected(pub String);
+
+impl Rejected {
+    fn new(why: impl Into<String>) -> Self {
+        Self(why.into())
+    }
+}
+
+/// Checks tokens: signature, algorithm, expiry, and issuer and audience
+/// when configured.
+#[derive(Debug)]
+pub struct Verifier {
+    keys: Keys,
+    issuer: Option<String>,
+    audience: Option<String>,
+}
+
+#[derive(Debug)]
+enum Keys {
+    /// One key and the algorithms of its family.
+    Fixed(Key),
+    Jwks(Jwks),
+}
+
+/// A verification key and the only algorithms a token signed with it may name.
+#[derive(Clone)]
+pub struct Key {
+    pub decoding: DecodingKey,
+    pub algorithms: Vec<Algorithm>,
+}
+
+impl std::fmt::Debug for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Key")
+            .field("algorithms", &self.algorithms)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Key {
+    /// A key for the algorithms of its own family: an RSA key never checks
+    /// an HMAC signature, whatever the token's header claims.
+    pub fn of_family(decoding: DecodingKey) -> Self {
+        let algorithms = decoding.family().algorithms().to_vec();
+        Self {
+            decoding,
+            algorithms,
+        }
+    }
+
+    /// A PEM public key, whichever kind it is.
+    fn from_pem(pem: &[u8]) -> anyhow::Result<Self> {
+        let decoding = DecodingKey::from_rsa_pem(pem)
+            .or_else(|_| DecodingKey::from_ec_pem(pem))
+            .or_else(|_| DecodingKey::from_ed_pem(pem))
+            .map_err(|_| {
+                anyhow::anyhow!("not a PEM public key (RSA, EC P-256/P-384 or Ed25519)")
+            })?;
+        Ok(Self::of_family(decoding))
+    }
+}
+
+/// The claims this service reads.
+#[derive(Debug, Deserialize)]
+struct Claims {
+    sub: Option<String>,
+    /// OAuth 2.0 (RFC 8693): space-separated.
+    #[serde(default)]
+    scope: Option<String>,
+    /// Entra ID and Okta: `scp`, a string or a list.
+    #[serde(default)]
+    scp: Option<Scopes>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Scopes {
+    Spaced(String),
+    List(Vec<String>),
+}
+
+impl Claims {
+    fn into_caller(self) -> Caller {
+        let mut scopes: HashSet<String> = self
+            .scope
+            .iter()
+            .flat_map(|s| s.split_ascii_whitespace())
+            .map(str::to_owned)
+            .collect();
+        match self.scp {
+            Some(Scopes::Spaced(s)) => {
+                scopes.extend(s.split_ascii_whitespace().map(str::to_owned));
+            }
+            Some(Scopes::List(list)) => scopes.extend(list),
+            None => {}
+        }
+        Caller {
+            subject: self.sub.filter(|s| !s.is_empty()),
+            scopes,
+        }
+    }
+}
+
+impl Verifier {
+    /// Loads the keys of `source`: reads the public key, makes or reads the
+    /// development key, or fetches the key set (a provider that is down
+    /// now is asked again when the first token arrives).
+    pub async fn open(
+        source: &KeySource,
+        issuer: Option<String>,
+        audience: Option<String>,
+    ) -> anyhow::Result<Self> {
+        let keys = match source {
+            KeySource::PublicKey(path) => {
+                let pem = std::fs::read(path)
+                    .with_context(|| format!("cannot read --jwt-public-key {}", path.display()))?;
+                Keys::Fixed(
+                    Key::from_pem(&pem)
+                        .with_context(|| format!("--jwt-public-key {}", path.display()))?,
+                )
+            }
+            KeySource::Development(path) => Keys::Fixed(DevKey::open(path)?.verifying()?),
+            KeySource::Jwks(url) => Keys::Jwks(Jwks::open(url.clone()).await?),
+        };
+        Ok(Self {
+            keys,
+            issuer,
+            audience,
+        })
+    }
+
+    /// The caller `token` names, if it is valid.
+    pub async fn verify(&self, token: &str) -> Result<Caller, Rejected> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(Rejected::new(format!(
+                "the token is longer than {MAX_TOKEN_BYTES} bytes"
+            )));
+        }
+        let header = jsonwebtoken::decode_header(token).map_err(describe)?;
+        let key = match &self.keys {
+            Keys::Fixed(key) => key.clone(),
+            Keys::Jwks(jwks) => jwks.key(header.kid.as_deref()).await?,
+        };
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.algorithms = key.algorithms;
+        validation.leeway = LEEWAY_SECONDS;
+        validation.validate_nbf = true;
+        match &self.issuer {
+            Some(issuer) => validation.set_issuer(&[issuer]),
+            None => validation.iss = None,
+        }
+        match &self.audience {
+            Some(audience) => validation.set_audience(&[audience]),
+            None => validation.validate_aud = false,
+        }
+        jsonwebtoken::decode::<Claims>(token, &key.decoding, &validation)
+            .map(|data| data.claims.into_caller())
+            .map_err(describe)
+    }
+}
+
+/// A client-facing reason, without echoing the token back.
+fn describe(error: jsonwebtoken::errors::Error) -> Rejected {
+    Rejected::new(match error.kind() {
+        ErrorKind::ExpiredSignature => "the token has expired",
+        ErrorKind::ImmatureSignature => "the token is not valid yet (nbf)",
+        ErrorKind::InvalidIssuer => "the token's issuer is not the one trusted here",
+        ErrorKind::InvalidAudience => "the token is not meant for this service (aud)",
+        ErrorKind::InvalidSignature => "the token's signature does not verify",
+        ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
+            "the token names an algorithm its key is not for"
+        }
+        ErrorKind::MissingRequiredClaim(_) => "the token lacks a required claim (exp)",
+        ErrorKind::Base64(_) | ErrorKind::Json(_) | ErrorKind::Utf8(_) => {
+            "the token is not well-formed (base64url JSON)"
+        }
+        _ => "the token is not a well-formed signed JWT",
+    })
+}
+
+/// The random key that signs development tokens: Ed25519, kept as PKCS#8
+/// PEM in a file only its owner may read.
+pub struct DevKey {
+    pkcs8: Vec<u8>,
+}
+
+impl DevKey {
+    /// Reads the key at `path`, or makes one there if there is none. Two
+    /// processes starting at once end up with the same key.
+    pub fn open(path: &Path) -> anyhow::Result<Self> {
+        match std::fs::read(path) {
+            Ok(pem) => return Self::from_pem(&pem, path),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => {
+                return Err(error).with_context(|| format!("cannot read {}", path.display()));
+            }
+        }
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let pkcs8 = aws_lc_rs::signature::Ed25519KeyPair::generate_pkcs8(&rng)
+            .map_err(|_| anyhow::anyhow!("cannot generate a development key"))?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        // Written whole under a temporary name, then linked into place: a
+        // reader never sees half a key, and the first of two writers wins.
+        let temporary = dir.join(format!(".dev-key-{}", uuid::Uuid::new_v4().simple()));
+        let written = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&temporary)
+            .and_then(|mut file| {
+                file.write_all(pem("PRIVATE KEY", pkcs8.as_ref()).as_bytes())?;
+                file.sync_all()
+            });
+        let linked = written.and_then(|()| std::fs::hard_link(&temporary, path));
+        let _ = std::fs::remove_file(&temporary);
+        match linked {
+            Ok(()) => Self::from_pem(&std::fs::read(path)?, path),
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+                Self::from_pem(&std::fs::read(path)?, path)
+            }
+            Err(error) => Err(error).with_context(|| format!("cannot write {}", path.display())),
+        }
+    }
+
+    fn from_pem(pem: &[u8], path: &Path) -> anyhow::Result<Self> {
+        let text = std::str::from_utf8(pem).unwrap_or_default();
+        let body: String = text
+            .lines()
+            .filter(|line| !line.starts_with("-----"))
+            .collect();
+        let pkcs8 = base64::engine::general_purpose::STANDARD
+            .decode(body.trim())
+            .ok()
+            .filter(|der| aws_lc_rs::signature::Ed25519KeyPair::from_pkcs8(der).is_ok())
+            .with_context(|| {
+                format!(
+                    "{} is not an Ed25519 PKCS#8 key: remove it to make a new one",
+                    path.display()
+                )
+            })?;
+        Ok(Self { pkcs8 })
+    }
+
+    fn signing(&self) -> EncodingKey {
+        EncodingKey::from_ed_der(&self.pkcs8)
+    }
+
+    fn verifying(&self) -> anyhow::Result<Key> {
+        use aws_lc_rs::signature::KeyPair as _;
+        let pair = aws_lc_rs::signature::Ed25519KeyPair::from_pkcs8(&self.pkcs8)
+            .map_err(|_| anyhow::anyhow!("the development key does not parse"))?;
+        Ok(Key {
+            decoding: DecodingKey::from_ed_der(pair.public_key().as_ref()),
+            algorithms: vec![Algorithm::EdDSA],
+        })
+    }
+
+    /// A token for `scopes`, valid from now for `ttl`.
+    pub fn token(&self, subject: &str, scopes: &[String], ttl: Duration) -> anyhow::Result<String> {
+        #[derive(Serialize)]
+        struct Minted<'a> {
+            sub: &'a str,
+            scope: String,
+            iat: u64,
+            nbf: u64,
+            exp: u64,
+        }
+        let now = jsonwebtoken::get_current_timestamp();
+        let claims = Minted {
+            sub: subject,
+            scope: scopes.join(" "),
+            iat: now,
+            nbf: now,
+            exp: now + ttl.as_secs().max(1),
+        };
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(DEV_KID.to_owned());
+        Ok(jsonwebtoken::encode(&header, &claims, &self.signing())?)
+    }
+}
+
+fn pem(label: &str, der: &[u8]) -> String {
+    let encoded = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for line in encoded.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_development_token_is_believed_and_carries_its_scopes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key.pem");
+        let key = DevKey::open(&path).unwrap();
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&path).unwrap().permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o600);
+        let token = key
+            .token("me", &["ports:write".into()], Duration::from_secs(60))
+            .unwrap();
+        let verifier = Verifier::open(&KeySource::Development(path.clone()), None, None)
+            .await
+            .unwrap();
+        let caller = verifier.verify(&token).await.unwrap();
+        assert_eq!(caller.subject.as_deref(), Some("me"));
+        assert!(caller.may("ports:write") && !caller.may("laptops:write"));
+        // The same file gives the same key.
+        let again = DevKey::open(&path).unwrap();
+        assert_eq!(again.pkcs8, key.pkcs8);
+    }
+}

@@ -26,7 +26,7 @@ macro_rules! problem_responses {
         impl utoipa::IntoResponses for $name {
             fn responses() -> BTreeMap<String, RefOr<Response>> {
                 let mut response = problem($description);
-                if $status == 503 {
+                if $status == 503 || $status == 429 {
                     response = response.header(
                         "Retry-After",
                         HeaderBuilder::new()
@@ -43,11 +43,14 @@ macro_rules! problem_responses {
 
 problem_responses! {
     BadRequest = 400, "Malformed JSON, a bad query parameter or cursor, or an id that is not a positive 64-bit integer.";
+    Unauthorized = 401, "No bearer token, or one that is not accepted (expired, wrong issuer or audience, bad signature); `WWW-Authenticate` says why.";
+    Forbidden = 403, "The token lacks the scope this operation needs; `WWW-Authenticate` names it.";
     NotFound = 404, "No such resource.";
     Conflict = 409, "The write conflicts with another resource, or lost every race with concurrent writes.";
     PreconditionFailed = 412, "`If-Match` does not match the current ETag.";
     PayloadTooLarge = 413, "The body is over 64 KiB.";
     UnsupportedMediaType = 415, "The body is not JSON.";
     Unprocessable = 422, "Well-formed JSON that breaks a rule; `errors` lists every field.";
+    TooManyRequests = 429, "This client's rate limit is spent; retry after `Retry-After` seconds. `RateLimit` and `RateLimit-Policy` describe the limit.";
     Unavailable = 503, "A database or module this request needs is unavailable; retry after `Retry-After` seconds.";
 }

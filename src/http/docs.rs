@@ -2,10 +2,13 @@
 
 use actix_web::web::{self, Bytes, ServiceConfig};
 use actix_web::{App, HttpResponse, http::header};
+use app_kernel::module::Access;
+use app_kernel::responses::{Forbidden, TooManyRequests, Unauthorized};
 use app_kernel::{FieldError, Problem};
-use utoipa::OpenApi as _;
 use utoipa::openapi::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::tag::TagBuilder;
+use utoipa::{IntoResponses as _, OpenApi as _};
 use utoipa_actix_web::AppExt as _;
 use utoipa_swagger_ui::{SwaggerUi, Url};
 
@@ -29,6 +32,7 @@ pub fn openapi(modules: &[&'static Module]) -> OpenApi {
         .openapi(Base::openapi())
         .configure(|cfg| modules.iter().for_each(|m| (m.routes)(cfg)))
         .split_for_parts();
+    secure(&mut openapi);
     openapi.tags = Some(
         modules
             .iter()
@@ -42,6 +46,72 @@ pub fn openapi(modules: &[&'static Module]) -> OpenApi {
     );
     openapi
 }
+
+/// The bearer scheme, and on each module's operation the scope it needs:
+/// `MODULE:write` for writes; `MODULE:read` for reads, which also go
+/// without a token unless the process runs with `--auth-reads`. Swagger UI
+/// sends the token of its Authorize dialog only where an operation names
+/// the scheme. Each such operation may answer 401, 403 and 429.
+fn secure(openapi: &mut OpenApi) {
+    openapi
+        .components
+        .get_or_insert_with(Default::default)
+        .add_security_scheme(
+            BEARER,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "A JWT whose `scope` claim grants `MODULE:write` (and \
+                         `MODULE:read` where reads need a token). Locally: \
+                         `app token`.",
+                    ))
+                    .build(),
+            ),
+        );
+    let refusals: Vec<_> = [
+        Unauthorized::responses(),
+        Forbidden::responses(),
+        TooManyRequests::responses(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    for (path, item) in openapi.paths.paths.iter_mut() {
+        let Some(module) = modules::of_path(path) else {
+            continue;
+        };
+        let operations = [
+            (&mut item.get, Access::Read),
+            (&mut item.head, Access::Read),
+            (&mut item.post, Access::Write),
+            (&mut item.put, Access::Write),
+            (&mut item.patch, Access::Write),
+            (&mut item.delete, Access::Write),
+        ];
+        for (operation, access) in operations {
+            let Some(operation) = operation else {
+                continue;
+            };
+            let bearer = SecurityRequirement::new(BEARER, [module.scope(access)]);
+            operation.security = Some(match access {
+                Access::Write => vec![bearer],
+                Access::Read => vec![SecurityRequirement::default(), bearer],
+            });
+            for (status, response) in &refusals {
+                operation
+                    .responses
+                    .responses
+                    .entry(status.clone())
+                    .or_insert_with(|| response.clone());
+            }
+        }
+    }
+}
+
+/// The name of the bearer security scheme.
+const BEARER: &str = "bearer";
 
 pub async fn redirect_to_swagger_ui() -> HttpResponse {
     HttpResponse::TemporaryRedirect()

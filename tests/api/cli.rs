@@ -175,7 +175,7 @@ async fn a_peer_is_named_by_the_last_flag_else_its_own_variable_else_the_list() 
         let server = crate::process::Process::spawn_as(port, &args, &env);
         server.ready().await;
         let ready = crate::helpers::json_at(
-            &reqwest::Client::new(),
+            &crate::auth::client(),
             format!("{}/health/ready", server.address),
         )
         .await;

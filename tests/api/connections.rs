@@ -80,7 +80,7 @@ async fn a_module_opens_at_most_the_configured_postgres_connections() {
         .execute(&mut *lock)
         .await
         .unwrap();
-    let client = reqwest::Client::new();
+    let client = crate::auth::client();
     let reads: Vec<_> = (0..12)
         .map(|_| {
             tokio::spawn(

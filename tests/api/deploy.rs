@@ -272,7 +272,7 @@ impl Cluster {
 /// A port, a laptop listing it and the laptop with its ports embedded, each
 /// request sent where `origin(path)` says.
 async fn assert_laptops_reach_ports(origin: impl Fn(&str) -> String) {
-    let client = reqwest::Client::new();
+    let client = crate::auth::client();
     let post = |path: &str, body: Value| {
         let request = client.post(format!("{}{path}", origin(path))).json(&body);
         async move {
@@ -498,7 +498,7 @@ async fn the_compose_split_runs_its_own_commands_behind_the_nginx_config() {
     let nginx = Nginx::start(&upstreams).await;
     assert_laptops_reach_ports(|_| nginx.address.clone()).await;
     let docs = json_at(
-        &reqwest::Client::new(),
+        &crate::auth::client(),
         format!("{}/api-docs/openapi.json", nginx.address),
     )
     .await;

@@ -18,7 +18,7 @@ impl Process {
 async fn acknowledged_writes_survive_sigterm_and_restart(backend: Backend) {
     let (url, _dir) = fresh_storage(backend).await;
     let first = Process::start(&url).await;
-    let client = reqwest::Client::new();
+    let client = crate::auth::client();
     let before = client
         .post(format!("{}/api/v1/ports", first.address))
         .json(&json!({"name": "before restart"}))
@@ -87,7 +87,7 @@ async fn acknowledged_writes_survive_sigterm_and_restart(backend: Backend) {
 async fn acknowledged_writes_survive_sigkill(backend: Backend) {
     let (url, _dir) = fresh_storage(backend).await;
     let first = Process::start(&url).await;
-    let client = reqwest::Client::new();
+    let client = crate::auth::client();
     let mut acknowledged = Vec::new();
     for n in 0..20 {
         let response = client

@@ -135,6 +135,11 @@ pub struct Split {
 
 impl Split {
     pub async fn start(database_url: &str) -> Split {
+        Split::start_with(database_url, &[]).await
+    }
+
+    /// The split with `extra` arguments for every process.
+    pub async fn start_with(database_url: &str, extra: &[&str]) -> Split {
         // A module's peers are the first replica of each module it needs.
         let ports: Vec<(&Module, Vec<u16>)> = modules::ALL
             .iter()
@@ -155,6 +160,7 @@ impl Split {
             for peer in &peers {
                 args.extend(["--peer", peer]);
             }
+            args.extend_from_slice(extra);
             let log = if module.needs.is_empty() {
                 "warn"
             } else {

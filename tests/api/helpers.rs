@@ -2,6 +2,7 @@
 //! client that speaks to it.
 
 use app::modules::{Module, Peers};
+use app::security::{KeySource, Security};
 use app::startup::{Application, Settings};
 use app_kernel::db::Backend;
 use reqwest::{Method, RequestBuilder, Response};
@@ -63,6 +64,21 @@ pub async fn spawn_split() -> TestApp {
     }
 }
 
+/// The split, every process signing with one development key at
+/// `key_file`, as `app token` does; the client sends `token`.
+pub async fn spawn_split_with_dev_keys(key_file: &std::path::Path, token: &str) -> TestApp {
+    let url = crate::postgres::shared().fresh_database().await;
+    let key = key_file.to_str().unwrap();
+    let split = Split::start_with(&url, &["--dev-key-file", key]).await;
+    TestApp {
+        address: split.nginx.address.clone(),
+        client: crate::auth::client_with(token),
+        handle: None,
+        _dir: None,
+        _split: Some(split),
+    }
+}
+
 /// Starts `modules` on an existing database.
 pub async fn spawn_on(database_url: &str, modules: &[&'static Module]) -> TestApp {
     spawn_configured(database_url, modules, Peers::default()).await
@@ -82,6 +98,9 @@ pub async fn spawn_configured(
         handle_signals: false,
         peers,
         migrate: true,
+        security: security(),
+        cors_origins: Vec::new(),
+        tls: None,
     };
     let app = Application::build(settings)
         .await
@@ -98,11 +117,17 @@ pub async fn spawn_configured(
     }
 }
 
+/// Tokens of the test key, writes open to a token with the scope.
+pub fn security() -> Security {
+    Security {
+        keys: KeySource::PublicKey(crate::auth::public_key_path().to_owned()),
+        ..Security::development(Default::default())
+    }
+}
+
+/// A client with every scope.
 fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
+    crate::auth::client()
 }
 
 impl Drop for TestApp {

@@ -21,7 +21,7 @@ async fn json_logs_carry_the_request_id_and_module_and_sigint_stops_cleanly() {
     .await;
     let mut stderr = process.child.stderr.take().unwrap();
 
-    let response = reqwest::Client::new()
+    let response = crate::auth::client()
         .get(format!("{}/api/v1/ports/77", process.address))
         .header("x-request-id", "trace-me-42")
         .send()

@@ -63,7 +63,8 @@ impl Process {
         process
     }
 
-    /// Runs `serve --bind 127.0.0.1:port args...` without waiting.
+    /// Runs `serve --bind 127.0.0.1:port args...` without waiting; it
+    /// trusts the test key, unless `args` give a `--dev-key-file`.
     pub fn spawn(port: u16, args: &[&str], log: &str, stderr: Stdio) -> Process {
         let bind = format!("127.0.0.1:{port}");
         let mut command = Command::new(env!("CARGO_BIN_EXE_app"));
@@ -72,6 +73,9 @@ impl Process {
             .args(args)
             .env("RUST_LOG", log)
             .stderr(stderr);
+        if !args.contains(&"--dev-key-file") {
+            command.env("APP_JWT_PUBLIC_KEY", crate::auth::public_key_path());
+        }
         Process::launch(command, port)
     }
 

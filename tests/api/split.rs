@@ -141,7 +141,7 @@ async fn expanding_through_the_gateway_makes_one_call_to_ports_with_the_request_
     )
     .await;
     let nginx = Nginx::start(&[("laptops", &[laptops.port]), ("ports", &[ports.port])]).await;
-    let client = reqwest::Client::new();
+    let client = crate::auth::client();
     let (first, path) = port_and_laptop(&client, &nginx.address).await;
     let mut port_ids = vec![first];
     for name in ["HDMI", "Thunderbolt 4"] {
@@ -201,7 +201,7 @@ struct Seen {
 
 /// Reads, lists, writes and expands against `base` until `stop` is set.
 async fn traffic(base: String, path: String, port_id: i64, stop: Arc<AtomicBool>) -> Vec<Seen> {
-    let client = reqwest::Client::new();
+    let client = crate::auth::client();
     let mut seen = Vec::new();
     let mut n = 0;
     while !stop.load(Ordering::Relaxed) {
@@ -245,7 +245,7 @@ async fn ports_killed_and_restarted_while_laptops_take_traffic() {
     let ports = split.take("ports").remove(0);
     let laptops = split.take("laptops");
     let nginx = &split.nginx;
-    let client = reqwest::Client::new();
+    let client = crate::auth::client();
     let (port_id, path) = port_and_laptop(&client, &nginx.address).await;
     let stop = Arc::new(AtomicBool::new(false));
     let load = tokio::spawn(traffic(
@@ -312,7 +312,7 @@ async fn a_hung_ports_is_cut_off_by_the_circuit_breaker_and_recovers() {
     let url = crate::postgres::shared().fresh_database().await;
     let split = Split::start(&url).await;
     let laptops = &split.replica("laptops").address;
-    let client = reqwest::Client::new();
+    let client = crate::auth::client();
     let (_, path) = port_and_laptop(&client, &split.nginx.address).await;
     let expand = format!("{laptops}{path}?expand=ports");
 
@@ -352,7 +352,7 @@ async fn nginx_serves_through_one_laptops_replica_when_the_other_is_killed() {
     let mut split = Split::start(&url).await;
     let mut laptops = split.take("laptops");
     let nginx = &split.nginx;
-    let client = reqwest::Client::new();
+    let client = crate::auth::client();
     let (port_id, path) = port_and_laptop(&client, &nginx.address).await;
 
     laptops.remove(0).kill();
@@ -392,7 +392,7 @@ async fn nginx_serves_through_one_laptops_replica_when_the_other_is_killed() {
 async fn the_gateway_serves_the_document_of_every_module_and_each_process_its_own() {
     let url = crate::postgres::shared().fresh_database().await;
     let split = Split::start(&url).await;
-    let client = reqwest::Client::new();
+    let client = crate::auth::client();
     let paths = async |url: String| -> Vec<String> {
         let doc = json_at(&client, url).await;
         doc["paths"].as_object().unwrap().keys().cloned().collect()

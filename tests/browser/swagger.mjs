@@ -1,20 +1,25 @@
 // Opens Swagger UI in Debian's Chromium, checks both modules' operations are
-// listed, and uses "Try it out" to create a port, read it back, and create
-// a laptop that lists it (a call that crosses the module boundary).
-// Usage: node swagger.mjs http://127.0.0.1:PORT
+// listed, sees a write refused without a token, gives the token to
+// Authorize, and uses "Try it out" with the example bodies as shown to
+// create a port, read it back, and create a laptop that lists it (a call
+// that crosses the module boundary).
+// Usage: node swagger.mjs http://127.0.0.1:PORT TOKEN
 import { chromium } from 'playwright-core';
 
 const base = process.argv[2];
+const token = process.argv[3];
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
   args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
     '--disable-background-networking', '--disable-component-update', '--disable-sync'],
 });
 
-async function tryOut(page, operationId, fill) {
+async function tryOut(page, operationId, fill, opened = false) {
   const block = page.locator(`#operations-${operationId.tag}-${operationId.id}`);
-  await block.locator('.opblock-summary').first().click();
-  await block.getByRole('button', { name: 'Try it out' }).click();
+  if (!opened) {
+    await block.locator('.opblock-summary').first().click();
+    await block.getByRole('button', { name: 'Try it out' }).click();
+  }
   await fill(block);
   await block.getByRole('button', { name: 'Execute' }).click();
   const status = block.locator('.live-responses-table .response .response-col_status').first();
@@ -35,19 +40,26 @@ try {
     console.log(`listed: ${id}`);
   }
 
-  const created = await tryOut(page, { tag: 'ports', id: 'create_port' }, async (block) => {
-    await block.locator('textarea.body-param__text').fill('{"name": "Thunderbolt 4"}');
-  });
+  // The example body, as shown, and no token yet.
+  const asExample = async () => {};
+  await tryOut(page, { tag: 'ports', id: 'create_port' }, asExample);
+
+  await page.locator('.auth-wrapper button.authorize').click();
+  const dialog = page.locator('.dialog-ux');
+  await dialog.locator('input').first().fill(token);
+  await dialog.locator('button.authorize').click();
+  await dialog.locator('button.btn-done').click();
+  console.log('authorized');
+
+  // The same operation, still open, executed again.
+  const created = await tryOut(page, { tag: 'ports', id: 'create_port' }, asExample, true);
   const id = JSON.parse(created.body).id;
 
   await tryOut(page, { tag: 'ports', id: 'get_port' }, async (block) => {
     await block.locator('input[placeholder="id"]').fill(String(id));
   });
 
-  await tryOut(page, { tag: 'laptops', id: 'create_laptop' }, async (block) => {
-    await block.locator('textarea.body-param__text')
-      .fill(JSON.stringify({ title: 'Framework', model: 'Laptop 13', port_ids: [id] }));
-  });
+  await tryOut(page, { tag: 'laptops', id: 'create_laptop' }, asExample);
   await page.screenshot({ path: process.env.SCREENSHOT ?? '/tmp/swagger-ui.png', fullPage: false });
 } finally {
   await browser.close();

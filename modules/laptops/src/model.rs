@@ -15,7 +15,7 @@ pub(crate) const MAX_PORTS: usize = 32;
 /// A laptop model.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema, sqlx::FromRow)]
 #[schema(example = json!({
-    "id": 1, "title": "Lenovo", "model": "ThinkPad X1 Carbon Gen 12", "port_ids": [1, 2],
+    "id": 1, "title": "Lenovo", "model": "ThinkPad X1 Carbon Gen 12", "port_ids": [1],
     "created_at": "2026-11-23T12:00:00.000Z", "updated_at": "2026-11-23T12:00:00.000Z"
 }))]
 pub struct Laptop {
@@ -46,7 +46,7 @@ pub struct Laptop {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, ToSchema)]
 // Unknown fields are refused; saying so makes the schema say `additionalProperties: false`.
 #[serde(deny_unknown_fields)]
-#[schema(as = LaptopWrite, example = json!({"title": "Lenovo", "model": "ThinkPad X1 Carbon Gen 12", "port_ids": [1, 2]}))]
+#[schema(as = LaptopWrite, example = json!({"title": "Lenovo", "model": "ThinkPad X1 Carbon Gen 12", "port_ids": [1]}))]
 pub struct NewLaptop {
     /// The brand.
     #[schema(schema_with = title_schema)]

@@ -1,5 +1,5 @@
-//! An identity provider's JSON Web Key Set, fetched and cached: a token
-//! whose `kid` is unknown fetches the set again, at most once per
+//! An identity provider's JSON Web Key Set, fetched at start and cached: a
+//! token whose `kid` is unknown fetches the set again, at most once per
 //! [`REFETCH_INTERVAL`], so a provider's key rotation is picked up and a
 //! flood of made-up ids costs nothing.
 
@@ -22,8 +22,8 @@ pub struct Jwks {
     url: reqwest::Url,
     client: reqwest::Client,
     keys: RwLock<HashMap<String, Key>>,
-    /// When the set was last asked for; one fetch at a time.
-    fetched: tokio::sync::Mutex<Option<Instant>>,
+    /// When an unknown `kid` last fetched the set; one fetch at a time.
+    refetched: tokio::sync::Mutex<Option<Instant>>,
 }
 
 impl Jwks {
@@ -33,13 +33,11 @@ impl Jwks {
             url,
             client,
             keys: RwLock::new(HashMap::new()),
-            fetched: tokio::sync::Mutex::new(None),
+            refetched: tokio::sync::Mutex::new(None),
         };
-        let mut fetched = jwks.fetched.lock().await;
-        if let Err(error) = jwks.fetch(&mut fetched).await {
+        if let Err(error) = jwks.fetch().await {
             tracing::warn!(url = %jwks.url, %error, "cannot fetch the JWKS yet: tokens are refused until it answers");
         }
-        drop(fetched);
         Ok(jwks)
     }
 
@@ -49,14 +47,16 @@ impl Jwks {
             return Ok(key);
         }
         {
-            let mut fetched = self.fetched.lock().await;
+            let mut refetched = self.refetched.lock().await;
             // Another request may have fetched while this one waited.
             if let Some(key) = self.cached(kid) {
                 return Ok(key);
             }
-            let due = fetched.is_none_or(|at| at.elapsed() >= REFETCH_INTERVAL);
-            if due && let Err(error) = self.fetch(&mut fetched).await {
-                tracing::warn!(url = %self.url, %error, "cannot fetch the JWKS");
+            if refetched.is_none_or(|at| at.elapsed() >= REFETCH_INTERVAL) {
+                *refetched = Some(Instant::now());
+                if let Err(error) = self.fetch().await {
+                    tracing::warn!(url = %self.url, %error, "cannot fetch the JWKS");
+                }
             }
         }
         self.cached(kid).ok_or_else(|| {
@@ -78,8 +78,7 @@ impl Jwks {
         }
     }
 
-    async fn fetch(&self, fetched: &mut Option<Instant>) -> anyhow::Result<()> {
-        *fetched = Some(Instant::now());
+    async fn fetch(&self) -> anyhow::Result<()> {
         let set: JwkSet = self
             .client
             .get(self.url.clone())

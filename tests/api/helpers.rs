@@ -90,7 +90,7 @@ pub async fn spawn_configured(
     modules: &[&'static Module],
     peers: Peers,
 ) -> TestApp {
-    let settings = Settings {
+    spawn_settings(Settings {
         modules: modules.to_vec(),
         storage: database_url.parse().unwrap(),
         bind: "127.0.0.1:0".into(),
@@ -101,7 +101,32 @@ pub async fn spawn_configured(
         security: security(),
         cors_origins: Vec::new(),
         tls: None,
-    };
+    })
+    .await
+}
+
+/// Every module on a fresh SQLite store, checking callers as `security`
+/// says, pages of `cors_origins` allowed.
+pub async fn spawn_secured(security: Security, cors_origins: &[&str]) -> TestApp {
+    let (url, dir) = fresh_storage(Backend::Sqlite).await;
+    let mut app = spawn_settings(Settings {
+        modules: app::modules::ALL.to_vec(),
+        storage: url.parse().unwrap(),
+        bind: "127.0.0.1:0".into(),
+        workers: Some(1),
+        handle_signals: false,
+        peers: Peers::default(),
+        migrate: true,
+        security,
+        cors_origins: cors_origins.iter().map(|o| o.to_string()).collect(),
+        tls: None,
+    })
+    .await;
+    app._dir = dir;
+    app
+}
+
+async fn spawn_settings(settings: Settings) -> TestApp {
     let app = Application::build(settings)
         .await
         .expect("the application starts");

@@ -18,6 +18,8 @@ mod openapi;
 mod ports;
 mod postgres;
 mod process;
+mod redis;
+mod security;
 mod split;
 mod store;
 mod topology;

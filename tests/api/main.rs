@@ -12,6 +12,7 @@ mod gateway;
 mod health;
 mod helpers;
 mod laptops;
+mod limits;
 mod logs;
 mod manifests;
 mod openapi;

@@ -14,23 +14,78 @@ use reqwest::Url;
 use serde_json::{Value, json};
 use xtask::deploy::{self, ModuleInfo};
 
+use crate::auth::JwksServer;
 use crate::gateway::{Nginx, deploy_dir};
 use crate::helpers::{json_at, status_at};
 use crate::manifests::{Dockerfile, Manifests, Pod, nginx_upstreams, port_of, strings};
 use crate::postgres;
 use crate::process::{Process, as_container, free_port};
+use crate::redis::Redis;
 
 /// Runs the binary to completion with exactly `args` and `env`.
 fn run(args: &[String], env: &[(String, String)]) -> Output {
     as_container(args, env).output().expect("the binary runs")
 }
 
-/// A container's environment made local: listening on `port`, on
-/// `database`, and each `http://host:port` peer URL replaced by `peer`'s.
+/// What a test runs in place of what the deployment files name outside
+/// the process: the database, Redis, the identity provider's JWKS (serving
+/// the test key), and the files of the development key and the service token.
+struct Local {
+    database: String,
+    redis: Redis,
+    jwks: JwksServer,
+    files: tempfile::TempDir,
+}
+
+impl Local {
+    async fn start(database: String) -> Local {
+        Local {
+            database,
+            redis: Redis::start().await,
+            jwks: JwksServer::start(&[&crate::auth::test_key().key]).await,
+            files: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn dev_key_file(&self) -> std::path::PathBuf {
+        self.files.path().join("dev-signing-key.pem")
+    }
+
+    /// A token with every scope that processes with `env` accept: signed by
+    /// the identity provider's key for its issuer and audience, or by the
+    /// development key.
+    fn token(&self, env: &[(String, String)]) -> String {
+        let var = |name: &str| {
+            env.iter()
+                .rev()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        };
+        if var("APP_JWT_JWKS_URL").is_some() {
+            let scopes = crate::auth::every_scope();
+            let scopes: Vec<&str> = scopes.iter().map(String::as_str).collect();
+            let mut claims = crate::auth::claims(&scopes);
+            claims["iss"] = json!(var("APP_JWT_ISSUER").expect("an issuer with the JWKS"));
+            claims["aud"] = json!(var("APP_JWT_AUDIENCE").expect("an audience with the JWKS"));
+            crate::auth::test_key().key.sign(&claims)
+        } else {
+            assert_eq!(
+                var("APP_DEV_KEYS").as_deref(),
+                Some("true"),
+                "development keys on purpose"
+            );
+            crate::browser::app_token(&self.dev_key_file(), &[])
+        }
+    }
+}
+
+/// A container's environment made local: listening on `port`, on the local
+/// database, Redis, JWKS and files, and each `http://host:port` peer URL
+/// replaced by `peer`'s.
 fn localize(
     env: &[(String, String)],
     port: u16,
-    database: &str,
+    stand_ins: &Local,
     peer: impl Fn(&str, u16) -> String,
 ) -> Vec<(String, String)> {
     let mut local: Vec<(String, String)> = env
@@ -38,7 +93,15 @@ fn localize(
         .map(|(key, value)| {
             let value = match key.as_str() {
                 "APP_BIND" => format!("127.0.0.1:{port}"),
-                "APP_DATABASE_URL" => database.to_owned(),
+                "APP_DATABASE_URL" => stand_ins.database.clone(),
+                "APP_RATE_LIMIT_REDIS" => stand_ins.redis.url(),
+                "APP_JWT_JWKS_URL" => stand_ins.jwks.url.clone(),
+                "APP_DEV_KEY_FILE" => stand_ins.dev_key_file().display().to_string(),
+                "APP_PEER_TOKEN_FILE" => {
+                    let file = stand_ins.files.path().join("peer-token");
+                    std::fs::write(&file, stand_ins.token(env)).unwrap();
+                    file.display().to_string()
+                }
                 _ if value.starts_with("http://") => {
                     let url = Url::parse(value).unwrap();
                     peer(
@@ -94,6 +157,9 @@ fn assert_hardened(pod: &Pod, uid: u64) {
 struct Cluster {
     manifests: Manifests,
     processes: BTreeMap<String, Process>,
+    /// A token its pods accept.
+    token: String,
+    _stand_ins: Local,
 }
 
 impl Cluster {
@@ -102,7 +168,7 @@ impl Cluster {
     async fn start(overlay: &str) -> Cluster {
         let manifests = Manifests::render(overlay);
         let uid = Dockerfile::read().uid();
-        let database = postgres::shared().fresh_database().await;
+        let stand_ins = Local::start(postgres::shared().fresh_database().await).await;
         let deployments = manifests.all("Deployment");
         let local: BTreeMap<&str, u16> =
             deployments.iter().map(|d| (name(d), free_port())).collect();
@@ -125,7 +191,7 @@ impl Cluster {
                 );
             }
             let port = local[pod.name];
-            let env = localize(&pod.env, port, &database, peer);
+            let env = localize(&pod.env, port, &stand_ins, peer);
             processes.insert(
                 pod.name.to_owned(),
                 Process::spawn_as(port, &pod.args, &env),
@@ -151,15 +217,18 @@ impl Cluster {
         assert_eq!(jobs.len(), 1, "one migration Job");
         let job = Pod::of(&manifests, jobs[0]);
         assert_hardened(&job, uid);
-        let migrated = run(&job.args, &localize(&job.env, 0, &database, peer));
+        let migrated = run(&job.args, &localize(&job.env, 0, &stand_ins, peer));
         assert!(migrated.status.success(), "the Job migrates: {migrated:?}");
         for deployment in &deployments {
             let (_, ready) = probes(deployment);
             processes[name(deployment)].answers(200, &ready).await;
         }
+        let token = stand_ins.token(&Pod::of(&manifests, deployments[0]).env);
         Cluster {
             manifests,
             processes,
+            token,
+            _stand_ins: stand_ins,
         }
     }
 
@@ -265,14 +334,14 @@ impl Cluster {
                 "{path} reaches a process serving it"
             );
         }
-        assert_laptops_reach_ports(|path| self.via(path)).await;
+        assert_laptops_reach_ports(&self.token, |path| self.via(path)).await;
     }
 }
 
 /// A port, a laptop listing it and the laptop with its ports embedded, each
 /// request sent where `origin(path)` says.
-async fn assert_laptops_reach_ports(origin: impl Fn(&str) -> String) {
-    let client = crate::auth::client();
+async fn assert_laptops_reach_ports(token: &str, origin: impl Fn(&str) -> String) {
+    let client = crate::auth::client_with(token);
     let post = |path: &str, body: Value| {
         let request = client.post(format!("{}{path}", origin(path))).json(&body);
         async move {
@@ -347,8 +416,8 @@ async fn the_image_serves_every_module_and_its_healthcheck_tells_ready_from_down
     assert_eq!(image.healthcheck[0], "/app");
     let data = tempfile::tempdir().unwrap();
     let port = free_port();
-    let database = format!("sqlite:{}", data.path().display());
-    let env = localize(&image.env, port, &database, |_, _| unreachable!());
+    let stand_ins = Local::start(format!("sqlite:{}", data.path().display())).await;
+    let env = localize(&image.env, port, &stand_ins, |_, _| unreachable!());
     let healthcheck = || run(&image.healthcheck[1..], &env);
 
     let down = healthcheck();
@@ -407,7 +476,7 @@ async fn the_compose_split_runs_its_own_commands_behind_the_nginx_config() {
         let at = command.iter().position(|arg| arg == "--module").unwrap();
         command[at + 1].clone()
     };
-    let database = postgres::shared().fresh_database().await;
+    let stand_ins = Local::start(postgres::shared().fresh_database().await).await;
     let services_of_split = std::iter::once("migrate").chain(modules::ALL.iter().map(|m| m.name));
     for service in services_of_split {
         assert!(in_split(service), "{service}");
@@ -423,7 +492,7 @@ async fn the_compose_split_runs_its_own_commands_behind_the_nginx_config() {
         &localize(
             &environment(&image, &services["migrate"]),
             0,
-            &database,
+            &stand_ins,
             |_, _| unreachable!(),
         ),
     );
@@ -445,6 +514,8 @@ async fn the_compose_split_runs_its_own_commands_behind_the_nginx_config() {
         );
         format!("http://127.0.0.1:{}", local[module_of(host).as_str()][0])
     };
+    // The key is made first, so every replica reads the same one.
+    let token = stand_ins.token(&environment(&image, &services["ports"]));
     let mut processes = Vec::new();
     for (service, ports) in &local {
         assert_eq!(&module_of(service), service, "{service} serves its module");
@@ -452,7 +523,7 @@ async fn the_compose_split_runs_its_own_commands_behind_the_nginx_config() {
             let env = localize(
                 &environment(&image, &services[*service]),
                 port,
-                &database,
+                &stand_ins,
                 peer,
             );
             processes.push(Process::spawn_as(port, &command(service), &env));
@@ -474,6 +545,13 @@ async fn the_compose_split_runs_its_own_commands_behind_the_nginx_config() {
     );
     let (upstreams, listen) = nginx_upstreams();
     publishes("gateway", listen);
+    publishes("gateway", 8443);
+    assert!(
+        strings(&gateway["volumes"])
+            .iter()
+            .any(|v| v.starts_with("./tls:/etc/nginx/tls")),
+        "the gateway's certificate is mounted where app.conf reads it"
+    );
     for service in local.keys() {
         assert_eq!(
             gateway["depends_on"][service]["condition"],
@@ -496,7 +574,7 @@ async fn the_compose_split_runs_its_own_commands_behind_the_nginx_config() {
         .map(|(module, ports)| (*module, ports.as_slice()))
         .collect();
     let nginx = Nginx::start(&upstreams).await;
-    assert_laptops_reach_ports(|_| nginx.address.clone()).await;
+    assert_laptops_reach_ports(&token, |_| nginx.address.clone()).await;
     let docs = json_at(
         &crate::auth::client(),
         format!("{}/api-docs/openapi.json", nginx.address),

@@ -16,6 +16,10 @@ const NGINX: &[&str] = &["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/bin/n
 /// nginx in the foreground, as one process, with its files in a temp dir.
 pub struct Nginx {
     pub address: String,
+    /// `https://localhost:PORT`, with the certificate `tls_cert`.
+    pub tls_address: String,
+    pub tls_cert: PathBuf,
+    pub tls_port: u16,
     child: Child,
     _dir: tempfile::TempDir,
 }
@@ -31,7 +35,18 @@ impl Nginx {
             .expect("nginx not found: install Debian's nginx (see .ci/run)");
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
-        let app_conf = render(upstreams, port);
+        let tls_port = free_port();
+        let certified =
+            rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("a certificate");
+        std::fs::create_dir(dir.path().join("tls")).unwrap();
+        let tls_cert = dir.path().join("tls/tls.crt");
+        std::fs::write(&tls_cert, certified.cert.pem()).unwrap();
+        std::fs::write(
+            dir.path().join("tls/tls.key"),
+            certified.signing_key.serialize_pem(),
+        )
+        .unwrap();
+        let app_conf = render(upstreams, port, tls_port, &dir.path().join("tls"));
         std::fs::write(dir.path().join("app.conf"), app_conf).unwrap();
         let root = dir.path().display();
         let main = format!(
@@ -57,6 +72,9 @@ impl Nginx {
         let child = command.spawn().expect("nginx starts");
         let nginx = Nginx {
             address: format!("http://127.0.0.1:{port}"),
+            tls_address: format!("https://localhost:{tls_port}"),
+            tls_cert,
+            tls_port,
             child,
             _dir: dir,
         };
@@ -80,9 +98,10 @@ pub fn deploy_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy")
 }
 
-/// `deploy/nginx/app.conf` listening on `listen`, each upstream `server`
+/// `deploy/nginx/app.conf` listening on `listen` and, with TLS, on
+/// `tls_listen` with the certificate in `tls_dir`; each upstream `server`
 /// line repeated once per replica of its module.
-fn render(upstreams: &[(&str, &[u16])], listen: u16) -> String {
+fn render(upstreams: &[(&str, &[u16])], listen: u16, tls_listen: u16, tls_dir: &Path) -> String {
     let conf = std::fs::read_to_string(deploy_dir().join("nginx/app.conf")).unwrap();
     let mut out = String::new();
     let (mut listens, mut servers) = (0, 0);
@@ -108,6 +127,12 @@ fn render(upstreams: &[(&str, &[u16])], listen: u16) -> String {
         } else if trimmed == "listen 8080;" {
             listens += 1;
             out += &format!("    listen 127.0.0.1:{listen};\n");
+        } else if trimmed == "listen 8443 ssl;" {
+            listens += 1;
+            out += &format!("    listen 127.0.0.1:{tls_listen} ssl;\n");
+        } else if trimmed.starts_with("ssl_certificate") {
+            out += &line.replace("/etc/nginx/tls", &tls_dir.display().to_string());
+            out.push('\n');
         } else {
             out += line;
             out.push('\n');
@@ -116,8 +141,8 @@ fn render(upstreams: &[(&str, &[u16])], listen: u16) -> String {
     // Each module's own upstream, and the one of any module.
     assert_eq!(
         (listens, servers),
-        (1, 2 * modules::ALL.len()),
-        "app.conf has one listen line and two server lines per module"
+        (2, 2 * modules::ALL.len()),
+        "app.conf has a plain and a TLS listen line and two server lines per module"
     );
     out
 }

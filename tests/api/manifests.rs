@@ -329,7 +329,9 @@ pub fn nginx_upstreams() -> (BTreeMap<String, Vec<(String, u16)>>, u16) {
                 .entry(upstream.clone())
                 .or_default()
                 .push((host.to_owned(), port.parse().unwrap()));
-        } else if let Some(port) = line.strip_prefix("listen ") {
+        } else if let Some(port) = line.strip_prefix("listen ")
+            && !port.contains("ssl")
+        {
             listen = Some(port.trim_end_matches(';').parse().unwrap());
         }
     }

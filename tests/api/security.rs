@@ -571,3 +571,22 @@ async fn tls_serves_https_and_refuses_tls_1_1() {
     let plain = reqwest::get(format!("http://127.0.0.1:{port}/health/ready")).await;
     assert!(plain.map(|r| r.status() != StatusCode::OK).unwrap_or(true));
 }
+
+#[tokio::test]
+async fn the_gateway_serves_https_with_the_checked_in_tls_block() {
+    // No module behind it: nginx's own 503, over TLS.
+    let nginx = crate::gateway::Nginx::start(&[]).await;
+    let output = Command::new("curl")
+        .args(["-sSv", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
+        .arg(&nginx.tls_cert)
+        .args([
+            "--resolve",
+            &format!("localhost:{}:127.0.0.1", nginx.tls_port),
+        ])
+        .arg(format!("{}/api/v1/ports", nginx.tls_address))
+        .output()
+        .expect("curl runs (see .ci/run)");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "503", "{stderr}");
+    assert!(stderr.contains("using TLSv1.3"), "{stderr}");
+}

@@ -74,7 +74,7 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the HTTP API of every module (`--all`) or of some (`--module`).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Apply migrations and exit.
     Migrate(ModuleArgs),
     /// Print the OpenAPI document.

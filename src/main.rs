@@ -62,7 +62,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         .database_url
         .with_max_connections(cli.database_max_connections);
     match cli.command {
-        Command::Serve(args) => commands::serve(args, storage, dev_key_file).await,
+        Command::Serve(args) => commands::serve(*args, storage, dev_key_file).await,
         Command::Token(args) => commands::token(&args, &dev_key_file),
         Command::Migrate(args) => commands::migrate(&args.modules(), &storage).await,
         Command::Openapi(args) => commands::openapi(&args.modules()),

@@ -39,6 +39,14 @@ impl Redis {
         }
     }
 
+    /// SIGSTOP: it keeps its connections and accepts new ones (the kernel
+    /// does) but answers nothing, as a partition looks.
+    pub fn hang(&self) {
+        if let Some(child) = &self.child {
+            unsafe { libc::kill(child.id() as i32, libc::SIGSTOP) };
+        }
+    }
+
     /// Starts it again on the same port, empty.
     pub async fn restart(&mut self) {
         self.stop();

@@ -10,7 +10,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::auth::{self, JwksServer, SigningKey, claims, now, test_key};
-use crate::helpers::{TestApp, assert_problem, security, spawn_secured, spawn_split};
+use crate::helpers::{TestApp, assert_problem, json_at, security, spawn_secured, spawn_split};
 use crate::process::{Process, free_port};
 
 const ISSUER: &str = "https://id.example.com/realms/app";
@@ -347,12 +347,8 @@ async fn keys_come_from_a_jwks_and_a_rotated_key_is_fetched_once() {
         401,
         "a key the provider withdrew is refused once the set is fetched again"
     );
-    let stored: Value = reqwest::get(format!("{}/api/v1/ports", app.address))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let anonymous = reqwest::Client::new();
+    let stored = json_at(&anonymous, format!("{}/api/v1/ports", app.address)).await;
     assert_eq!(stored["items"].as_array().unwrap().len(), 3);
 }
 

@@ -159,6 +159,8 @@ fn touched(root: &Path, name: &str) -> Vec<(PathBuf, Option<Vec<u8>>)> {
 struct Server {
     child: Child,
     address: String,
+    /// Every scope, signed with the development key it made on start.
+    token: String,
     _data: tempfile::TempDir,
 }
 
@@ -181,9 +183,18 @@ impl Server {
             .stdout(Stdio::null())
             .spawn()
             .unwrap();
+        // Made before the server makes it, so both sign with one key.
+        let token = Command::new(binary)
+            .arg("token")
+            .arg("--database-url")
+            .arg(format!("sqlite:{}", data.path().display()))
+            .output()
+            .unwrap();
+        assert!(token.status.success(), "{token:?}");
         let server = Server {
             child,
             address: format!("http://127.0.0.1:{port}"),
+            token: String::from_utf8(token.stdout).unwrap().trim().to_owned(),
             _data: data,
         };
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -208,7 +219,13 @@ impl Drop for Server {
 /// Creates, reads, lists, updates and deletes one of module `name`'s
 /// resources through `server`.
 async fn assert_module_works(server: &Server, name: &str) {
-    let client = reqwest::Client::new();
+    let mut headers = reqwest::header::HeaderMap::new();
+    let bearer = format!("Bearer {}", server.token);
+    headers.insert(reqwest::header::AUTHORIZATION, bearer.parse().unwrap());
+    let client = reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap();
     let url = format!("{}/api/v1/{name}", server.address);
     let created = client
         .post(&url)

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::RwLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, PublicKeyUse};
@@ -22,6 +23,8 @@ pub struct Jwks {
     url: reqwest::Url,
     client: reqwest::Client,
     keys: RwLock<HashMap<String, Key>>,
+    /// How many times the set was fetched: what a token was checked with.
+    generation: AtomicU64,
     /// When an unknown `kid` last fetched the set; one fetch at a time.
     refetched: tokio::sync::Mutex<Option<Instant>>,
 }
@@ -33,12 +36,18 @@ impl Jwks {
             url,
             client,
             keys: RwLock::new(HashMap::new()),
+            generation: AtomicU64::new(0),
             refetched: tokio::sync::Mutex::new(None),
         };
         if let Err(error) = jwks.fetch().await {
             tracing::warn!(url = %jwks.url, %error, "cannot fetch the JWKS yet: tokens are refused until it answers");
         }
         Ok(jwks)
+    }
+
+    /// Which fetch of the set the keys are from.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// The key for `kid`; without a `kid`, the set's only key.
@@ -94,6 +103,7 @@ impl Jwks {
             .collect();
         tracing::info!(url = %self.url, keys = keys.len(), "fetched the JWKS");
         *self.keys.write().expect("jwks lock") = keys;
+        self.generation.fetch_add(1, Ordering::AcqRel);
         Ok(())
     }
 }

@@ -58,8 +58,9 @@ impl FromStr for Quota {
             None => count,
         };
         let interval = period / count.get();
-        if interval.is_zero() {
-            return Err(bad());
+        // Buckets count in microseconds, in Redis as in memory.
+        if interval < Duration::from_micros(1) {
+            return Err(format!("{raw:?} is more than 1000000/s"));
         }
         Ok(Self { interval, burst })
     }
@@ -133,7 +134,7 @@ local allowed_at = next_tat - interval * burst
 if allowed_at > now then
   return {0, 0, allowed_at - now, tat - now}
 end
-redis.call('SET', KEYS[1], next_tat, 'PX', math.ceil((next_tat - now) / 1000))
+redis.call('SET', KEYS[1], next_tat, 'PX', math.max(1, math.ceil((next_tat - now) / 1000)))
 return {1, math.floor((now - allowed_at) / interval), 0, next_tat - now}
 ";
 

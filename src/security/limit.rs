@@ -2,15 +2,22 @@
 //! process's memory (governor) or, with Redis, shared by every replica.
 //!
 //! Redis answers one script per decision: one round trip, atomic, on the
-//! server's clock. When Redis does not answer within [`REDIS_DEADLINE`],
-//! decisions fall back to memory at once and a probe watches for Redis to
-//! return; the fallback is logged once and shown by `/health/ready`.
+//! server's clock. A decision takes a lease of up to 1% of the burst from
+//! the shared bucket and spends it here, so a busy client costs one round
+//! trip per lease, not per request; the replicas together never allow more
+//! than the quota (a lease left unspent when it lapses is lost, not given
+//! twice). With a burst under 200 every lease is one request: exact. A
+//! refusal is remembered until its `Retry-After`, so a client over its
+//! quota costs no round trip until it may send again. When
+//! Redis does not answer within [`REDIS_DEADLINE`], decisions fall back to
+//! memory at once and a probe watches for Redis to return; the fallback is
+//! logged once and shown by `/health/ready`.
 
 use std::num::NonZeroU32;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use app_kernel::module::Access;
 use governor::clock::{Clock as _, DefaultClock};
@@ -22,6 +29,10 @@ use governor::{Quota as Gcra, RateLimiter};
 pub const REDIS_DEADLINE: Duration = Duration::from_millis(50);
 /// How often a limiter that fell back asks whether Redis is back.
 const PROBE_INTERVAL: Duration = Duration::from_millis(500);
+/// The share of a bucket's burst one lease takes from Redis, at least 1.
+const LEASE_DIVISOR: u32 = 100;
+/// How long an unspent lease stays here, at most.
+const LEASE_LIFETIME: Duration = Duration::from_secs(1);
 
 /// `N/s`, `N/min` or `N/h`, optionally `,burst=B` (default: N, at least 1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,25 +128,60 @@ struct Shared {
     fallen_back: AtomicBool,
     /// Where it lives, for health, without credentials.
     location: String,
+    /// Per bucket: requests already taken from Redis and not yet spent,
+    /// or Redis' refusal, until its `Retry-After`.
+    leases: moka::sync::Cache<String, Arc<Held>>,
+}
+
+/// What this process holds of a shared bucket.
+enum Held {
+    Lease(Lease),
+    /// Empty until then: asking Redis sooner would be refused too.
+    Refused {
+        until: Instant,
+        reset: Duration,
+    },
+}
+
+/// Requests taken from a shared bucket at once, spent one by one here.
+struct Lease {
+    left: std::sync::atomic::AtomicU32,
+    /// What Redis said was left in the bucket beside this lease.
+    remaining: u32,
+    reset: Duration,
+}
+
+impl Lease {
+    fn take(&self) -> Option<u32> {
+        self.left
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| {
+                left.checked_sub(1)
+            })
+            .ok()
+            .map(|before| before - 1)
+    }
 }
 
 /// GCRA on Redis' clock: KEYS[1] is the bucket (its theoretical arrival
-/// time, µs), ARGV the emission interval (µs) and the burst. Answers
-/// {allowed, remaining, retry after µs, reset µs}.
+/// time, µs), ARGV the emission interval (µs), the burst and the most
+/// requests to take at once. Takes as many as the bucket holds, up to that,
+/// and answers {taken, remaining, retry after µs, reset µs}.
 const GCRA: &str = r"
 local interval = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
+local wanted = tonumber(ARGV[3])
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
 local tat = tonumber(redis.call('GET', KEYS[1])) or now
 if tat < now then tat = now end
-local next_tat = tat + interval
-local allowed_at = next_tat - interval * burst
-if allowed_at > now then
-  return {0, 0, allowed_at - now, tat - now}
+local held = math.floor((now + interval * burst - tat) / interval)
+if held < 1 then
+  return {0, 0, tat + interval - interval * burst - now, tat - now}
 end
+local taken = math.min(wanted, held)
+local next_tat = tat + interval * taken
 redis.call('SET', KEYS[1], next_tat, 'PX', math.max(1, math.ceil((next_tat - now) / 1000)))
-return {1, math.floor((now - allowed_at) / interval), 0, next_tat - now}
+return {taken, held - taken, 0, next_tat - now}
 ";
 
 impl Limiter {
@@ -172,6 +218,10 @@ impl Limiter {
                     script: redis::Script::new(GCRA),
                     fallen_back: AtomicBool::new(false),
                     location,
+                    leases: moka::sync::Cache::builder()
+                        .max_capacity(100_000)
+                        .time_to_live(LEASE_LIFETIME)
+                        .build(),
                 }))
             }
             None => None,
@@ -302,24 +352,67 @@ impl Bucket {
 
 impl Shared {
     async fn decide(&self, policy: Access, quota: Quota, client: &str) -> Result<Decision, String> {
+        let bucket = format!("app:ratelimit:{}:{client}", policy.as_str());
+        match self.leases.get(&bucket).as_deref() {
+            Some(Held::Lease(lease)) => {
+                if let Some(left) = lease.take() {
+                    return Ok(Decision {
+                        allowed: true,
+                        remaining: lease.remaining.saturating_add(left),
+                        retry_after: Duration::ZERO,
+                        reset: lease.reset,
+                    });
+                }
+            }
+            Some(Held::Refused { until, reset }) => {
+                let wait = until.saturating_duration_since(Instant::now());
+                if !wait.is_zero() {
+                    return Ok(Decision {
+                        allowed: false,
+                        remaining: 0,
+                        retry_after: wait,
+                        reset: *reset,
+                    });
+                }
+            }
+            None => {}
+        }
+        let wanted = (quota.burst.get() / LEASE_DIVISOR).max(1);
         let mut connection = self.connection.clone();
-        let mut invocation = self
-            .script
-            .key(format!("app:ratelimit:{}:{client}", policy.as_str()));
+        let mut invocation = self.script.key(&bucket);
         invocation
             .arg(quota.interval.as_micros() as u64)
-            .arg(quota.burst.get());
+            .arg(quota.burst.get())
+            .arg(wanted);
         let call = invocation.invoke_async::<(i64, i64, i64, i64)>(&mut connection);
-        match tokio::time::timeout(REDIS_DEADLINE, call).await {
-            Ok(Ok((allowed, remaining, retry_after, reset))) => Ok(Decision {
-                allowed: allowed == 1,
-                remaining: remaining.clamp(0, u32::MAX.into()) as u32,
-                retry_after: micros(retry_after),
-                reset: micros(reset),
-            }),
-            Ok(Err(error)) => Err(error.to_string()),
-            Err(_) => Err(format!("no answer within {REDIS_DEADLINE:?}")),
+        let (taken, remaining, retry_after, reset) =
+            match tokio::time::timeout(REDIS_DEADLINE, call).await {
+                Ok(Ok(answer)) => answer,
+                Ok(Err(error)) => return Err(error.to_string()),
+                Err(_) => return Err(format!("no answer within {REDIS_DEADLINE:?}")),
+            };
+        let remaining = remaining.clamp(0, u32::MAX.into()) as u32;
+        let reset = micros(reset);
+        let retry_after = micros(retry_after);
+        if taken > 1 {
+            let lease = Lease {
+                left: (taken as u32 - 1).into(),
+                remaining,
+                reset,
+            };
+            self.leases.insert(bucket, Arc::new(Held::Lease(lease)));
+        } else if taken < 1 {
+            let until = Instant::now() + retry_after;
+            self.leases
+                .insert(bucket, Arc::new(Held::Refused { until, reset }));
         }
+        let left = (taken.max(1) - 1) as u32;
+        Ok(Decision {
+            allowed: taken >= 1,
+            remaining: remaining.saturating_add(left),
+            retry_after,
+            reset,
+        })
     }
 
     fn fall_back(&self, reason: &str) {

@@ -292,3 +292,39 @@ async fn split_laptops_pass_the_callers_token_to_ports_and_follow_with_the_servi
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+async fn redis_leases_cost_fewer_round_trips_than_requests_and_never_allow_more_than_the_quota() {
+    let redis = Redis::start().await;
+    let database = crate::postgres::shared().fresh_database().await;
+    // A burst of 200 (no refill during the test): leases of 2.
+    let split = Split::start_with(
+        &database,
+        &[
+            "--rate-limit-read",
+            "200/h",
+            "--rate-limit-redis",
+            &redis.url(),
+        ],
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let token = token_of("frank");
+    let before = redis.scripts_run();
+    let mut allowed = 0;
+    for _ in 0..300 {
+        let response = client
+            .get(format!("{}/api/v1/laptops", split.nginx.address))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        allowed += usize::from(response.status() == StatusCode::OK);
+    }
+    let scripts = redis.scripts_run() - before;
+    assert!(
+        (196..=200).contains(&allowed),
+        "{allowed} of the quota of 200 allowed"
+    );
+    assert!(scripts <= 110, "{scripts} round trips for 300 requests");
+}

@@ -80,6 +80,50 @@ impl Redis {
     }
 }
 
+impl Redis {
+    /// How many scripts the server ran: the limiter's round trips.
+    pub fn scripts_run(&self) -> u64 {
+        use std::io::{Read as _, Write as _};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        stream.write_all(b"INFO commandstats\r\n").unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        let mut answer = Vec::new();
+        let mut buffer = [0u8; 4096];
+        // A bulk string: `$LEN\r\n` then the text; read until it is all here.
+        while let Ok(read) = stream.read(&mut buffer) {
+            answer.extend_from_slice(&buffer[..read]);
+            let text = String::from_utf8_lossy(&answer);
+            if let Some((head, body)) = text.split_once("\r\n")
+                && head
+                    .trim_start_matches('$')
+                    .parse::<usize>()
+                    .is_ok_and(|len| body.len() >= len)
+            {
+                break;
+            }
+            if read == 0 {
+                break;
+            }
+        }
+        String::from_utf8_lossy(&answer)
+            .lines()
+            .filter(|line| {
+                line.starts_with("cmdstat_evalsha:") || line.starts_with("cmdstat_eval:")
+            })
+            .filter_map(|line| {
+                line.split("calls=")
+                    .nth(1)?
+                    .split(',')
+                    .next()?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .sum()
+    }
+}
+
 fn answers_ping(port: u16) -> bool {
     use std::io::{Read as _, Write as _};
     let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {

@@ -1,11 +1,13 @@
 //! An identity provider's JSON Web Key Set, fetched at start and cached: a
 //! token whose `kid` is unknown fetches the set again, at most once per
 //! [`REFETCH_INTERVAL`], so a provider's key rotation is picked up and a
-//! flood of made-up ids costs nothing.
+//! flood of made-up ids costs nothing. The set is also fetched every
+//! [`REFRESH_INTERVAL`], so a key the provider withdraws stops working even
+//! if no new key comes.
 
 use std::collections::HashMap;
-use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, PublicKeyUse};
@@ -15,6 +17,8 @@ use super::token::{Key, Rejected};
 
 /// The least time between two fetches of the set.
 pub const REFETCH_INTERVAL: Duration = Duration::from_secs(30);
+/// How often the set is fetched anyway.
+pub const REFRESH_INTERVAL: Duration = Duration::from_secs(600);
 /// How long one fetch may take.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -30,7 +34,8 @@ pub struct Jwks {
 }
 
 impl Jwks {
-    pub async fn open(url: reqwest::Url) -> anyhow::Result<Self> {
+    /// Fetches the set, and refreshes it until the last handle is dropped.
+    pub async fn open(url: reqwest::Url) -> anyhow::Result<Arc<Self>> {
         let client = reqwest::Client::builder().timeout(FETCH_TIMEOUT).build()?;
         let jwks = Self {
             url,
@@ -42,6 +47,19 @@ impl Jwks {
         if let Err(error) = jwks.fetch().await {
             tracing::warn!(url = %jwks.url, %error, "cannot fetch the JWKS yet: tokens are refused until it answers");
         }
+        let jwks = Arc::new(jwks);
+        let weak = Arc::downgrade(&jwks);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(REFRESH_INTERVAL).await;
+                let Some(jwks) = weak.upgrade() else {
+                    return;
+                };
+                if let Err(error) = jwks.fetch().await {
+                    tracing::warn!(url = %jwks.url, %error, "cannot refresh the JWKS: keeping the keys it gave last");
+                }
+            }
+        });
         Ok(jwks)
     }
 

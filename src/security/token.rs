@@ -93,7 +93,7 @@ const REMEMBERED_TOKENS: u64 = 10_000;
 enum Keys {
     /// One key and the algorithms of its family.
     Fixed(Key),
-    Jwks(Jwks),
+    Jwks(std::sync::Arc<Jwks>),
 }
 
 /// A verification key and the only algorithms a token signed with it may name.

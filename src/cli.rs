@@ -162,6 +162,11 @@ pub struct ServeArgs {
     #[arg(long, env = "APP_CORS_ORIGIN", value_delimiter = ',', value_parser = parse_origin)]
     pub cors_origin: Vec<String>,
 
+    /// Serve `/metrics` on this address alone (`0.0.0.0:9090`), not on
+    /// --bind, so a gateway in front of the API never exposes it.
+    #[arg(long, env = "APP_METRICS_BIND", value_name = "ADDRESS")]
+    pub metrics_bind: Option<String>,
+
     /// Serve HTTPS (TLS 1.2 and 1.3) with this certificate chain, PEM; needs --tls-key.
     #[arg(long, env = "APP_TLS_CERT", value_name = "FILE", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,

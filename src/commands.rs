@@ -20,6 +20,7 @@ pub async fn serve(args: ServeArgs, storage: Storage, dev_key_file: PathBuf) -> 
         security: args.security(dev_key_file).map_err(anyhow::Error::msg)?,
         cors_origins: args.cors_origin.clone(),
         tls: args.tls(),
+        metrics_bind: args.metrics_bind.clone(),
         storage,
         bind: args.bind,
         workers: None,

@@ -14,7 +14,7 @@ use anyhow::Context as _;
 use app_kernel::db::Storage;
 use utoipa_actix_web::AppExt as _;
 
-use crate::http::{docs, fallback, guard, health, request};
+use crate::http::{docs, fallback, guard, health, metrics, request};
 use crate::modules::{Module, Peers, Running};
 use crate::security::{Guard, KeySource, Security};
 
@@ -53,11 +53,15 @@ pub struct Settings {
     pub cors_origins: Vec<String>,
     /// Serve HTTPS instead of HTTP.
     pub tls: Option<Tls>,
+    /// Serve `/metrics` on this address alone, not on `bind`.
+    pub metrics_bind: Option<String>,
 }
 
 pub struct Application {
     port: u16,
     server: Server,
+    /// The listener of `/metrics` alone, with `--metrics-bind`.
+    metrics: Option<(u16, Server)>,
     running: Running,
 }
 
@@ -80,16 +84,22 @@ impl Application {
             );
         }
         let limiter = guard.limiter.clone();
+        metrics::announce(&settings.modules);
+        let metrics_here = settings.metrics_bind.is_none();
         let cors_origins = settings.cors_origins.clone();
         let docs = docs::Docs::new(&settings.modules)?;
-        let routes = fallback::Routes::from_openapi(&docs.own).with_get(&[
+        let mut own_routes = vec![
             "/",
             "/health/live",
             "/health/ready",
             docs::OWN,
             docs::MERGED,
             "/swagger-ui/{_:.*}",
-        ]);
+        ];
+        if metrics_here {
+            own_routes.push(metrics::PATH);
+        }
+        let routes = fallback::Routes::from_openapi(&docs.own).with_get(&own_routes);
         let routes = web::Data::new(routes);
         let modules = settings.modules.clone();
         let state = running.clone();
@@ -101,6 +111,7 @@ impl Application {
                     !cors_origins.is_empty(),
                     cors(&cors_origins),
                 ))
+                .wrap(from_fn(metrics::record))
                 .wrap(from_fn(request::context))
                 .app_data(app_kernel::query_config())
                 .app_data(routes.clone())
@@ -112,6 +123,11 @@ impl Application {
                 .into_app()
                 .configure(|cfg| docs.configure(cfg))
                 .route("/", web::get().to(docs::redirect_to_swagger_ui))
+                .configure(|cfg| {
+                    if metrics_here {
+                        cfg.route(metrics::PATH, web::get().to(metrics::serve));
+                    }
+                })
                 .default_service(web::to(fallback::not_found_or_not_allowed))
         })
         // Longer than the idle timeout of the proxies in front (nginx, an
@@ -136,15 +152,25 @@ impl Application {
             modules = ?settings.modules.iter().map(|m| m.name).collect::<Vec<_>>(),
             "listening"
         );
+        let metrics = match &settings.metrics_bind {
+            Some(address) => Some(metrics_server(address, &running)?),
+            None => None,
+        };
         Ok(Self {
             port,
             server: server.run(),
+            metrics,
             running,
         })
     }
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The port of `/metrics` alone, with `--metrics-bind`.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(|(port, _)| *port)
     }
 
     /// A handle that stops the server gracefully.
@@ -155,11 +181,40 @@ impl Application {
     /// Serves until stopped (SIGTERM, SIGINT or the handle), finishing
     /// requests in flight, then closes every pool.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        self.server.await.context("the server failed")?;
+        let metrics = self.metrics.map(|(_, server)| {
+            let handle = server.handle();
+            (handle, tokio::spawn(server))
+        });
+        let served = self.server.await.context("the server failed");
+        if let Some((handle, task)) = metrics {
+            handle.stop(true).await;
+            let _ = task.await;
+        }
+        served?;
         self.running.close().await;
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// A listener of its own that serves `/metrics` and nothing else, so the
+/// gateway in front of the API never exposes it.
+fn metrics_server(address: &str, running: &Running) -> anyhow::Result<(u16, Server)> {
+    let listener = TcpListener::bind(address)
+        .with_context(|| format!("cannot listen on --metrics-bind {address}"))?;
+    let port = listener.local_addr()?.port();
+    let running = web::Data::new(running.clone());
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(running.clone())
+            .route(metrics::PATH, web::get().to(metrics::serve))
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)?
+    .run();
+    tracing::info!(address, port, "serving /metrics");
+    Ok((port, server))
 }
 
 /// CORS for `origins`: the API's methods, the headers a client sends, and

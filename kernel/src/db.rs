@@ -143,6 +143,14 @@ pub enum Db {
 }
 
 impl Db {
+    /// Connections open, and of those idle: for metrics.
+    pub fn connections(&self) -> (u32, usize) {
+        match self {
+            Self::Sqlite(pool) => (pool.size(), pool.num_idle()),
+            Self::Postgres(pool) => (pool.size(), pool.num_idle()),
+        }
+    }
+
     pub fn backend(&self) -> Backend {
         match self {
             Self::Sqlite(_) => Backend::Sqlite,

@@ -45,7 +45,10 @@ pub async fn guard(
     let caller = match presented(&req) {
         Ok(Some(token)) => Some(guard.verifier.verify(token).await),
         Ok(None) => None,
-        Err(refusal) => return Ok(refuse(req, refusal, None, None)),
+        Err(refusal) => {
+            auth_failed(refusal.reason);
+            return Ok(refuse(req, refusal, None, None));
+        }
     };
     let policy = access;
     let limited = match guard.limiter.quota(policy) {
@@ -71,11 +74,20 @@ pub async fn guard(
         }
         None => None,
     };
+    if let Some((policy, _, decision)) = limited {
+        metrics::counter!(
+            "app_rate_limit_decisions_total",
+            "policy" => policy.as_str(),
+            "decision" => if decision.allowed { "allowed" } else { "limited" },
+        )
+        .increment(1);
+    }
     if let Some((_, _, decision)) = limited
         && !decision.allowed
     {
         let wait = whole_seconds(decision.retry_after);
         let refusal = Refusal {
+            reason: "rate_limited",
             status: StatusCode::TOO_MANY_REQUESTS,
             challenge: None,
             detail: format!(
@@ -89,6 +101,7 @@ pub async fn guard(
     let needed = access == Access::Write || guard.auth_reads;
     let refusal = match caller {
         Some(Err(rejected)) => Some(Refusal::bearer(
+            "invalid_token",
             StatusCode::UNAUTHORIZED,
             format!(
                 "error=\"invalid_token\", error_description=\"{}\"",
@@ -97,11 +110,13 @@ pub async fn guard(
             format!("the bearer token is not accepted: {}", rejected.0),
         )),
         None if needed => Some(Refusal::bearer(
+            "missing",
             StatusCode::UNAUTHORIZED,
             String::new(),
             format!("this operation needs a bearer token with the scope {scope}"),
         )),
         Some(Ok(caller)) if needed && !caller.may(&scope) => Some(Refusal::bearer(
+            "insufficient_scope",
             StatusCode::FORBIDDEN,
             format!("error=\"insufficient_scope\", scope=\"{scope}\""),
             format!("the token lacks the scope {scope}, which this operation needs"),
@@ -109,6 +124,7 @@ pub async fn guard(
         _ => None,
     };
     if let Some(refusal) = refusal {
+        auth_failed(refusal.reason);
         return Ok(refuse(req, refusal, limited, None));
     }
     let mut response = next.call(req).await?.map_into_left_body();
@@ -118,8 +134,14 @@ pub async fn guard(
     Ok(response)
 }
 
+fn auth_failed(reason: &'static str) {
+    metrics::counter!("app_auth_failures_total", "reason" => reason).increment(1);
+}
+
 /// Why a request is turned away.
 struct Refusal {
+    /// For `app_auth_failures_total`.
+    reason: &'static str,
     status: StatusCode,
     /// The `WWW-Authenticate` value, for 401 and 403.
     challenge: Option<String>,
@@ -127,13 +149,14 @@ struct Refusal {
 }
 
 impl Refusal {
-    fn bearer(status: StatusCode, params: String, detail: String) -> Self {
+    fn bearer(reason: &'static str, status: StatusCode, params: String, detail: String) -> Self {
         let challenge = if params.is_empty() {
             "Bearer".to_owned()
         } else {
             format!("Bearer {params}")
         };
         Self {
+            reason,
             status,
             challenge: Some(challenge),
             detail,
@@ -150,6 +173,7 @@ fn presented(req: &ServiceRequest) -> Result<Option<&str>, Refusal> {
         .any(|pair| pair.split('=').next() == Some("access_token"))
     {
         return Err(Refusal::bearer(
+            "token_in_url",
             StatusCode::UNAUTHORIZED,
             "error=\"invalid_request\", error_description=\"a token in the URL is refused\""
                 .to_owned(),
@@ -164,6 +188,7 @@ fn presented(req: &ServiceRequest) -> Result<Option<&str>, Refusal> {
     };
     let malformed = || {
         Refusal::bearer(
+            "malformed",
             StatusCode::UNAUTHORIZED,
             "error=\"invalid_request\", error_description=\"expected Authorization: Bearer <token>\""
                 .to_owned(),

@@ -4,4 +4,5 @@ pub mod docs;
 pub mod fallback;
 pub mod guard;
 pub mod health;
+pub mod metrics;
 pub mod request;

@@ -101,6 +101,7 @@ pub async fn spawn_configured(
         security: security(),
         cors_origins: Vec::new(),
         tls: None,
+        metrics_bind: None,
     })
     .await
 }
@@ -120,6 +121,7 @@ pub async fn spawn_secured(security: Security, cors_origins: &[&str]) -> TestApp
         security,
         cors_origins: cors_origins.iter().map(|o| o.to_string()).collect(),
         tls: None,
+        metrics_bind: None,
     })
     .await;
     app._dir = dir;

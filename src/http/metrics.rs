@@ -1,0 +1,168 @@
+//! `/metrics`, in the Prometheus text format: the recorder of the `metrics`
+//! crate and its Prometheus exporter (nothing here formats the exposition
+//! text). Names and labels follow the OpenTelemetry HTTP semantic
+//! conventions as Prometheus spells them; a request is labelled by its route
+//! template, never its raw path, so a client cannot grow the label set.
+
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
+use actix_web::middleware::Next;
+use actix_web::{HttpResponse, web};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::modules::Running;
+
+/// Where the metrics are served.
+pub const PATH: &str = "/metrics";
+
+/// Histogram buckets of durations, in seconds: 0.5 ms to 10 s.
+const BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+/// How often histograms drop what a scrape no longer needs.
+const UPKEEP: Duration = Duration::from_secs(5);
+
+/// The process's recorder, installed on first use.
+pub fn handle() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let handle = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Suffix("duration_seconds".into()), BUCKETS)
+            .expect("the buckets are not empty")
+            .install_recorder()
+            .expect("no other metrics recorder is installed");
+        describe();
+        // Upkeep is ours to run: without it histograms grow without bound.
+        let upkeep = handle.clone();
+        std::thread::Builder::new()
+            .name("metrics-upkeep".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(UPKEEP);
+                    upkeep.run_upkeep();
+                }
+            })
+            .expect("a thread for metrics upkeep");
+        handle
+    })
+}
+
+fn process() -> &'static metrics_process::Collector {
+    static COLLECTOR: OnceLock<metrics_process::Collector> = OnceLock::new();
+    COLLECTOR.get_or_init(|| {
+        let collector = metrics_process::Collector::default();
+        collector.describe();
+        collector
+    })
+}
+
+fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_histogram!(
+        "http_server_request_duration_seconds",
+        Unit::Seconds,
+        "Duration of HTTP server requests, by method, route template, status and module."
+    );
+    describe_gauge!(
+        "http_server_active_requests",
+        "HTTP server requests being served now."
+    );
+    describe_gauge!(
+        "app_db_pool_connections",
+        "Database connections of each module's pool, by state (used, idle)."
+    );
+    describe_counter!(
+        "app_auth_failures_total",
+        "Requests refused for their credentials, by reason."
+    );
+    describe_counter!(
+        "app_rate_limit_decisions_total",
+        "Rate-limit decisions, by policy and decision (allowed, limited)."
+    );
+    describe_gauge!(
+        "app_build_info",
+        "1, labelled with the version and the modules this process serves."
+    );
+}
+
+/// Sets what does not change while the process runs.
+pub fn announce(modules: &[&'static crate::modules::Module]) {
+    handle();
+    let served: Vec<&str> = modules.iter().map(|m| m.name).collect();
+    metrics::gauge!(
+        "app_build_info",
+        "version" => env!("CARGO_PKG_VERSION"),
+        "commit" => option_env!("APP_COMMIT").unwrap_or("unknown"),
+        "modules" => served.join(","),
+    )
+    .set(1.0);
+}
+
+/// The method as a label: the standard ones by name, any other as `_OTHER`.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        _ => "_OTHER",
+    }
+}
+
+/// Records every request's duration and the requests in flight.
+pub async fn record(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let method = method_label(req.method());
+    let module = crate::modules::of_path(req.path()).map_or("none", |m| m.name);
+    let route = req
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let active = metrics::gauge!(
+        "http_server_active_requests",
+        "http_request_method" => method,
+        "module" => module,
+    );
+    active.increment(1.0);
+    let started = Instant::now();
+    let response = next.call(req).await;
+    active.decrement(1.0);
+    let status = match &response {
+        Ok(response) => response.status(),
+        Err(error) => error.as_response_error().status_code(),
+    };
+    metrics::histogram!(
+        "http_server_request_duration_seconds",
+        "http_request_method" => method,
+        "http_route" => route,
+        "http_response_status_code" => status.as_str().to_owned(),
+        "module" => module,
+    )
+    .record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// `GET /metrics`: what the recorder holds, with the process's own
+/// figures and each pool's connections read now.
+pub async fn serve(running: web::Data<Running>) -> HttpResponse {
+    process().collect();
+    for (module, db) in &running.databases {
+        let (open, idle) = db.connections();
+        let used = (open as usize).saturating_sub(idle);
+        metrics::gauge!("app_db_pool_connections", "module" => module.name, "state" => "used")
+            .set(used as f64);
+        metrics::gauge!("app_db_pool_connections", "module" => module.name, "state" => "idle")
+            .set(idle as f64);
+    }
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(handle().render())
+}

@@ -1,0 +1,87 @@
+//! `/metrics`, scraped by a real Prometheus and read back through its API.
+
+use std::process::Stdio;
+
+use crate::process::{Process, free_port};
+use crate::prometheus::Prometheus;
+
+#[tokio::test]
+async fn prometheus_scrapes_serve_all_and_a_routes_count_rises_by_the_requests_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = format!("sqlite:{}", dir.path().display());
+    let app = Process::start_with(&data, &[], "warn", Stdio::inherit()).await;
+    let target = app.address.trim_start_matches("http://").to_owned();
+    let prometheus = Prometheus::start(&[target]).await;
+    prometheus.until("up{job=\"app\"}", 1.0).await;
+    let route =
+        "sum(http_server_request_duration_seconds_count{http_route=\"/api/v1/ports/{id}\"})";
+    assert_eq!(prometheus.value(route).await, None, "no request yet");
+    for id in 1..=7 {
+        let status = reqwest::get(format!("{}/api/v1/ports/{id}", app.address))
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 404);
+    }
+    prometheus.until(route, 7.0).await;
+    let not_found = "sum(http_server_request_duration_seconds_count{http_route=\"/api/v1/ports/{id}\",http_response_status_code=\"404\",module=\"ports\",http_request_method=\"GET\"})";
+    prometheus.until(not_found, 7.0).await;
+    // A write with no token: refused, and counted by reason.
+    let refused = reqwest::Client::new()
+        .post(format!("{}/api/v1/ports", app.address))
+        .json(&serde_json::json!({"name": "USB-C"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    prometheus
+        .until("sum(app_auth_failures_total{reason=\"missing\"})", 1.0)
+        .await;
+    prometheus
+        .until("app_build_info{modules=\"laptops,ports\"}", 1.0)
+        .await;
+    let memory = prometheus.value("process_resident_memory_bytes").await;
+    assert!(memory.is_some_and(|bytes| bytes > 1e6), "{memory:?}");
+    let idle = prometheus
+        .value("sum(app_db_pool_connections{state=\"idle\"})")
+        .await;
+    assert!(idle.is_some_and(|n| n >= 1.0), "{idle:?}");
+}
+
+#[tokio::test]
+async fn metrics_bind_serves_metrics_apart_from_the_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = format!("sqlite:{}", dir.path().display());
+    let metrics_port = free_port();
+    let app = Process::start_with(
+        &data,
+        &["--metrics-bind", &format!("127.0.0.1:{metrics_port}")],
+        "warn",
+        Stdio::inherit(),
+    )
+    .await;
+    let own = reqwest::get(format!("{}/metrics", app.address))
+        .await
+        .unwrap();
+    assert_eq!(
+        own.status(),
+        404,
+        "the API listener does not expose metrics"
+    );
+    let apart = reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+        .await
+        .unwrap();
+    assert_eq!(apart.status(), 200);
+    assert!(
+        apart.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let text = apart.text().await.unwrap();
+    assert!(
+        text.contains("# TYPE http_server_request_duration_seconds histogram"),
+        "{text}"
+    );
+    assert!(text.contains("process_start_time_seconds"), "{text}");
+}

@@ -17,6 +17,8 @@ pub struct Breaker {
     /// gave up without reporting) and another may go.
     probe_deadline: Duration,
     state: Mutex<State>,
+    /// The peer it guards, for `app_peer_breaker_transitions_total`.
+    peer: &'static str,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -40,6 +42,27 @@ impl Breaker {
             cool_down,
             probe_deadline,
             state: Mutex::new(State::Closed { failures: 0 }),
+            peer: "",
+        }
+    }
+
+    /// Counts its transitions as the breaker of calls to `peer`.
+    pub fn for_peer(mut self, peer: &'static str) -> Self {
+        self.peer = peer;
+        self
+    }
+
+    /// Moves to `next`, counting the move when the kind of state changes.
+    fn enter(&self, state: &mut State, next: State) {
+        let (from, to) = (state.name(), next.name());
+        *state = next;
+        if from != to {
+            metrics::counter!(
+                "app_peer_breaker_transitions_total",
+                "peer" => self.peer,
+                "to" => to,
+            )
+            .increment(1);
         }
     }
 
@@ -50,9 +73,10 @@ impl Breaker {
         match *state {
             State::Closed { .. } => true,
             State::Open { until } | State::HalfOpen { stale: until } if now >= until => {
-                *state = State::HalfOpen {
+                let next = State::HalfOpen {
                     stale: now + self.probe_deadline,
                 };
+                self.enter(&mut state, next);
                 true
             }
             State::Open { .. } | State::HalfOpen { .. } => false,
@@ -60,7 +84,8 @@ impl Breaker {
     }
 
     pub fn succeeded(&self) {
-        *self.state.lock().expect("breaker lock") = State::Closed { failures: 0 };
+        let mut state = self.state.lock().expect("breaker lock");
+        self.enter(&mut state, State::Closed { failures: 0 });
     }
 
     pub fn failed(&self) {
@@ -70,18 +95,25 @@ impl Breaker {
             State::HalfOpen { .. } => self.threshold,
             State::Open { .. } => return,
         };
-        *state = if failures >= self.threshold {
+        let next = if failures >= self.threshold {
             State::Open {
                 until: Instant::now() + self.cool_down,
             }
         } else {
             State::Closed { failures }
         };
+        self.enter(&mut state, next);
     }
 
     /// `closed`, `open` or `half-open`.
     pub fn state(&self) -> &'static str {
-        match *self.state.lock().expect("breaker lock") {
+        self.state.lock().expect("breaker lock").name()
+    }
+}
+
+impl State {
+    fn name(&self) -> &'static str {
+        match self {
             State::Closed { .. } => "closed",
             State::Open { .. } => "open",
             State::HalfOpen { .. } => "half-open",

@@ -133,7 +133,7 @@ impl Peer {
             base: base.trim_end_matches('/').to_owned(),
             client,
             timeout,
-            breaker: Breaker::new(BREAKER_THRESHOLD, BREAKER_COOL_DOWN, timeout),
+            breaker: Breaker::new(BREAKER_THRESHOLD, BREAKER_COOL_DOWN, timeout).for_peer(name),
             last_failure: Mutex::new(None),
             token: None,
         })
@@ -180,7 +180,10 @@ impl Peer {
         let started = Instant::now();
         let call = (|| self.attempt::<T>(&url, &context))
             .retry(backoff)
-            .when(|failure| matches!(failure, Failure::Transient(_)));
+            .when(|failure| matches!(failure, Failure::Transient(_)))
+            .notify(|_, _| {
+                metrics::counter!("app_peer_retries_total", "peer" => self.name).increment(1);
+            });
         let outcome = match tokio::time::timeout(self.timeout, call).await {
             Ok(outcome) => outcome,
             Err(_) => {
@@ -193,6 +196,19 @@ impl Peer {
         };
         tracing::debug!(peer = self.name, %url, ok = outcome.is_ok(), micros = started.elapsed().as_micros() as u64, "peer call");
         let outcome = outcome.map_err(|failure| self.error(failure));
+        let label = match &outcome {
+            Ok(_) => "ok",
+            Err(PeerError::Unavailable { .. }) => "unavailable",
+            Err(PeerError::Refused { .. }) => "refused",
+            Err(PeerError::Unexpected { .. }) => "unexpected",
+            Err(PeerError::NotConfigured { .. }) => "not_configured",
+        };
+        metrics::histogram!(
+            "app_peer_request_duration_seconds",
+            "peer" => self.name,
+            "outcome" => label,
+        )
+        .record(started.elapsed().as_secs_f64());
         *self.last_failure.lock().expect("peer lock") = match &outcome {
             Err(PeerError::Unavailable { reason, .. }) => Some(reason.clone()),
             _ => None,

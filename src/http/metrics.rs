@@ -83,6 +83,23 @@ fn describe() {
         "app_rate_limit_decisions_total",
         "Rate-limit decisions, by policy and decision (allowed, limited)."
     );
+    describe_histogram!(
+        "app_peer_request_duration_seconds",
+        Unit::Seconds,
+        "Calls to a module in another process, retries included, by peer and outcome."
+    );
+    describe_counter!(
+        "app_peer_retries_total",
+        "Retries of calls to a module in another process."
+    );
+    describe_gauge!(
+        "app_peer_breaker_state",
+        "The circuit breaker of calls to a peer: 0 closed, 1 half-open, 2 open."
+    );
+    describe_counter!(
+        "app_peer_breaker_transitions_total",
+        "Changes of a peer's circuit breaker, by the state entered."
+    );
     describe_gauge!(
         "app_build_info",
         "1, labelled with the version and the modules this process serves."
@@ -151,7 +168,7 @@ pub async fn record(
 }
 
 /// `GET /metrics`: what the recorder holds, with the process's own
-/// figures and each pool's connections read now.
+/// figures, each pool's connections and each peer's breaker read now.
 pub async fn serve(running: web::Data<Running>) -> HttpResponse {
     process().collect();
     for (module, db) in &running.databases {
@@ -161,6 +178,16 @@ pub async fn serve(running: web::Data<Running>) -> HttpResponse {
             .set(used as f64);
         metrics::gauge!("app_db_pool_connections", "module" => module.name, "state" => "idle")
             .set(idle as f64);
+    }
+    for link in &running.links {
+        if let crate::modules::Link::Remote(peer) = link {
+            let state = match peer.circuit() {
+                "closed" => 0.0,
+                "half-open" => 1.0,
+                _ => 2.0,
+            };
+            metrics::gauge!("app_peer_breaker_state", "peer" => peer.name()).set(state);
+        }
     }
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")

@@ -1,7 +1,9 @@
 //! `/metrics`, scraped by a real Prometheus and read back through its API.
 
 use std::process::Stdio;
+use std::time::Duration;
 
+use crate::gateway::{Split, deploy_dir};
 use crate::process::{Process, free_port};
 use crate::prometheus::Prometheus;
 
@@ -84,4 +86,54 @@ async fn metrics_bind_serves_metrics_apart_from_the_api() {
         "{text}"
     );
     assert!(text.contains("process_start_time_seconds"), "{text}");
+}
+
+#[tokio::test]
+async fn split_stopping_ports_fires_the_checked_in_circuit_alert_and_its_return_resolves_it() {
+    let url = crate::postgres::shared().fresh_database().await;
+    let mut split = Split::start(&url).await;
+    let laptops: Vec<String> = split
+        .modules
+        .iter()
+        .filter(|(module, _)| module.name == "laptops")
+        .flat_map(|(_, replicas)| replicas.iter())
+        .map(|p| p.address.trim_start_matches("http://").to_owned())
+        .collect();
+    let rules = deploy_dir().join("observability/alerts.yml");
+    let prometheus = Prometheus::start_with_rules(&laptops, &[&rules]).await;
+    prometheus.until("count(up{job=\"app\"} == 1)", 2.0).await;
+    prometheus
+        .until("max(app_peer_breaker_state{peer=\"ports\"})", 0.0)
+        .await;
+    assert_eq!(prometheus.alert("AppPeerCircuitOpen").await, None);
+
+    let ports = split.take("ports").remove(0);
+    let port = ports.port;
+    ports.kill();
+    // The deletion follower keeps calling ports: its breaker opens.
+    prometheus
+        .until_alert(
+            "AppPeerCircuitOpen",
+            Some("firing"),
+            Duration::from_secs(60),
+        )
+        .await;
+    let opened = prometheus
+        .value("sum(app_peer_breaker_transitions_total{peer=\"ports\",to=\"open\"})")
+        .await;
+    assert!(
+        opened.is_some_and(|n| n >= 2.0),
+        "each replica's breaker opened: {opened:?}"
+    );
+
+    let _ports = Process::serve(
+        port,
+        &["--module", "ports", "--database-url", &url],
+        "warn",
+        Stdio::inherit(),
+    )
+    .await;
+    prometheus
+        .until_alert("AppPeerCircuitOpen", None, Duration::from_secs(60))
+        .await;
 }

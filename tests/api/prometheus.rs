@@ -22,15 +22,26 @@ pub struct Prometheus {
 impl Prometheus {
     /// Scrapes `/metrics` of each `host:port` in `targets`, every second.
     pub async fn start(targets: &[String]) -> Prometheus {
+        Prometheus::start_with_rules(targets, &[]).await
+    }
+
+    /// The same, evaluating the alert rules of `rule_files` every second.
+    pub async fn start_with_rules(targets: &[String], rule_files: &[&Path]) -> Prometheus {
         let binary = BINARIES
             .iter()
             .find(|path| Path::new(path).exists())
             .expect("prometheus not found: install Debian's prometheus (see .ci/run)");
         let dir = tempfile::tempdir().unwrap();
         let targets: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
+        let rules: Vec<String> = rule_files
+            .iter()
+            .map(|f| format!("'{}'", f.display()))
+            .collect();
         let config = format!(
             "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+             rule_files: [{}]\n\
              scrape_configs:\n  - job_name: app\n    static_configs:\n      - targets: [{}]\n",
+            rules.join(", "),
             targets.join(", ")
         );
         let file = dir.path().join("prometheus.yml");
@@ -87,6 +98,45 @@ impl Prometheus {
             assert!(
                 Instant::now() < deadline,
                 "{query} is {expected} in Prometheus, not {value:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+}
+
+impl Prometheus {
+    /// The state of alert `name`: `pending`, `firing`, or `None` when inactive.
+    pub async fn alert(&self, name: &str) -> Option<String> {
+        let answer: Value = reqwest::get(format!("{}/api/v1/alerts", self.address))
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        let alerts = answer["data"]["alerts"].as_array()?;
+        let states: Vec<&str> = alerts
+            .iter()
+            .filter(|a| a["labels"]["alertname"] == name)
+            .filter_map(|a| a["state"].as_str())
+            .collect();
+        if states.contains(&"firing") {
+            Some("firing".into())
+        } else {
+            states.first().map(|s| s.to_string())
+        }
+    }
+
+    /// Waits until alert `name` is in `state` (`None`: inactive).
+    pub async fn until_alert(&self, name: &str, state: Option<&str>, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            let now = self.alert(name).await;
+            if now.as_deref() == state {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name} is {state:?}, not {now:?}"
             );
             tokio::time::sleep(Duration::from_millis(250)).await;
         }

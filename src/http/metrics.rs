@@ -101,6 +101,15 @@ fn describe() {
         "Changes of a peer's circuit breaker, by the state entered."
     );
     describe_gauge!(
+        "app_follower_caught_up_timestamp_seconds",
+        Unit::Seconds,
+        "When a module last applied everything of a feed it follows: the lag is time() minus this."
+    );
+    describe_counter!(
+        "app_follower_applied_total",
+        "Entries of a followed feed applied."
+    );
+    describe_gauge!(
         "app_build_info",
         "1, labelled with the version and the modules this process serves."
     );

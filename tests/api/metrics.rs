@@ -48,6 +48,13 @@ async fn prometheus_scrapes_serve_all_and_a_routes_count_rises_by_the_requests_s
         .value("sum(app_db_pool_connections{state=\"idle\"})")
         .await;
     assert!(idle.is_some_and(|n| n >= 1.0), "{idle:?}");
+    let lag = prometheus
+        .value("time() - app_follower_caught_up_timestamp_seconds{feed=\"ports.deletions\"}")
+        .await;
+    assert!(
+        lag.is_some_and(|s| s < 30.0),
+        "the deletion follower keeps up: {lag:?}"
+    );
 }
 
 #[tokio::test]

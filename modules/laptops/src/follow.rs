@@ -16,6 +16,8 @@ use crate::store::LaptopStore;
 
 /// How many deletions one read of the feed asks for.
 const BATCH: i64 = 100;
+/// The feed, as metrics name it.
+const FEED: &str = "ports.deletions";
 
 /// Follows the feed of port deletions into this module's store.
 pub(crate) struct PortDeletions {
@@ -47,7 +49,19 @@ impl PortDeletions {
                 );
             }
             applied += deletions.len();
+            metrics::counter!("app_follower_applied_total", "module" => crate::NAME, "feed" => FEED)
+                .increment(deletions.len() as u64);
             if (deletions.len() as i64) < BATCH {
+                // Caught up: the lag is the time since, `time() - this`.
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default();
+                metrics::gauge!(
+                    "app_follower_caught_up_timestamp_seconds",
+                    "module" => crate::NAME,
+                    "feed" => FEED,
+                )
+                .set(now.as_secs_f64());
                 return Ok(applied);
             }
         }

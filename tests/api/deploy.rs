@@ -93,6 +93,7 @@ fn localize(
         .map(|(key, value)| {
             let value = match key.as_str() {
                 "APP_BIND" => format!("127.0.0.1:{port}"),
+                "APP_METRICS_BIND" => format!("127.0.0.1:{}", free_port()),
                 "APP_DATABASE_URL" => stand_ins.database.clone(),
                 "APP_RATE_LIMIT_REDIS" => stand_ins.redis.url(),
                 "APP_JWT_JWKS_URL" => stand_ins.jwks.url.clone(),
@@ -181,6 +182,22 @@ impl Cluster {
             let pod = Pod::of(&manifests, deployment);
             assert_hardened(&pod, uid);
             let bind = pod.var("APP_BIND").expect("APP_BIND is set");
+            let metrics = pod
+                .var("APP_METRICS_BIND")
+                .expect("APP_METRICS_BIND is set");
+            assert_eq!(
+                pod.port(&json!("metrics")),
+                port_of(metrics),
+                "{} names the port of /metrics",
+                pod.name
+            );
+            let annotations = &deployment["spec"]["template"]["metadata"]["annotations"];
+            assert_eq!(
+                annotations["prometheus.io/port"],
+                port_of(metrics).to_string(),
+                "{}'s scrape annotation names the metrics port",
+                pod.name
+            );
             for probe in ["readinessProbe", "livenessProbe"] {
                 let (_, port) = pod.probe(probe);
                 assert_eq!(
@@ -514,6 +531,28 @@ async fn the_compose_split_runs_its_own_commands_behind_the_nginx_config() {
         );
         format!("http://127.0.0.1:{}", local[module_of(host).as_str()][0])
     };
+    // Prometheus scrapes every module's replicas on their metrics port.
+    let scrape = crate::manifests::yaml_documents(
+        &std::fs::read_to_string(deploy_dir().join("observability/prometheus.yml")).unwrap(),
+    )
+    .remove(0);
+    let discovery = &scrape["scrape_configs"][0]["dns_sd_configs"][0];
+    let metrics_bind = environment(&image, &services["laptops"])
+        .into_iter()
+        .rev()
+        .find(|(key, _)| key == "APP_METRICS_BIND")
+        .map(|(_, value)| value)
+        .expect("the split serves /metrics apart");
+    assert_eq!(discovery["port"], json!(port_of(&metrics_bind)));
+    for module in modules::ALL {
+        assert!(
+            strings(&discovery["names"])
+                .iter()
+                .any(|n| n == module.name),
+            "Prometheus finds the replicas of {}",
+            module.name
+        );
+    }
     // The key is made first, so every replica reads the same one.
     let token = stand_ins.token(&environment(&image, &services["ports"]));
     let mut processes = Vec::new();

@@ -12,6 +12,7 @@ use serde_yaml_ng::Value;
 
 pub const NGINX: &str = "deploy/nginx/app.conf";
 pub const COMPOSE: &str = "deploy/compose/compose.yaml";
+pub const PROMETHEUS: &str = "deploy/observability/prometheus.yml";
 pub const SPLIT: &str = "deploy/k8s/overlays/split";
 pub const MONOLITH_APP: &str = "deploy/k8s/overlays/monolith/app.yaml";
 pub const BASE: &str = "deploy/k8s/base/kustomization.yaml";

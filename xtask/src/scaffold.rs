@@ -375,6 +375,9 @@ fn scaffold(root: &Path, names: &Names, modules: &[ModuleInfo]) -> anyhow::Resul
     edit("tests/api/main.rs", &|text| add_test_module(text, name))?;
     edit(deploy::NGINX, &|text| add_to_nginx(text, names))?;
     edit(deploy::COMPOSE, &|text| add_to_compose(text, names))?;
+    edit(deploy::PROMETHEUS, &|text| {
+        insert_before(text, "]\n        type: A", &format!(", {name}"))
+    })?;
     edit(&format!("{}/kustomization.yaml", deploy::SPLIT), &|text| {
         insert_before(text, "  - ingress.yaml\n", &format!("  - {name}.yaml\n"))
     })?;

@@ -54,6 +54,24 @@ impl SigningKey {
         }
     }
 
+    pub fn es256(kid: &str) -> Self {
+        let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let encoding = EncodingKey::from_ec_pem(pair.serialize_pem().as_bytes()).unwrap();
+        let mut jwk = serde_json::to_value(
+            jsonwebtoken::jwk::Jwk::from_encoding_key(&encoding, Algorithm::ES256).unwrap(),
+        )
+        .unwrap();
+        jwk["kid"] = json!(kid);
+        jwk["use"] = json!("sig");
+        Self {
+            kid: kid.to_owned(),
+            alg: Algorithm::ES256,
+            encoding,
+            jwk,
+            public_pem: pair.public_key_pem(),
+        }
+    }
+
     /// `claims`, signed, with this key's `kid`.
     pub fn sign(&self, claims: &Value) -> String {
         let mut header = Header::new(self.alg);

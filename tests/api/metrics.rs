@@ -96,19 +96,32 @@ async fn metrics_bind_serves_metrics_apart_from_the_api() {
 }
 
 #[tokio::test]
-async fn split_stopping_ports_fires_the_checked_in_circuit_alert_and_its_return_resolves_it() {
+async fn split_is_scraped_behind_nginx_and_stopping_ports_fires_the_checked_in_circuit_alert() {
     let url = crate::postgres::shared().fresh_database().await;
     let mut split = Split::start(&url).await;
-    let laptops: Vec<String> = split
+    // Every replica of every module: three processes.
+    let targets: Vec<String> = split
         .modules
         .iter()
-        .filter(|(module, _)| module.name == "laptops")
         .flat_map(|(_, replicas)| replicas.iter())
         .map(|p| p.address.trim_start_matches("http://").to_owned())
         .collect();
     let rules = deploy_dir().join("observability/alerts.yml");
-    let prometheus = Prometheus::start_with_rules(&laptops, &[&rules]).await;
-    prometheus.until("count(up{job=\"app\"} == 1)", 2.0).await;
+    let prometheus = Prometheus::start_with_rules(&targets, &[&rules]).await;
+    prometheus
+        .until("count(up{job=\"app\"} == 1)", targets.len() as f64)
+        .await;
+    // Through nginx, the route's count rises by the requests sent.
+    for id in 1..=5 {
+        let url = format!("{}/api/v1/ports/{id}", split.nginx.address);
+        assert_eq!(reqwest::get(url).await.unwrap().status(), 404);
+    }
+    prometheus
+        .until(
+            "sum(http_server_request_duration_seconds_count{module=\"ports\",http_route=\"/api/v1/ports/{id}\"})",
+            5.0,
+        )
+        .await;
     prometheus
         .until("max(app_peer_breaker_state{peer=\"ports\"})", 0.0)
         .await;

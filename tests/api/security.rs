@@ -306,7 +306,8 @@ async fn reads_need_the_read_scope_with_auth_reads_and_are_open_without() {
 async fn keys_come_from_a_jwks_and_a_rotated_key_is_fetched_once() {
     let rsa = SigningKey::rsa("rsa-1");
     let ed = SigningKey::ed25519("ed-1");
-    let jwks = JwksServer::start(&[&rsa, &ed]).await;
+    let ec = SigningKey::es256("ec-1");
+    let jwks = JwksServer::start(&[&rsa, &ed, &ec]).await;
     let app = spawn_secured(
         Security {
             keys: KeySource::Jwks(jwks.url.parse().unwrap()),
@@ -317,7 +318,7 @@ async fn keys_come_from_a_jwks_and_a_rotated_key_is_fetched_once() {
     .await;
     assert_eq!(jwks.fetches(), 1, "fetched at start");
     let write = claims(&["ports:write"]);
-    for key in [&rsa, &ed] {
+    for key in [&rsa, &ed, &ec] {
         let response = create_port(&app, Some(&format!("Bearer {}", key.sign(&write))), "").await;
         assert_eq!(response.status(), 201, "{:?}", key.alg);
     }
@@ -349,7 +350,7 @@ async fn keys_come_from_a_jwks_and_a_rotated_key_is_fetched_once() {
     );
     let anonymous = reqwest::Client::new();
     let stored = json_at(&anonymous, format!("{}/api/v1/ports", app.address)).await;
-    assert_eq!(stored["items"].as_array().unwrap().len(), 3);
+    assert_eq!(stored["items"].as_array().unwrap().len(), 4);
 }
 
 #[tokio::test]

@@ -50,8 +50,7 @@ pub async fn guard(
             return Ok(refuse(req, refusal, None, None));
         }
     };
-    let policy = access;
-    let limited = match guard.limiter.quota(policy) {
+    let limited = match guard.limiter.quota(access) {
         Some(quota) => {
             let client = match &caller {
                 Some(Ok(Caller {
@@ -68,9 +67,9 @@ pub async fn guard(
             };
             guard
                 .limiter
-                .decide(policy, &client)
+                .decide(access, &client)
                 .await
-                .map(|decision| (policy, quota, decision))
+                .map(|decision| (access, quota, decision))
         }
         None => None,
     };
@@ -92,7 +91,7 @@ pub async fn guard(
             challenge: None,
             detail: format!(
                 "too many {} requests from this client: try again in {wait} s",
-                policy.as_str()
+                access.as_str()
             ),
         };
         return Ok(refuse(req, refusal, limited, Some(wait)));

@@ -53,11 +53,12 @@ pub async fn context(
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
         .map(|value| Credentials(value.to_owned()));
+    let module = crate::modules::of_path(req.path());
     let span = tracing::info_span!(
         "request",
         request_id = %trace.request_id,
         trace_id = %trace.trace_id,
-        module = crate::modules::of_path(req.path()).map(|m| m.name),
+        module = module.map(|m| m.name),
         method = %req.method(),
         path = req.path(),
     );
@@ -87,7 +88,6 @@ pub async fn context(
     } else {
         None
     };
-    let api = crate::modules::of_path(req.path()).is_some();
     let mut response = if let Some(problem) = too_large {
         req.into_response(problem.response()).map_into_right_body()
     } else {
@@ -115,7 +115,10 @@ pub async fn context(
     );
     // An API answer is for this caller, now: no cache keeps it, unless it
     // carries an ETag a cache can check it with.
-    if api && !headers.contains_key(header::ETAG) && !headers.contains_key(header::CACHE_CONTROL) {
+    if module.is_some()
+        && !headers.contains_key(header::ETAG)
+        && !headers.contains_key(header::CACHE_CONTROL)
+    {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     Ok(response)

@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use base64::Engine as _;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
 use serde::{Deserialize, Serialize};
 
@@ -316,7 +315,8 @@ impl DevKey {
             .mode(0o600)
             .open(&temporary)
             .and_then(|mut file| {
-                file.write_all(pem("PRIVATE KEY", pkcs8.as_ref()).as_bytes())?;
+                let block = pem::Pem::new("PRIVATE KEY", pkcs8.as_ref());
+                file.write_all(pem::encode(&block).as_bytes())?;
                 file.sync_all()
             });
         let linked = written.and_then(|()| std::fs::hard_link(&temporary, path));
@@ -330,15 +330,11 @@ impl DevKey {
         }
     }
 
-    fn from_pem(pem: &[u8], path: &Path) -> anyhow::Result<Self> {
-        let text = std::str::from_utf8(pem).unwrap_or_default();
-        let body: String = text
-            .lines()
-            .filter(|line| !line.starts_with("-----"))
-            .collect();
-        let pkcs8 = base64::engine::general_purpose::STANDARD
-            .decode(body.trim())
+    fn from_pem(text: &[u8], path: &Path) -> anyhow::Result<Self> {
+        let pkcs8 = pem::parse(text)
             .ok()
+            .filter(|block| block.tag() == "PRIVATE KEY")
+            .map(|block| block.into_contents())
             .filter(|der| aws_lc_rs::signature::Ed25519KeyPair::from_pkcs8(der).is_ok())
             .with_context(|| {
                 format!(
@@ -385,17 +381,6 @@ impl DevKey {
         header.kid = Some(DEV_KID.to_owned());
         Ok(jsonwebtoken::encode(&header, &claims, &self.signing())?)
     }
-}
-
-fn pem(label: &str, der: &[u8]) -> String {
-    let encoded = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut out = format!("-----BEGIN {label}-----\n");
-    for line in encoded.as_bytes().chunks(64) {
-        out.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
-        out.push('\n');
-    }
-    out.push_str(&format!("-----END {label}-----\n"));
-    out
 }
 
 #[cfg(test)]

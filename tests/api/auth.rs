@@ -154,6 +154,18 @@ pub fn client() -> reqwest::Client {
     client_with(&full_token())
 }
 
+/// What `app token --scope ...` prints for the key at `key_file`.
+pub fn app_token(key_file: &std::path::Path, scopes: &[&str]) -> String {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_app"));
+    command.arg("token").arg("--dev-key-file").arg(key_file);
+    for scope in scopes {
+        command.args(["--scope", scope]);
+    }
+    let output = command.output().expect("app token runs");
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
 /// A JWKS at `url`, whose keys a test replaces; counts its fetches.
 pub struct JwksServer {
     pub url: String,

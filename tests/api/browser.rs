@@ -6,19 +6,8 @@
 
 use std::process::Command;
 
+use crate::auth::app_token;
 use crate::helpers::spawn_split_with_dev_keys;
-
-/// What `app token --scope ...` prints for the key at `key_file`.
-pub fn app_token(key_file: &std::path::Path, scopes: &[&str]) -> String {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_app"));
-    command.arg("token").arg("--dev-key-file").arg(key_file);
-    for scope in scopes {
-        command.args(["--scope", scope]);
-    }
-    let output = command.output().expect("app token runs");
-    assert!(output.status.success(), "{output:?}");
-    String::from_utf8(output.stdout).unwrap().trim().to_owned()
-}
 
 #[tokio::test]
 async fn swagger_ui_behind_the_gateway_runs_operations_of_every_module_in_a_real_browser() {

@@ -74,7 +74,7 @@ impl Local {
                 Some("true"),
                 "development keys on purpose"
             );
-            crate::browser::app_token(&self.dev_key_file(), &[])
+            crate::auth::app_token(&self.dev_key_file(), &[])
         }
     }
 }

@@ -397,7 +397,7 @@ async fn development_keys_sign_app_token_and_are_refused_on_a_public_address() {
         &std::fs::metadata(&key_file).unwrap().permissions(),
     );
     assert_eq!(mode & 0o777, 0o600, "only its owner reads the key");
-    let token = crate::browser::app_token(&key_file, &["ports:write"]);
+    let token = crate::auth::app_token(&key_file, &["ports:write"]);
     let client = reqwest::Client::new();
     let created = client
         .post(format!("{}/api/v1/ports", server.address))

@@ -246,6 +246,16 @@ impl ServeArgs {
         selected(self.all, &self.module)
     }
 
+    /// The `service.name` of exported spans, unless the environment gives
+    /// one: `app` for every module, else `app-` and the modules served.
+    pub fn service_name(&self) -> String {
+        if self.all {
+            return "app".to_owned();
+        }
+        let names: Vec<&str> = self.modules().iter().map(|m| m.name).collect();
+        format!("app-{}", names.join("-"))
+    }
+
     /// How callers are checked, with the development key at `dev_key_file`
     /// when no JWKS or public key is given. Development keys on an address
     /// other hosts reach are refused unless `--dev-keys` says so.

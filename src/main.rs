@@ -24,7 +24,21 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let _flush_logs_on_exit = telemetry::init(cli.log_format);
+    // Only a server exports spans.
+    let traced = match &cli.command {
+        Command::Serve(args) => Some(telemetry::Service {
+            name: args.service_name(),
+            backend: cli.database_url.backend(),
+        }),
+        _ => None,
+    };
+    let _flush_on_exit = match telemetry::init(cli.log_format, traced) {
+        Ok(telemetry) => telemetry,
+        Err(error) => {
+            eprintln!("error: {}", one_line(&error));
+            return ExitCode::from(2);
+        }
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {

@@ -7,17 +7,22 @@
 //! serves (see [`crate::trace`]), and its caller's `Authorization`: the peer
 //! checks the caller, not this process. Work of a module's own, with no
 //! request behind it, sends the service token of [`TokenFile`], if any.
+//! When spans are exported, each attempt is a client span of its own, and
+//! the peer's server span its child.
 
 use std::path::PathBuf;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use backon::{ExponentialBuilder, Retryable as _};
+use opentelemetry::KeyValue;
+use opentelemetry::trace::{SpanKind, Status, TraceContextExt as _, Tracer as _};
 use serde::de::DeserializeOwned;
 
 use crate::ApiError;
 use crate::breaker::Breaker;
-use crate::trace::{Context, Credentials};
+use crate::trace::{self, Context, Credentials};
 
 /// Failures in a row that open the breaker.
 const BREAKER_THRESHOLD: u32 = 5;
@@ -168,7 +173,8 @@ impl Peer {
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, PeerError> {
         let url = format!("{}{path}", self.base);
         let context = Context::current().unwrap_or_else(|| {
-            let mut own = Context::new(uuid::Uuid::new_v4().to_string(), None);
+            let trace = trace::continued(opentelemetry::Context::new());
+            let mut own = Context::new(uuid::Uuid::new_v4().to_string(), trace);
             own.authorization = self.token.as_ref().and_then(TokenFile::current);
             own
         });
@@ -178,7 +184,8 @@ impl Peer {
             .with_max_times(2)
             .with_jitter();
         let started = Instant::now();
-        let call = (|| self.attempt::<T>(&url, &context))
+        let sent = AtomicU32::new(0);
+        let call = (|| self.attempt::<T>(&url, &context, sent.fetch_add(1, Ordering::Relaxed)))
             .retry(backoff)
             .when(|failure| matches!(failure, Failure::Transient(_)))
             .notify(|_, _| {
@@ -216,23 +223,57 @@ impl Peer {
         outcome
     }
 
+    /// Try number `resend` (0 for the first) of a call to `url`.
     async fn attempt<T: DeserializeOwned>(
         &self,
         url: &str,
         context: &Context,
+        resend: u32,
     ) -> Result<T, Failure> {
         if !self.breaker.allow() {
             return Err(Failure::Open);
         }
+        let trace = match trace::tracer() {
+            Some(tracer) => {
+                let span = self.client_span(tracer, url, resend, &context.trace);
+                context.trace.with_span(span)
+            }
+            None => context.trace.clone(),
+        };
+        let mut headers = reqwest::header::HeaderMap::new();
+        trace::inject(&trace, &mut headers);
         let mut request = self
             .client
             .get(url)
-            .header("x-request-id", &context.request_id)
-            .header("traceparent", context.traceparent());
+            .headers(headers)
+            .header("x-request-id", &context.request_id);
         if let Some(Credentials(authorization)) = &context.authorization {
             request = request.header("authorization", authorization);
         }
         let sent = request.send().await;
+        if trace::tracer().is_some() {
+            let span = trace.span();
+            match &sent {
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    span.set_attribute(KeyValue::new("http.response.status_code", status as i64));
+                    if status >= 400 {
+                        span.set_attribute(KeyValue::new("error.type", status.to_string()));
+                        span.set_status(Status::error(""));
+                    }
+                }
+                Err(error) => {
+                    let kind = if error.is_timeout() {
+                        "timeout"
+                    } else {
+                        "connect"
+                    };
+                    span.set_attribute(KeyValue::new("error.type", kind));
+                    span.set_status(Status::error(""));
+                }
+            }
+            span.end();
+        }
         let response = match sent {
             Ok(response) if response.status().is_server_error() => Err(Failure::Transient(
                 format!("it answered {}", response.status()),
@@ -269,6 +310,41 @@ impl Peer {
             _ => self.breaker.succeeded(),
         }
         decoded
+    }
+
+    /// The span of one attempt, under the request's, as the HTTP client
+    /// conventions of OpenTelemetry name it.
+    fn client_span(
+        &self,
+        tracer: &opentelemetry_sdk::trace::SdkTracer,
+        url: &str,
+        resend: u32,
+        parent: &opentelemetry::Context,
+    ) -> opentelemetry_sdk::trace::Span {
+        let mut attributes = vec![
+            KeyValue::new("http.request.method", "GET"),
+            KeyValue::new("url.full", url.to_owned()),
+            KeyValue::new("peer.service", self.name),
+        ];
+        if let Ok(parsed) = reqwest::Url::parse(url) {
+            if let Some(host) = parsed.host_str() {
+                attributes.push(KeyValue::new("server.address", host.to_owned()));
+            }
+            if let Some(port) = parsed.port_or_known_default() {
+                attributes.push(KeyValue::new("server.port", i64::from(port)));
+            }
+        }
+        if resend > 0 {
+            attributes.push(KeyValue::new(
+                "http.request.resend_count",
+                i64::from(resend),
+            ));
+        }
+        tracer
+            .span_builder("GET")
+            .with_kind(SpanKind::Client)
+            .with_attributes(attributes)
+            .start_with_context(tracer, parent)
     }
 
     fn error(&self, failure: Failure) -> PeerError {

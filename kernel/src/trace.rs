@@ -1,25 +1,47 @@
 //! The request a piece of work serves, for the calls it makes to peers: its
-//! `X-Request-Id` and its W3C trace context (`traceparent`) travel with every
-//! call, so one request's log lines can be followed across processes.
+//! `X-Request-Id`, its caller's credentials and its place in a W3C trace
+//! (`traceparent`, `tracestate`) travel with every call, so one request's
+//! log lines, and its spans when they are exported, can be followed across
+//! processes.
 //!
 //! The request middleware sets it for the task that serves the request;
 //! [`Context::current`] reads it anywhere below, without threading it through
-//! every signature.
+//! every signature. The propagator is OpenTelemetry's; spans are made only
+//! when the process exports them ([`export_with`]): otherwise a call carries
+//! the caller's trace on unchanged, and nothing is recorded.
 
 use std::future::Future;
+use std::sync::OnceLock;
+
+use opentelemetry::propagation::{Extractor, TextMapPropagator as _};
+use opentelemetry::trace::{SpanContext, TraceContextExt as _, TraceFlags, TraceId, TraceState};
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::{IdGenerator as _, RandomIdGenerator, SdkTracer};
 
 tokio::task_local! {
     static CURRENT: Context;
 }
 
-/// The request id and trace of the request being served.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The tracer of the spans this process exports, if it exports any.
+static TRACER: OnceLock<SdkTracer> = OnceLock::new();
+
+/// Spans are made and exported with `tracer` from now on; set once, at start.
+pub fn export_with(tracer: SdkTracer) {
+    let _ = TRACER.set(tracer);
+}
+
+/// The tracer of exported spans, or `None`: then no span is made.
+pub fn tracer() -> Option<&'static SdkTracer> {
+    TRACER.get()
+}
+
+/// The request id, trace and credentials of the request being served.
+#[derive(Debug, Clone)]
 pub struct Context {
     pub request_id: String,
-    /// 32 lowercase hex digits.
-    pub trace_id: String,
-    /// The trace flags of the caller, or `01` (sampled) for a new trace.
-    flags: String,
+    /// Where the request sits in its trace: its own server span when spans
+    /// are exported, else its caller's span, or a new trace's if it has none.
+    pub trace: opentelemetry::Context,
     /// The caller's `Authorization`, passed on to the peers called on its
     /// behalf, so they check the caller, not this process.
     pub authorization: Option<Credentials>,
@@ -36,21 +58,11 @@ impl std::fmt::Debug for Credentials {
 }
 
 impl Context {
-    /// Continues the caller's trace if `traceparent` is valid, else starts one.
-    pub fn new(request_id: String, traceparent: Option<&str>) -> Self {
-        match traceparent.and_then(parse_traceparent) {
-            Some((trace_id, flags)) => Self {
-                request_id,
-                trace_id: trace_id.to_owned(),
-                flags: flags.to_owned(),
-                authorization: None,
-            },
-            None => Self {
-                request_id,
-                trace_id: random_hex(16),
-                flags: "01".to_owned(),
-                authorization: None,
-            },
+    pub fn new(request_id: String, trace: opentelemetry::Context) -> Self {
+        Self {
+            request_id,
+            trace,
+            authorization: None,
         }
     }
 
@@ -64,58 +76,64 @@ impl Context {
         CURRENT.scope(self, work).await
     }
 
-    /// The `traceparent` of a call made on behalf of this request: the same
-    /// trace, with a new span id for the call.
-    pub fn traceparent(&self) -> String {
-        format!("00-{}-{}-{}", self.trace_id, random_hex(8), self.flags)
+    pub fn trace_id(&self) -> TraceId {
+        self.trace.span().span_context().trace_id()
     }
 }
 
-/// `00-<trace id>-<parent id>-<flags>` (W3C Trace Context, version 00), with
-/// neither id all zeros; later versions may append fields.
-fn parse_traceparent(value: &str) -> Option<(&str, &str)> {
-    let mut parts = value.split('-');
-    let (version, trace_id, parent_id, flags) =
-        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-    let hex = |s: &str, len: usize| {
-        s.len() == len && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-    };
-    let nonzero = |s: &str| s.bytes().any(|b| b != b'0');
-    let valid = hex(version, 2)
-        && version != "ff"
-        && (version != "00" || parts.next().is_none())
-        && hex(trace_id, 32)
-        && nonzero(trace_id)
-        && hex(parent_id, 16)
-        && nonzero(parent_id)
-        && hex(flags, 2);
-    valid.then_some((trace_id, flags))
+/// The caller's trace from its `traceparent` and `tracestate` headers; an
+/// empty context when they are missing or invalid.
+pub fn extract(headers: &dyn Extractor) -> opentelemetry::Context {
+    TraceContextPropagator::new().extract(headers)
 }
 
-/// `bytes` random bytes (at most 16) as lowercase hex.
-fn random_hex(bytes: usize) -> String {
-    let mut buffer = uuid::Uuid::encode_buffer();
-    let hex = uuid::Uuid::new_v4().simple().encode_lower(&mut buffer);
-    hex[..bytes * 2].to_owned()
+/// `parent` if it holds a valid trace, else a new trace of its own, not
+/// sampled: what a process that exports no spans continues.
+pub fn continued(parent: opentelemetry::Context) -> opentelemetry::Context {
+    if parent.span().span_context().is_valid() {
+        return parent;
+    }
+    let ids = RandomIdGenerator::default();
+    parent.with_remote_span_context(SpanContext::new(
+        ids.new_trace_id(),
+        ids.new_span_id(),
+        TraceFlags::default(),
+        false,
+        TraceState::default(),
+    ))
+}
+
+/// Writes the `traceparent` (and `tracestate`) of `trace` into `headers`.
+pub fn inject(trace: &opentelemetry::Context, headers: &mut reqwest::header::HeaderMap) {
+    TraceContextPropagator::new()
+        .inject_context(trace, &mut opentelemetry_http::HeaderInjector(headers));
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::*;
 
+    fn headers(traceparent: &str) -> HashMap<String, String> {
+        HashMap::from([("traceparent".to_owned(), traceparent.to_owned())])
+    }
+
+    fn sent(trace: &opentelemetry::Context) -> String {
+        let mut headers = reqwest::header::HeaderMap::new();
+        inject(trace, &mut headers);
+        headers["traceparent"].to_str().unwrap().to_owned()
+    }
+
     #[test]
-    fn a_valid_traceparent_is_continued_with_a_new_span() {
+    fn a_valid_traceparent_is_passed_on_when_no_span_is_made() {
         let incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-        let context = Context::new("r".into(), Some(incoming));
-        assert_eq!(context.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
-        let outgoing = context.traceparent();
-        assert!(outgoing.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
-        assert!(outgoing.ends_with("-01"));
-        assert_ne!(outgoing, incoming);
+        let trace = continued(extract(&headers(incoming)));
         assert_eq!(
-            parse_traceparent(&outgoing).map(|p| p.0),
-            Some(context.trace_id.as_str())
+            trace.span().span_context().trace_id().to_string(),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
         );
+        assert_eq!(sent(&trace), incoming);
     }
 
     #[test]
@@ -128,12 +146,12 @@ mod tests {
             "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
             "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
         ] {
-            let context = Context::new("r".into(), Some(bad));
-            assert_ne!(
-                context.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736",
-                "{bad}"
-            );
-            assert!(parse_traceparent(&context.traceparent()).is_some());
+            let trace = continued(extract(&headers(bad)));
+            let id = trace.span().span_context().trace_id().to_string();
+            assert_ne!(id, "4bf92f3577b34da6a3ce929d0e0e4736", "{bad}");
+            let outgoing = sent(&trace);
+            assert!(outgoing.starts_with(&format!("00-{id}-")), "{outgoing}");
+            assert!(outgoing.ends_with("-00"), "not sampled: {outgoing}");
         }
     }
 }

@@ -1,6 +1,9 @@
 //! One span per request, carrying its id, trace id and module, and
 //! `X-Request-Id` on every response: the caller's when it sent a sane one,
 //! else a new one. A valid `traceparent` continues the caller's trace.
+//! When spans are exported, the request's span is the server span of
+//! OpenTelemetry's HTTP conventions, and the `trace_id` of its log lines is
+//! the exported trace's.
 //!
 //! Every event logged while serving a request carries the span's fields.
 //! The access line of each request is a `debug` event of target `access`
@@ -21,8 +24,12 @@ use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
 use app_kernel::Problem;
-use app_kernel::trace::{Context, Credentials};
+use app_kernel::trace::{self, Context, Credentials};
+use opentelemetry::propagation::Extractor;
+use opentelemetry::trace::TraceContextExt as _;
 use tracing::Instrument as _;
+use tracing::field::{Empty, display};
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -43,25 +50,40 @@ pub async fn context(
         .filter(|value| acceptable(value.as_bytes()))
         .cloned()
         .unwrap_or_else(new_id);
-    let traceparent = req
-        .headers()
-        .get("traceparent")
-        .and_then(|value| value.to_str().ok());
-    let mut trace = Context::new(id.to_str().unwrap_or_default().to_owned(), traceparent);
+    let module = crate::modules::of_path(req.path());
+    let span = tracing::info_span!(
+        "request",
+        request_id = id.to_str().unwrap_or_default(),
+        trace_id = Empty,
+        module = module.map(|m| m.name),
+        http.request.method = %req.method(),
+        url.path = req.path(),
+        otel.name = Empty,
+        otel.kind = Empty,
+        otel.status_code = Empty,
+        http.route = Empty,
+        http.response.status_code = Empty,
+        url.scheme = Empty,
+        network.protocol.version = Empty,
+        user_agent.original = Empty,
+        error.type = Empty,
+    );
+    let parent = trace::extract(&Headers(req.headers()));
+    let trace = if trace::tracer().is_some() {
+        server_span(&span, &req);
+        // The caller's span is the parent whatever this process samples.
+        let _ = span.set_parent(parent);
+        span.context()
+    } else {
+        trace::continued(parent)
+    };
+    span.record("trace_id", display(trace.span().span_context().trace_id()));
+    let mut trace = Context::new(id.to_str().unwrap_or_default().to_owned(), trace);
     trace.authorization = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
         .map(|value| Credentials(value.to_owned()));
-    let module = crate::modules::of_path(req.path());
-    let span = tracing::info_span!(
-        "request",
-        request_id = %trace.request_id,
-        trace_id = %trace.trace_id,
-        module = module.map(|m| m.name),
-        method = %req.method(),
-        path = req.path(),
-    );
     // HEAD is GET without the body, which the HTTP layer leaves out for HEAD.
     if req.method() == Method::HEAD {
         req.head_mut().method = Method::GET;
@@ -99,6 +121,14 @@ pub async fn context(
             .await?
             .map_into_left_body()
     };
+    if trace::tracer().is_some() {
+        let status = response.status();
+        span.record("http.response.status_code", status.as_u16());
+        if status.is_server_error() {
+            span.record("otel.status_code", "error");
+            span.record("error.type", status.as_str());
+        }
+    }
     span.in_scope(|| {
         tracing::debug!(
             target: "access",
@@ -122,6 +152,52 @@ pub async fn context(
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     Ok(response)
+}
+
+/// Names the request's span as OpenTelemetry's HTTP server conventions do.
+fn server_span(span: &tracing::Span, req: &ServiceRequest) {
+    let route = req.match_pattern();
+    let name = match &route {
+        Some(route) => format!("{} {route}", req.method()),
+        None => req.method().to_string(),
+    };
+    span.record("otel.name", name);
+    span.record("otel.kind", "server");
+    if let Some(route) = &route {
+        span.record("http.route", route.as_str());
+    }
+    let scheme = if req.app_config().secure() {
+        "https"
+    } else {
+        "http"
+    };
+    span.record("url.scheme", scheme);
+    let version = match req.version() {
+        actix_web::http::Version::HTTP_2 => "2",
+        actix_web::http::Version::HTTP_10 => "1.0",
+        _ => "1.1",
+    };
+    span.record("network.protocol.version", version);
+    if let Some(agent) = req
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|value| value.to_str().ok())
+    {
+        span.record("user_agent.original", agent);
+    }
+}
+
+/// A request's headers, as the OpenTelemetry propagator reads them.
+struct Headers<'a>(&'a header::HeaderMap);
+
+impl Extractor for Headers<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|value| value.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|name| name.as_str()).collect()
+    }
 }
 
 /// Visible ASCII, 1 to 128 bytes: safe to log and to pass on.

@@ -66,12 +66,24 @@ impl Process {
     /// Runs `serve --bind 127.0.0.1:port args...` without waiting; it
     /// trusts the test key, unless `args` give a `--dev-key-file`.
     pub fn spawn(port: u16, args: &[&str], log: &str, stderr: Stdio) -> Process {
+        Process::spawn_with_env(port, args, log, stderr, &[])
+    }
+
+    /// [`Process::spawn`], with `env` set too.
+    pub fn spawn_with_env(
+        port: u16,
+        args: &[&str],
+        log: &str,
+        stderr: Stdio,
+        env: &[(&str, &str)],
+    ) -> Process {
         let bind = format!("127.0.0.1:{port}");
         let mut command = Command::new(env!("CARGO_BIN_EXE_app"));
         command
             .args(["serve", "--bind", &bind])
             .args(args)
             .env("RUST_LOG", log)
+            .envs(env.iter().copied())
             .stderr(stderr);
         if !args.contains(&"--dev-key-file") {
             command.env("APP_JWT_PUBLIC_KEY", crate::auth::public_key_path());

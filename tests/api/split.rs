@@ -31,7 +31,7 @@ async fn port_and_laptop(client: &reqwest::Client, base: &str) -> (i64, String) 
 }
 
 /// Creates a port through `base`; returns its id.
-async fn create_port(client: &reqwest::Client, base: &str, name: &str) -> i64 {
+pub async fn create_port(client: &reqwest::Client, base: &str, name: &str) -> i64 {
     let port: Value = client
         .post(format!("{base}/api/v1/ports"))
         .json(&json!({ "name": name }))
@@ -188,7 +188,7 @@ async fn expanding_through_the_gateway_makes_one_call_to_ports_with_the_request_
         line["span"]["trace_id"], trace,
         "the caller's trace continues"
     );
-    assert_eq!(line["span"]["path"], "/api/v1/ports");
+    assert_eq!(line["span"]["url.path"], "/api/v1/ports");
 }
 
 /// What one request of the traffic saw.

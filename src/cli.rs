@@ -167,6 +167,17 @@ pub struct ServeArgs {
     #[arg(long, env = "APP_METRICS_BIND", value_name = "ADDRESS")]
     pub metrics_bind: Option<String>,
 
+    /// Record and serve metrics; `--metrics false` records nothing and
+    /// serves no `/metrics`, wherever --metrics-bind says.
+    #[arg(
+        long,
+        env = "APP_METRICS",
+        value_name = "BOOL",
+        default_value_t = true,
+        action = clap::ArgAction::Set
+    )]
+    pub metrics: bool,
+
     /// Serve HTTPS (TLS 1.2 and 1.3) with this certificate chain, PEM; needs --tls-key.
     #[arg(long, env = "APP_TLS_CERT", value_name = "FILE", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,

@@ -9,7 +9,7 @@ use app_kernel::db::Storage;
 use crate::cli::{HealthcheckArgs, ModulesArgs, ServeArgs, TokenArgs};
 use crate::modules::{self, Module, Running};
 use crate::security::DevKey;
-use crate::startup::{Application, Settings};
+use crate::startup::{Application, Metrics, Settings};
 use app_kernel::module::Access;
 
 pub async fn serve(args: ServeArgs, storage: Storage, dev_key_file: PathBuf) -> anyhow::Result<()> {
@@ -20,7 +20,11 @@ pub async fn serve(args: ServeArgs, storage: Storage, dev_key_file: PathBuf) -> 
         security: args.security(dev_key_file).map_err(anyhow::Error::msg)?,
         cors_origins: args.cors_origin.clone(),
         tls: args.tls(),
-        metrics_bind: args.metrics_bind.clone(),
+        metrics: match (&args.metrics_bind, args.metrics) {
+            (_, false) => Metrics::Off,
+            (Some(address), true) => Metrics::Apart(address.clone()),
+            (None, true) => Metrics::WithApi,
+        },
         storage,
         bind: args.bind,
         workers: None,

@@ -53,8 +53,20 @@ pub struct Settings {
     pub cors_origins: Vec<String>,
     /// Serve HTTPS instead of HTTP.
     pub tls: Option<Tls>,
-    /// Serve `/metrics` on this address alone, not on `bind`.
-    pub metrics_bind: Option<String>,
+    /// Where `/metrics` is served, if it is.
+    pub metrics: Metrics,
+}
+
+/// Where `/metrics` is served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Metrics {
+    /// On the API's listener.
+    WithApi,
+    /// On a listener of its own at this address, not on the API's.
+    Apart(String),
+    /// Nowhere, and nothing is recorded: no recorder is installed, and
+    /// every request skips the measuring middleware.
+    Off,
 }
 
 pub struct Application {
@@ -84,8 +96,11 @@ impl Application {
             );
         }
         let limiter = guard.limiter.clone();
-        metrics::announce(&settings.modules);
-        let metrics_here = settings.metrics_bind.is_none();
+        let measured = settings.metrics != Metrics::Off;
+        if measured {
+            metrics::announce(&settings.modules);
+        }
+        let metrics_here = settings.metrics == Metrics::WithApi;
         let cors_origins = settings.cors_origins.clone();
         let docs = docs::Docs::new(&settings.modules)?;
         let mut own_routes = vec![
@@ -111,7 +126,7 @@ impl Application {
                     !cors_origins.is_empty(),
                     cors(&cors_origins),
                 ))
-                .wrap(from_fn(metrics::record))
+                .wrap(Condition::new(measured, from_fn(metrics::record)))
                 .wrap(from_fn(request::context))
                 .app_data(app_kernel::query_config())
                 .app_data(routes.clone())
@@ -152,9 +167,9 @@ impl Application {
             modules = ?settings.modules.iter().map(|m| m.name).collect::<Vec<_>>(),
             "listening"
         );
-        let metrics = match &settings.metrics_bind {
-            Some(address) => Some(metrics_server(address, &running)?),
-            None => None,
+        let metrics = match &settings.metrics {
+            Metrics::Apart(address) => Some(metrics_server(address, &running)?),
+            Metrics::WithApi | Metrics::Off => None,
         };
         Ok(Self {
             port,

@@ -109,6 +109,14 @@ fn describe() {
         "app_follower_applied_total",
         "Entries of a followed feed applied."
     );
+    describe_counter!(
+        "app_trace_spans_ended_total",
+        "Sampled spans handed to the OTLP exporter's queue."
+    );
+    describe_counter!(
+        "app_trace_spans_exported_total",
+        "Spans sent to the OTLP collector, by outcome (exported, failed: lost)."
+    );
     describe_gauge!(
         "app_build_info",
         "1, labelled with the version and the modules this process serves."

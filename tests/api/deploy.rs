@@ -18,6 +18,7 @@ use crate::auth::JwksServer;
 use crate::gateway::{Nginx, deploy_dir};
 use crate::helpers::{json_at, status_at};
 use crate::manifests::{Dockerfile, Manifests, Pod, nginx_upstreams, port_of, strings};
+use crate::otlp::{Collector, Kind};
 use crate::postgres;
 use crate::process::{Process, as_container, free_port};
 use crate::redis::Redis;
@@ -34,6 +35,7 @@ struct Local {
     database: String,
     redis: Redis,
     jwks: JwksServer,
+    collector: Collector,
     files: tempfile::TempDir,
 }
 
@@ -43,6 +45,7 @@ impl Local {
             database,
             redis: Redis::start().await,
             jwks: JwksServer::start(&[&crate::auth::test_key().key]).await,
+            collector: Collector::start().await,
             files: tempfile::tempdir().unwrap(),
         }
     }
@@ -97,6 +100,7 @@ fn localize(
                 "APP_DATABASE_URL" => stand_ins.database.clone(),
                 "APP_RATE_LIMIT_REDIS" => stand_ins.redis.url(),
                 "APP_JWT_JWKS_URL" => stand_ins.jwks.url.clone(),
+                "OTEL_EXPORTER_OTLP_ENDPOINT" => stand_ins.collector.endpoint.clone(),
                 "APP_DEV_KEY_FILE" => stand_ins.dev_key_file().display().to_string(),
                 "APP_PEER_TOKEN_FILE" => {
                     let file = stand_ins.files.path().join("peer-token");
@@ -614,6 +618,27 @@ async fn the_compose_split_runs_its_own_commands_behind_the_nginx_config() {
         .collect();
     let nginx = Nginx::start(&upstreams).await;
     assert_laptops_reach_ports(&token, |_| nginx.address.clone()).await;
+    // Spans go where OTEL_EXPORTER_OTLP_ENDPOINT says: a service of the
+    // split (Jaeger), a receiver here; a call from laptops to ports is one trace.
+    let endpoint = environment(&image, &services["laptops"])
+        .into_iter()
+        .rev()
+        .find(|(key, _)| key == "OTEL_EXPORTER_OTLP_ENDPOINT")
+        .map(|(_, value)| Url::parse(&value).unwrap())
+        .expect("the split exports traces");
+    assert!(in_split(endpoint.host_str().unwrap()), "{endpoint}");
+    stand_ins
+        .collector
+        .until("a trace from laptops into ports", |spans| {
+            spans.iter().any(|call| {
+                call.service == "app-laptops"
+                    && call.kind == Kind::Client
+                    && spans
+                        .iter()
+                        .any(|s| s.service == "app-ports" && s.parent_span_id == call.span_id)
+            })
+        })
+        .await;
     let docs = json_at(
         &crate::auth::client(),
         format!("{}/api-docs/openapi.json", nginx.address),

@@ -3,7 +3,7 @@
 
 use app::modules::{Module, Peers};
 use app::security::{KeySource, Security};
-use app::startup::{Application, Settings};
+use app::startup::{Application, Metrics, Settings};
 use app_kernel::db::Backend;
 use reqwest::{Method, RequestBuilder, Response};
 use serde_json::Value;
@@ -101,7 +101,7 @@ pub async fn spawn_configured(
         security: security(),
         cors_origins: Vec::new(),
         tls: None,
-        metrics_bind: None,
+        metrics: Metrics::WithApi,
     })
     .await
 }
@@ -121,7 +121,7 @@ pub async fn spawn_secured(security: Security, cors_origins: &[&str]) -> TestApp
         security,
         cors_origins: cors_origins.iter().map(|o| o.to_string()).collect(),
         tls: None,
-        metrics_bind: None,
+        metrics: Metrics::WithApi,
     })
     .await;
     app._dir = dir;

@@ -96,6 +96,35 @@ async fn metrics_bind_serves_metrics_apart_from_the_api() {
 }
 
 #[tokio::test]
+async fn metrics_false_serves_and_records_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = format!("sqlite:{}", dir.path().display());
+    let metrics_port = free_port();
+    let metrics_bind = format!("127.0.0.1:{metrics_port}");
+    let app = Process::start_with(
+        &data,
+        &["--metrics", "false", "--metrics-bind", &metrics_bind],
+        "warn",
+        Stdio::inherit(),
+    )
+    .await;
+    let ports = reqwest::get(format!("{}/api/v1/ports", app.address))
+        .await
+        .unwrap();
+    assert_eq!(ports.status(), 200, "the API is served");
+    let own = reqwest::get(format!("{}/metrics", app.address))
+        .await
+        .unwrap();
+    assert_eq!(own.status(), 404);
+    assert!(
+        reqwest::get(format!("http://{metrics_bind}/metrics"))
+            .await
+            .is_err(),
+        "no listener of its own either"
+    );
+}
+
+#[tokio::test]
 async fn split_is_scraped_behind_nginx_and_stopping_ports_fires_the_checked_in_circuit_alert() {
     let url = crate::postgres::shared().fresh_database().await;
     let mut split = Split::start(&url).await;

@@ -105,6 +105,10 @@ fn describe() {
         Unit::Seconds,
         "When a module last applied everything of a feed it follows: the lag is time() minus this."
     );
+    describe_gauge!(
+        "app_follower_behind_rows",
+        "Entries of a followed feed not yet applied, as of the follower's last read."
+    );
     describe_counter!(
         "app_follower_applied_total",
         "Entries of a followed feed applied."

@@ -25,8 +25,9 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
 use app_kernel::Problem;
 use app_kernel::trace::{self, Context, Credentials};
+use opentelemetry::KeyValue;
 use opentelemetry::propagation::Extractor;
-use opentelemetry::trace::TraceContextExt as _;
+use opentelemetry::trace::{SpanRef, Status, TraceContextExt as _};
 use tracing::Instrument as _;
 use tracing::field::{Empty, display};
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
@@ -58,24 +59,24 @@ pub async fn context(
         module = module.map(|m| m.name),
         http.request.method = %req.method(),
         url.path = req.path(),
-        otel.name = Empty,
         otel.kind = Empty,
-        otel.status_code = Empty,
-        http.route = Empty,
-        http.response.status_code = Empty,
-        url.scheme = Empty,
-        network.protocol.version = Empty,
-        user_agent.original = Empty,
-        error.type = Empty,
     );
     let parent = trace::extract(&Headers(req.headers()));
-    let trace = if trace::tracer().is_some() {
-        server_span(&span, &req);
-        // The caller's span is the parent whatever this process samples.
-        let _ = span.set_parent(parent);
-        span.context()
-    } else {
-        trace::continued(parent)
+    // Exported, the request's span is a server span (its kind is fixed when
+    // it starts), the caller's span its parent whatever this process samples.
+    let exported = trace::tracer().map(|_| {
+        span.record("otel.kind", "server");
+        let _ = span.set_parent(parent.clone());
+        let trace = span.context();
+        let sampled = trace.span().span_context().is_sampled();
+        if sampled {
+            describe(&trace.span(), &req);
+        }
+        (trace, sampled)
+    });
+    let trace = match &exported {
+        Some((trace, _)) => trace.clone(),
+        None => trace::continued(parent),
     };
     span.record("trace_id", display(trace.span().span_context().trace_id()));
     let mut trace = Context::new(id.to_str().unwrap_or_default().to_owned(), trace);
@@ -121,12 +122,16 @@ pub async fn context(
             .await?
             .map_into_left_body()
     };
-    if trace::tracer().is_some() {
+    if let Some((trace, true)) = &exported {
+        let span = trace.span();
         let status = response.status();
-        span.record("http.response.status_code", status.as_u16());
+        span.set_attribute(KeyValue::new(
+            "http.response.status_code",
+            i64::from(status.as_u16()),
+        ));
         if status.is_server_error() {
-            span.record("otel.status_code", "error");
-            span.record("error.type", status.as_str());
+            span.set_attribute(KeyValue::new("error.type", status.as_str().to_owned()));
+            span.set_status(Status::error(""));
         }
     }
     span.in_scope(|| {
@@ -154,37 +159,40 @@ pub async fn context(
     Ok(response)
 }
 
-/// Names the request's span as OpenTelemetry's HTTP server conventions do.
-fn server_span(span: &tracing::Span, req: &ServiceRequest) {
+/// Names and describes a sampled request's span as OpenTelemetry's HTTP
+/// server conventions do. Set on the span itself, not as fields of the
+/// request's span, these stay out of the log lines.
+fn describe(span: &SpanRef<'_>, req: &ServiceRequest) {
     let route = req.match_pattern();
-    let name = match &route {
+    span.update_name(match &route {
         Some(route) => format!("{} {route}", req.method()),
         None => req.method().to_string(),
-    };
-    span.record("otel.name", name);
-    span.record("otel.kind", "server");
-    if let Some(route) = &route {
-        span.record("http.route", route.as_str());
-    }
+    });
     let scheme = if req.app_config().secure() {
         "https"
     } else {
         "http"
     };
-    span.record("url.scheme", scheme);
     let version = match req.version() {
         actix_web::http::Version::HTTP_2 => "2",
         actix_web::http::Version::HTTP_10 => "1.0",
         _ => "1.1",
     };
-    span.record("network.protocol.version", version);
+    let mut attributes = vec![
+        KeyValue::new("url.scheme", scheme),
+        KeyValue::new("network.protocol.version", version),
+    ];
+    if let Some(route) = route {
+        attributes.push(KeyValue::new("http.route", route));
+    }
     if let Some(agent) = req
         .headers()
         .get(header::USER_AGENT)
         .and_then(|value| value.to_str().ok())
     {
-        span.record("user_agent.original", agent);
+        attributes.push(KeyValue::new("user_agent.original", agent.to_owned()));
     }
+    span.set_attributes(attributes);
 }
 
 /// A request's headers, as the OpenTelemetry propagator reads them.

@@ -6,10 +6,13 @@ mod traces;
 
 use std::io::IsTerminal as _;
 
+use opentelemetry::trace::TraceContextExt as _;
 use tracing::Level;
+use tracing::Metadata;
+use tracing::subscriber::Interest;
 use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
-use tracing_subscriber::filter::{EnvFilter, Targets, filter_fn};
-use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::filter::{EnvFilter, dynamic_filter_fn, filter_fn};
+use tracing_subscriber::layer::{self, SubscriberExt as _};
 use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{Layer as _, Registry};
 
@@ -78,10 +81,20 @@ pub fn init(format: LogFormat, traced: Option<Service>) -> anyhow::Result<Teleme
                 meta.is_span() && *meta.level() <= Level::INFO
             }))
     });
+    // sqlx describes a query only when someone listens: here, only when
+    // the work that runs it is sampled.
     let queries = traces.as_ref().map(|traces| {
-        traces
-            .queries()
-            .with_filter(Targets::new().with_target("sqlx::query", Level::DEBUG))
+        let sampled = |_: &Metadata<'_>, _: &layer::Context<'_, _>| {
+            opentelemetry::Context::map_current(|cx| cx.span().span_context().is_sampled())
+        };
+        let queries = dynamic_filter_fn(sampled).with_callsite_filter(|meta| {
+            if meta.target() == "sqlx::query" {
+                Interest::sometimes()
+            } else {
+                Interest::never()
+            }
+        });
+        traces.queries().with_filter(queries)
     });
     let _ = Registry::default()
         .with(lines.with_filter(filter))

@@ -55,6 +55,10 @@ async fn prometheus_scrapes_serve_all_and_a_routes_count_rises_by_the_requests_s
         lag.is_some_and(|s| s < 30.0),
         "the deletion follower keeps up: {lag:?}"
     );
+    let behind = prometheus
+        .value("app_follower_behind_rows{feed=\"ports.deletions\"}")
+        .await;
+    assert_eq!(behind, Some(0.0), "nothing left to apply");
 }
 
 #[tokio::test]

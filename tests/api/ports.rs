@@ -403,11 +403,16 @@ async fn deletions_are_listed_in_order_for_other_modules(app: &TestApp) {
     let items = feed["items"].as_array().unwrap();
     let deleted: Vec<&Value> = items.iter().map(|d| &d["port_id"]).collect();
     assert_eq!(deleted, [&ids[1], &ids[0]]);
+    assert_eq!(feed["remaining"], 2);
+    let page = app.get_json("/api/v1/ports/deletions?limit=1").await;
+    assert_eq!(page["items"], json!([items[0]]));
+    assert_eq!(page["remaining"], 2, "a reader at 0 is two behind");
     let first = items[0]["seq"].as_i64().unwrap();
     let after = app
         .get_json(&format!("/api/v1/ports/deletions?after={first}&limit=1"))
         .await;
     assert_eq!(after["items"], json!([items[1]]));
+    assert_eq!(after["remaining"], 1);
     for bad in ["after=-1", "limit=0", "limit=101", "after=x"] {
         let response = app.get(&format!("/api/v1/ports/deletions?{bad}")).await;
         assert_problem(response, 400).await;

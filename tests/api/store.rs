@@ -87,22 +87,33 @@ async fn port_store_conforms(backend: Backend) {
     ));
 
     assert!(!store.delete(hdmi.id, 2).await.unwrap(), "wrong version");
-    assert_eq!(store.deletions(0, 10).await.unwrap(), []);
+    let none = store.deletions(0, 10).await.unwrap();
+    assert_eq!((none.items, none.remaining), (vec![], 0));
     assert!(store.delete(hdmi.id, 1).await.unwrap());
     assert_eq!(store.get(hdmi.id).await.unwrap(), None);
     let again = store.insert(&new("HDMI")).await.unwrap();
     assert!(again.id > hdmi.id, "ids are never reused");
 
     assert!(store.delete(again.id, 1).await.unwrap());
-    let deletions = store.deletions(0, 10).await.unwrap();
+    let all = store.deletions(0, 10).await.unwrap();
+    assert_eq!(all.remaining, 2);
+    let deletions = all.items;
     let deleted: Vec<i64> = deletions.iter().map(|d| d.port_id).collect();
     assert_eq!(deleted, [hdmi.id, again.id], "every deletion, in order");
     assert!(deletions[0].seq < deletions[1].seq);
+    let rest = store.deletions(deletions[0].seq, 10).await.unwrap();
     assert_eq!(
-        store.deletions(deletions[0].seq, 10).await.unwrap(),
-        deletions[1..]
+        (rest.items.as_slice(), rest.remaining),
+        (&deletions[1..], 1)
     );
-    assert_eq!(store.deletions(0, 1).await.unwrap(), deletions[..1]);
+    let first = store.deletions(0, 1).await.unwrap();
+    assert_eq!(
+        (first.items.as_slice(), first.remaining),
+        (&deletions[..1], 2),
+        "a page counts what is after it too"
+    );
+    let past = store.deletions(deletions[1].seq, 10).await.unwrap();
+    assert_eq!((past.items, past.remaining), (vec![], 0));
 }
 
 async fn laptop_store_conforms(backend: Backend) {

@@ -50,13 +50,23 @@ pub struct PortDeletion {
     pub port_id: i64,
 }
 
+/// A page of the feed of deletions, oldest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Deletions {
+    pub items: Vec<PortDeletion>,
+    /// How many deletions there are after `after`, this page's included: how
+    /// far behind a reader that has seen up to `after` is.
+    #[serde(default)]
+    pub remaining: i64,
+}
+
 #[async_trait::async_trait]
 pub trait PortsApi: Send + Sync {
     /// The ports among `ids` (at most [`MAX_FIND`]) that exist, in no order.
     async fn find(&self, ids: &[i64]) -> Result<Vec<PortRef>, PeerError>;
 
     /// Up to `limit` (1-100) deletions with `seq` above `after`, oldest first.
-    async fn deletions(&self, after: i64, limit: i64) -> Result<Vec<PortDeletion>, PeerError>;
+    async fn deletions(&self, after: i64, limit: i64) -> Result<Deletions, PeerError>;
 }
 
 /// The ports module of another process.
@@ -78,9 +88,9 @@ impl PortsApi for HttpPorts {
         Ok(self.0.get::<Items<PortRef>>(&path).await?.items)
     }
 
-    async fn deletions(&self, after: i64, limit: i64) -> Result<Vec<PortDeletion>, PeerError> {
+    async fn deletions(&self, after: i64, limit: i64) -> Result<Deletions, PeerError> {
         let path = format!("{PATH}/deletions?after={after}&limit={limit}");
-        Ok(self.0.get::<Items<PortDeletion>>(&path).await?.items)
+        self.0.get::<Deletions>(&path).await
     }
 }
 
@@ -105,7 +115,7 @@ impl PortsApi for Unconfigured {
         Err(self.error())
     }
 
-    async fn deletions(&self, _: i64, _: i64) -> Result<Vec<PortDeletion>, PeerError> {
+    async fn deletions(&self, _: i64, _: i64) -> Result<Deletions, PeerError> {
         Err(self.error())
     }
 }

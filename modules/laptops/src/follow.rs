@@ -35,7 +35,13 @@ impl PortDeletions {
         let mut applied = 0;
         loop {
             let seen = self.store.port_deletions_seen().await?;
-            let deletions = self.ports.deletions(seen, BATCH).await?;
+            let page = self.ports.deletions(seen, BATCH).await?;
+            let behind = |rows: i64| {
+                metrics::gauge!("app_follower_behind_rows", "module" => crate::NAME, "feed" => FEED)
+                    .set(rows as f64);
+            };
+            behind(page.remaining);
+            let deletions = page.items;
             for deletion in &deletions {
                 let changed = self
                     .store
@@ -49,6 +55,7 @@ impl PortDeletions {
                 );
             }
             applied += deletions.len();
+            behind(page.remaining - deletions.len() as i64);
             metrics::counter!("app_follower_applied_total", "module" => crate::NAME, "feed" => FEED)
                 .increment(deletions.len() as u64);
             if (deletions.len() as i64) < BATCH {

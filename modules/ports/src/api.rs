@@ -3,7 +3,7 @@
 
 use app_kernel::page::PageRequest;
 use app_kernel::peer::PeerError;
-use ports_api::{MAX_FIND, NAME, PortDeletion, PortRef, PortsApi};
+use ports_api::{Deletions, MAX_FIND, NAME, PortRef, PortsApi};
 
 use crate::error::Error;
 use crate::service::Ports;
@@ -32,7 +32,7 @@ impl PortsApi for Ports {
             .collect())
     }
 
-    async fn deletions(&self, after: i64, limit: i64) -> Result<Vec<PortDeletion>, PeerError> {
+    async fn deletions(&self, after: i64, limit: i64) -> Result<Deletions, PeerError> {
         Ports::deletions(self, after, limit)
             .await
             .map_err(peer_error)

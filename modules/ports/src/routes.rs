@@ -11,9 +11,9 @@ use app_kernel::responses::{
     BadRequest, Conflict, NotFound, PayloadTooLarge, PreconditionFailed, Unavailable,
     Unprocessable, UnsupportedMediaType,
 };
-use ports_api::PortDeletion;
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use ports_api::Deletions;
+use serde::Deserialize;
+use utoipa::IntoParams;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::model::{NewPort, Port, PortPatch};
@@ -90,13 +90,6 @@ struct DeletionsQuery {
     limit: Option<i64>,
 }
 
-/// Deleted ports, oldest first: a feed that modules referring to ports
-/// follow to drop their references.
-#[derive(Serialize, ToSchema)]
-struct Deletions {
-    items: Vec<PortDeletion>,
-}
-
 /// List port deletions, oldest first.
 #[utoipa::path(
     tag = "ports",
@@ -110,8 +103,7 @@ async fn list_port_deletions(
 ) -> Result<HttpResponse, ApiError> {
     let after = query.after.unwrap_or(0);
     let limit = query.limit.unwrap_or(MAX_LIMIT);
-    let items = ports.deletions(after, limit).await?;
-    Ok(HttpResponse::Ok().json(Deletions { items }))
+    Ok(HttpResponse::Ok().json(ports.deletions(after, limit).await?))
 }
 
 /// Create a port.

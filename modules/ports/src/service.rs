@@ -4,7 +4,7 @@ use app_kernel::db::{Db, StoreError};
 use app_kernel::etag::{IfMatch, Versioned};
 use app_kernel::page::{MAX_LIMIT, Page, PageRequest};
 use app_kernel::text::filter_key;
-use ports_api::{MAX_FIND, PortDeletion};
+use ports_api::{Deletions, MAX_FIND};
 use serde_json::Value;
 
 use crate::error::Error;
@@ -47,11 +47,7 @@ impl Ports {
     }
 
     /// Up to `limit` (1 to [`MAX_LIMIT`]) deletions after `after`, oldest first.
-    pub(crate) async fn deletions(
-        &self,
-        after: i64,
-        limit: i64,
-    ) -> Result<Vec<PortDeletion>, Error> {
+    pub(crate) async fn deletions(&self, after: i64, limit: i64) -> Result<Deletions, Error> {
         if after < 0 || !(1..=MAX_LIMIT).contains(&limit) {
             return Err(Error::BadRequest(format!(
                 "after must be 0 or more and limit from 1 to {MAX_LIMIT}"

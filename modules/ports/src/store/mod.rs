@@ -9,7 +9,7 @@ use std::sync::Arc;
 use app_kernel::db::{Db, StoreError};
 use app_kernel::page::PageRequest;
 
-use ports_api::PortDeletion;
+use ports_api::{Deletions, PortDeletion};
 
 use crate::model::{NewPort, Port};
 
@@ -37,15 +37,20 @@ pub trait PortStore: Send + Sync {
     ) -> Result<Option<Port>, StoreError>;
     /// Deletes the row if it is still at `version`, and records the deletion.
     async fn delete(&self, id: i64, version: i64) -> Result<bool, StoreError>;
-    /// Up to `limit` recorded deletions with `seq` above `after`, oldest first.
-    async fn deletions(&self, after: i64, limit: i64) -> Result<Vec<PortDeletion>, StoreError>;
+    /// Up to `limit` recorded deletions with `seq` above `after`, oldest
+    /// first, and how many there are after `after` in all.
+    async fn deletions(&self, after: i64, limit: i64) -> Result<Deletions, StoreError>;
 }
 
-/// Rows of `port_deletions` as `(seq, port_id)`, as the contract has them.
-fn deletions(rows: Vec<(i64, i64)>) -> Vec<PortDeletion> {
-    rows.into_iter()
-        .map(|(seq, port_id)| PortDeletion { seq, port_id })
-        .collect()
+/// Rows of `port_deletions` as `(seq, port_id, count after)`, as the contract has them.
+fn deletions(rows: Vec<(i64, i64, i64)>) -> Deletions {
+    Deletions {
+        remaining: rows.first().map_or(0, |row| row.2),
+        items: rows
+            .into_iter()
+            .map(|(seq, port_id, _)| PortDeletion { seq, port_id })
+            .collect(),
+    }
 }
 
 /// The store for a module's database.

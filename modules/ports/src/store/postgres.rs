@@ -2,7 +2,7 @@ use app_kernel::db::StoreError;
 use app_kernel::page::PageRequest;
 use sqlx::PgPool;
 
-use ports_api::PortDeletion;
+use ports_api::Deletions;
 
 use super::{Filter, PortStore};
 use crate::model::{NewPort, Port};
@@ -68,9 +68,10 @@ impl PortStore for PgPorts {
     }
 
     #[tracing::instrument(level = "debug", skip(self), fields(module = "ports"))]
-    async fn deletions(&self, after: i64, limit: i64) -> Result<Vec<PortDeletion>, StoreError> {
-        let rows: Vec<(i64, i64)> = sqlx::query_as(
-            "select seq, port_id from ports.port_deletions where seq > $1 order by seq limit $2",
+    async fn deletions(&self, after: i64, limit: i64) -> Result<Deletions, StoreError> {
+        // The count is of every row after `after`: windows come before limits.
+        let rows: Vec<(i64, i64, i64)> = sqlx::query_as(
+            "select seq, port_id, count(*) over () from ports.port_deletions where seq > $1 order by seq limit $2",
         )
         .bind(after)
         .bind(limit)

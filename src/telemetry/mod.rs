@@ -6,7 +6,6 @@ mod traces;
 
 use std::io::IsTerminal as _;
 
-use opentelemetry::trace::TraceContextExt as _;
 use tracing::Level;
 use tracing::Metadata;
 use tracing::subscriber::Interest;
@@ -77,6 +76,9 @@ pub fn init(format: LogFormat, traced: Option<Service>) -> anyhow::Result<Teleme
             .with_target(false)
             .with_threads(false)
             .with_tracked_inactivity(false)
+            // Nothing reads the current context: spans are found through
+            // the registry (see queries), so entering a span stays cheap.
+            .with_context_activation(false)
             .with_filter(filter_fn(|meta| {
                 meta.is_span() && *meta.level() <= Level::INFO
             }))
@@ -84,9 +86,7 @@ pub fn init(format: LogFormat, traced: Option<Service>) -> anyhow::Result<Teleme
     // sqlx describes a query only when someone listens: here, only when
     // the work that runs it is sampled.
     let queries = traces.as_ref().map(|traces| {
-        let sampled = |_: &Metadata<'_>, _: &layer::Context<'_, _>| {
-            opentelemetry::Context::map_current(|cx| cx.span().span_context().is_sampled())
-        };
+        let sampled = |_: &Metadata<'_>, _: &layer::Context<'_, _>| queries::sampled();
         let queries = dynamic_filter_fn(sampled).with_callsite_filter(|meta| {
             if meta.target() == "sqlx::query" {
                 Interest::sometimes()
@@ -101,6 +101,7 @@ pub fn init(format: LogFormat, traced: Option<Service>) -> anyhow::Result<Teleme
         .with(spans)
         .with(queries)
         .try_init();
+    tracing::dispatcher::get_default(queries::register);
     Ok(Telemetry {
         _traces: traces,
         _logs: logs,

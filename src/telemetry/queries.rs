@@ -4,13 +4,17 @@
 //! attributed as OpenTelemetry's database conventions say. Queries of work
 //! whose trace is not sampled cost no span.
 
+use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
 use opentelemetry::KeyValue;
 use opentelemetry::trace::{Span as _, SpanKind, TraceContextExt as _, Tracer as _};
 use opentelemetry_sdk::trace::SdkTracer;
+use tracing::dispatcher::{Dispatch, WeakDispatch};
 use tracing::field::{Field, Visit};
+use tracing_subscriber::Registry;
 use tracing_subscriber::layer::{Context, Layer};
+use tracing_subscriber::registry::LookupSpan as _;
 
 use app_kernel::db::Backend;
 
@@ -30,11 +34,40 @@ impl Queries {
     }
 }
 
+/// The process's subscriber, to find the span a query runs in.
+static DISPATCH: OnceLock<WeakDispatch> = OnceLock::new();
+
+/// Queries are looked up in `dispatch` from now on; set once, at start.
+pub fn register(dispatch: &Dispatch) {
+    let _ = DISPATCH.set(dispatch.downgrade());
+}
+
+/// The exported span of the work running now: the innermost span the
+/// OpenTelemetry layer follows, entered on this thread (sqlx enters the
+/// caller's span on the thread that runs a SQLite query).
+pub fn current_work() -> Option<opentelemetry::Context> {
+    let dispatch = DISPATCH.get()?.upgrade()?;
+    let current = dispatch.current_span();
+    let registry = dispatch.downcast_ref::<Registry>()?;
+    let ids: Vec<_> = registry
+        .span(current.id()?)?
+        .scope()
+        .map(|span| span.id())
+        .collect();
+    ids.iter()
+        .find_map(|id| tracing_opentelemetry::get_otel_context(id, &dispatch))
+}
+
+/// Whether the work running now is sampled: only then is a query described.
+pub fn sampled() -> bool {
+    current_work().is_some_and(|cx| cx.span().span_context().is_sampled())
+}
+
 impl<S: tracing::Subscriber> Layer<S> for Queries {
     fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
-        // The span entered now is the work's: the OpenTelemetry layer made
-        // its context the current one.
-        let parent = opentelemetry::Context::current();
+        let Some(parent) = current_work() else {
+            return;
+        };
         if !parent.span().span_context().is_sampled() {
             return;
         }

@@ -1,7 +1,9 @@
 //! What a request that matches no route gets: 405 with `Allow` when the path
-//! exists with other methods, else 404; both as problems.
+//! exists with other methods, else 404; both as problems. The same table
+//! names a request's route template, for metrics and traces.
 
-use actix_web::dev::ResourceDef;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpRequest, HttpResponse, web};
 use app_kernel::Problem;
@@ -9,7 +11,66 @@ use utoipa::openapi::OpenApi;
 use utoipa::openapi::path::HttpMethod;
 
 /// Every documented path and its methods, to tell 404 from 405.
-pub struct Routes(Vec<(ResourceDef, Vec<Method>)>);
+pub struct Routes {
+    /// Tells one table from another, for caches keyed by a route's index.
+    id: u64,
+    routes: Vec<(Template, Vec<Method>)>,
+}
+
+/// A route's path template, matched a segment at a time: `name`, `{id}`
+/// (any one segment) or, last, `{_:.*}` (the rest of the path). Far cheaper
+/// than matching the router's regular expressions again.
+struct Template {
+    text: String,
+    segments: Vec<Segment>,
+}
+
+enum Segment {
+    Literal(String),
+    One,
+    Rest,
+}
+
+impl Template {
+    fn parse(text: &str) -> Self {
+        let segments = text
+            .trim_start_matches('/')
+            .split('/')
+            .map(|segment| match segment.strip_prefix('{') {
+                Some(param) if param.ends_with(":.*}") => Segment::Rest,
+                Some(_) => Segment::One,
+                None => Segment::Literal(segment.to_owned()),
+            })
+            .collect();
+        Self {
+            text: text.to_owned(),
+            segments,
+        }
+    }
+
+    /// How many literal segments `path` matches, if it matches at all.
+    fn score(&self, path: &str) -> Option<usize> {
+        let mut parts = path.strip_prefix('/')?.split('/');
+        let mut literals = 0;
+        for segment in &self.segments {
+            match segment {
+                Segment::Rest => return Some(literals),
+                Segment::One => {
+                    if parts.next()?.is_empty() {
+                        return None;
+                    }
+                }
+                Segment::Literal(literal) => {
+                    if parts.next()? != literal {
+                        return None;
+                    }
+                    literals += 1;
+                }
+            }
+        }
+        parts.next().is_none().then_some(literals)
+    }
+}
 
 impl Routes {
     pub fn from_openapi(openapi: &OpenApi) -> Self {
@@ -33,26 +94,43 @@ impl Routes {
                     methods.push(Method::HEAD);
                 }
                 methods.sort_by(|a, b| a.as_str().cmp(b.as_str()));
-                (ResourceDef::new(path.as_str()), methods)
+                (Template::parse(path), methods)
             })
             .collect();
-        Self(routes)
+        static TABLES: AtomicU64 = AtomicU64::new(0);
+        Self {
+            id: TABLES.fetch_add(1, Ordering::Relaxed),
+            routes,
+        }
     }
 
     /// Adds paths served outside the API document, such as health and docs.
     pub fn with_get(mut self, paths: &[&str]) -> Self {
         for path in paths {
-            self.0
-                .push((ResourceDef::new(*path), vec![Method::GET, Method::HEAD]));
+            self.routes
+                .push((Template::parse(path), vec![Method::GET, Method::HEAD]));
         }
         self
     }
 
-    fn allowed(&self, path: &str) -> Option<&[Method]> {
-        self.0
+    /// The route `path` matches, the most literal one if several do: its
+    /// index in this table, and its template.
+    pub fn route(&self, path: &str) -> Option<(usize, &str)> {
+        self.routes
             .iter()
-            .find(|(resource, _)| resource.is_match(path))
-            .map(|(_, methods)| methods.as_slice())
+            .enumerate()
+            .filter_map(|(at, (template, _))| Some((template.score(path)?, at, template)))
+            .max_by_key(|(score, at, _)| (*score, std::cmp::Reverse(*at)))
+            .map(|(_, at, template)| (at, template.text.as_str()))
+    }
+
+    /// Tells this table from any other.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    fn allowed(&self, path: &str) -> Option<&[Method]> {
+        self.route(path).map(|(at, _)| self.routes[at].1.as_slice())
     }
 }
 
@@ -84,5 +162,40 @@ pub async fn not_found_or_not_allowed(req: HttpRequest, routes: web::Data<Routes
             format!("no route matches {}", req.path()),
         )
         .response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_path_is_named_by_its_most_literal_template() {
+        let routes = Routes::from_openapi(&OpenApi::default()).with_get(&[
+            "/",
+            "/api/v1/ports/{id}",
+            "/api/v1/ports/deletions",
+            "/api/v1/ports",
+            "/swagger-ui/{_:.*}",
+        ]);
+        let template = |path: &str| routes.route(path).map(|(_, template)| template);
+        assert_eq!(template("/"), Some("/"));
+        assert_eq!(template("/api/v1/ports"), Some("/api/v1/ports"));
+        assert_eq!(template("/api/v1/ports/7"), Some("/api/v1/ports/{id}"));
+        assert_eq!(
+            template("/api/v1/ports/deletions"),
+            Some("/api/v1/ports/deletions")
+        );
+        assert_eq!(template("/swagger-ui/"), Some("/swagger-ui/{_:.*}"));
+        assert_eq!(template("/swagger-ui/a/b.js"), Some("/swagger-ui/{_:.*}"));
+        for unmatched in [
+            "",
+            "/api/v1/ports/",
+            "/api/v1/ports/7/x",
+            "/api/v1",
+            "/nope",
+        ] {
+            assert_eq!(template(unmatched), None, "{unmatched}");
+        }
     }
 }

@@ -4,6 +4,8 @@
 //! conventions as Prometheus spells them; a request is labelled by its route
 //! template, never its raw path, so a client cannot grow the label set.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -12,8 +14,10 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::Method;
 use actix_web::middleware::Next;
 use actix_web::{HttpResponse, web};
+use metrics::{Gauge, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
+use crate::http::fallback::Routes;
 use crate::modules::Running;
 
 /// Where the metrics are served.
@@ -154,21 +158,46 @@ fn method_label(method: &Method) -> &'static str {
     }
 }
 
+/// The series one request is counted in: its method, its route in a route
+/// table, its status and its module. Looking a series up by its labels
+/// costs more than recording into it, so each worker thread keeps the
+/// handles of the series it has seen.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct Series {
+    method: &'static str,
+    /// The table's id and the route's index in it.
+    route: Option<(u64, usize)>,
+    status: u16,
+    module: Option<&'static str>,
+}
+
+thread_local! {
+    static DURATIONS: RefCell<HashMap<Series, Histogram>> = RefCell::new(HashMap::new());
+    static ACTIVE: RefCell<HashMap<(&'static str, Option<&'static str>), Gauge>> =
+        RefCell::new(HashMap::new());
+}
+
 /// Records every request's duration and the requests in flight.
 pub async fn record(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let method = method_label(req.method());
-    let module = crate::modules::of_path(req.path()).map_or("none", |m| m.name);
-    let route = req
-        .match_pattern()
-        .unwrap_or_else(|| "unmatched".to_owned());
-    let active = metrics::gauge!(
-        "http_server_active_requests",
-        "http_request_method" => method,
-        "module" => module,
-    );
+    let module = crate::modules::of_path(req.path()).map(|m| m.name);
+    let routes = req.app_data::<web::Data<Routes>>().cloned();
+    let route = routes.as_ref().and_then(|routes| routes.route(req.path()));
+    let active = ACTIVE.with_borrow_mut(|active| {
+        active
+            .entry((method, module))
+            .or_insert_with(|| {
+                metrics::gauge!(
+                    "http_server_active_requests",
+                    "http_request_method" => method,
+                    "module" => module.unwrap_or("none"),
+                )
+            })
+            .clone()
+    });
     active.increment(1.0);
     let started = Instant::now();
     let response = next.call(req).await;
@@ -177,14 +206,30 @@ pub async fn record(
         Ok(response) => response.status(),
         Err(error) => error.as_response_error().status_code(),
     };
-    metrics::histogram!(
-        "http_server_request_duration_seconds",
-        "http_request_method" => method,
-        "http_route" => route,
-        "http_response_status_code" => status.as_str().to_owned(),
-        "module" => module,
-    )
-    .record(started.elapsed().as_secs_f64());
+    let series = Series {
+        method,
+        route: routes
+            .as_ref()
+            .zip(route)
+            .map(|(routes, (at, _))| (routes.id(), at)),
+        status: status.as_u16(),
+        module,
+    };
+    let elapsed = started.elapsed().as_secs_f64();
+    DURATIONS.with_borrow_mut(|durations| {
+        durations
+            .entry(series)
+            .or_insert_with(|| {
+                metrics::histogram!(
+                    "http_server_request_duration_seconds",
+                    "http_request_method" => method,
+                    "http_route" => route.map_or("unmatched", |(_, template)| template).to_owned(),
+                    "http_response_status_code" => status.as_str().to_owned(),
+                    "module" => module.unwrap_or("none"),
+                )
+            })
+            .record(elapsed);
+    });
     response
 }
 

@@ -1,9 +1,9 @@
 //! One span per request, carrying its id, trace id and module, and
 //! `X-Request-Id` on every response: the caller's when it sent a sane one,
 //! else a new one. A valid `traceparent` continues the caller's trace.
-//! When spans are exported, the request's span is the server span of
-//! OpenTelemetry's HTTP conventions, and the `trace_id` of its log lines is
-//! the exported trace's.
+//! When spans are exported, each request is a server span as OpenTelemetry's
+//! HTTP conventions describe it, and the `trace_id` of its log lines is the
+//! exported trace's.
 //!
 //! Every event logged while serving a request carries the span's fields.
 //! The access line of each request is a `debug` event of target `access`
@@ -27,12 +27,16 @@ use app_kernel::Problem;
 use app_kernel::trace::{self, Context, Credentials};
 use opentelemetry::KeyValue;
 use opentelemetry::propagation::Extractor;
-use opentelemetry::trace::{SpanRef, Status, TraceContextExt as _};
+use opentelemetry::trace::{
+    Span as _, SpanKind, SpanRef, Status, TraceContextExt as _, Tracer as _,
+};
 use tracing::Instrument as _;
 use tracing::field::{Empty, display};
-use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The target of the requests' spans.
+pub const TARGET: &str = "app::http::request";
 
 /// The longest caller-chosen request id we pass on.
 const MAX_REQUEST_ID: usize = 128;
@@ -53,24 +57,27 @@ pub async fn context(
         .unwrap_or_else(new_id);
     let module = crate::modules::of_path(req.path());
     let span = tracing::info_span!(
+        target: TARGET,
         "request",
         request_id = id.to_str().unwrap_or_default(),
         trace_id = Empty,
         module = module.map(|m| m.name),
-        http.request.method = %req.method(),
-        url.path = req.path(),
-        otel.kind = Empty,
+        method = %req.method(),
+        path = req.path(),
     );
     let parent = trace::extract(&Headers(req.headers()));
-    // Exported, the request's span is a server span (its kind is fixed when
-    // it starts), the caller's span its parent whatever this process samples.
-    let exported = trace::tracer().map(|_| {
-        span.record("otel.kind", "server");
-        let _ = span.set_parent(parent.clone());
-        let trace = span.context();
-        let sampled = trace.span().span_context().is_sampled();
+    // Exported, the request is a server span, the caller's span its parent
+    // whatever this process samples; only a sampled one is described.
+    let exported = trace::tracer().map(|tracer| {
+        let server = tracer
+            .span_builder("request")
+            .with_kind(SpanKind::Server)
+            .start_with_context(tracer, &parent);
+        let sampled = server.span_context().is_sampled();
+        let trace = parent.with_span(server);
         if sampled {
-            describe(&trace.span(), &req);
+            describe(&trace.span(), &req, &id);
+            crate::telemetry::follow(&span, &trace);
         }
         (trace, sampled)
     });
@@ -122,17 +129,20 @@ pub async fn context(
             .await?
             .map_into_left_body()
     };
-    if let Some((trace, true)) = &exported {
+    if let Some((trace, sampled)) = &exported {
         let span = trace.span();
-        let status = response.status();
-        span.set_attribute(KeyValue::new(
-            "http.response.status_code",
-            i64::from(status.as_u16()),
-        ));
-        if status.is_server_error() {
-            span.set_attribute(KeyValue::new("error.type", status.as_str().to_owned()));
-            span.set_status(Status::error(""));
+        if *sampled {
+            let status = response.status();
+            span.set_attribute(KeyValue::new(
+                "http.response.status_code",
+                i64::from(status.as_u16()),
+            ));
+            if status.is_server_error() {
+                span.set_attribute(KeyValue::new("error.type", status.as_str().to_owned()));
+                span.set_status(Status::error(""));
+            }
         }
+        span.end();
     }
     span.in_scope(|| {
         tracing::debug!(
@@ -160,10 +170,12 @@ pub async fn context(
 }
 
 /// Names and describes a sampled request's span as OpenTelemetry's HTTP
-/// server conventions do. Set on the span itself, not as fields of the
-/// request's span, these stay out of the log lines.
-fn describe(span: &SpanRef<'_>, req: &ServiceRequest) {
-    let route = req.match_pattern();
+/// server conventions do.
+fn describe(span: &SpanRef<'_>, req: &ServiceRequest, id: &HeaderValue) {
+    let route = req
+        .app_data::<actix_web::web::Data<crate::http::fallback::Routes>>()
+        .and_then(|routes| routes.route(req.path()))
+        .map(|(_, template)| template.to_owned());
     span.update_name(match &route {
         Some(route) => format!("{} {route}", req.method()),
         None => req.method().to_string(),
@@ -179,9 +191,15 @@ fn describe(span: &SpanRef<'_>, req: &ServiceRequest) {
         _ => "1.1",
     };
     let mut attributes = vec![
+        KeyValue::new("http.request.method", req.method().to_string()),
+        KeyValue::new("url.path", req.path().to_owned()),
         KeyValue::new("url.scheme", scheme),
         KeyValue::new("network.protocol.version", version),
+        KeyValue::new("request_id", id.to_str().unwrap_or_default().to_owned()),
     ];
+    if let Some(module) = crate::modules::of_path(req.path()) {
+        attributes.push(KeyValue::new("module", module.name));
+    }
     if let Some(route) = route {
         attributes.push(KeyValue::new("http.route", route));
     }

@@ -6,18 +6,16 @@ mod traces;
 
 use std::io::IsTerminal as _;
 
-use tracing::Level;
-use tracing::Metadata;
-use tracing::subscriber::Interest;
 use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
-use tracing_subscriber::filter::{EnvFilter, dynamic_filter_fn, filter_fn};
-use tracing_subscriber::layer::{self, SubscriberExt as _};
-use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_log::AsLog as _;
+use tracing_subscriber::filter::{EnvFilter, LevelFilter};
+use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::{Layer as _, Registry};
 
 use crate::cli::LogFormat;
 use app_kernel::db::Backend;
 
+pub use queries::follow;
 pub use traces::Traces;
 
 /// What must outlive the work: it flushes spans and log lines when dropped.
@@ -49,7 +47,7 @@ pub fn init(format: LogFormat, traced: Option<Service>) -> anyhow::Result<Teleme
         // The default 128,000 lines would reserve megabytes up front.
         .buffered_lines_limit(8_192)
         .finish(std::io::stderr());
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let logged = logs_filter().max_level_hint().unwrap_or(LevelFilter::TRACE);
     let lines = tracing_subscriber::fmt::layer()
         // Colours for a terminal, plain text for files and collectors.
         .with_ansi(std::io::stderr().is_terminal())
@@ -67,43 +65,30 @@ pub fn init(format: LogFormat, traced: Option<Service>) -> anyhow::Result<Teleme
         Some(service) => Traces::from_env(&service)?,
         None => None,
     };
-    // Spans of the app's own work become OpenTelemetry spans; each query
-    // sqlx reports becomes a database span under the request's.
-    let spans = traces.as_ref().map(|traces| {
-        tracing_opentelemetry::layer()
-            .with_tracer(traces.tracer())
-            .with_location(false)
-            .with_target(false)
-            .with_threads(false)
-            .with_tracked_inactivity(false)
-            // Nothing reads the current context: spans are found through
-            // the registry (see queries), so entering a span stays cheap.
-            .with_context_activation(false)
-            .with_filter(filter_fn(|meta| {
-                meta.is_span() && *meta.level() <= Level::INFO
-            }))
-    });
-    // sqlx describes a query only when someone listens: here, only when
-    // the work that runs it is sampled.
-    let queries = traces.as_ref().map(|traces| {
-        let sampled = |_: &Metadata<'_>, _: &layer::Context<'_, _>| queries::sampled();
-        let queries = dynamic_filter_fn(sampled).with_callsite_filter(|meta| {
-            if meta.target() == "sqlx::query" {
-                Interest::sometimes()
-            } else {
-                Interest::never()
-            }
-        });
-        traces.queries().with_filter(queries)
-    });
-    let _ = Registry::default()
-        .with(lines.with_filter(filter))
-        .with(spans)
-        .with(queries)
-        .try_init();
-    tracing::dispatcher::get_default(queries::register);
+    let lines = Registry::default().with(lines.with_filter(logs_filter()));
+    let installed = match &traces {
+        // Each query sqlx reports becomes a database span under the sampled
+        // request's; that layer filters for every layer (see queries).
+        Some(traces) => {
+            tracing::subscriber::set_global_default(lines.with(traces.queries(logs_filter())))
+        }
+        None => tracing::subscriber::set_global_default(lines),
+    };
+    if installed.is_ok() {
+        // Records of crates that log with `log` (rustls, redis), at the
+        // levels RUST_LOG shows: below them, `log` drops a record before
+        // building it.
+        let _ = tracing_log::LogTracer::builder()
+            .with_max_level(logged.as_log())
+            .init();
+    }
     Ok(Telemetry {
         _traces: traces,
         _logs: logs,
     })
+}
+
+/// What RUST_LOG asks for, `info` by default.
+fn logs_filter() -> EnvFilter {
+    EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"))
 }

@@ -1,76 +1,144 @@
 //! One span per database query. sqlx reports every statement it ran as a
 //! `sqlx::query` event with its text and duration; this layer turns each
-//! into a client span under the span of the work that ran it, named and
-//! attributed as OpenTelemetry's database conventions say. Queries of work
-//! whose trace is not sampled cost no span.
+//! into a client span under the sampled span of the work that ran it, named
+//! and attributed as OpenTelemetry's database conventions say.
+//!
+//! It is also the subscriber's filter while spans are exported, RUST_LOG's
+//! with two additions: the requests' spans, always (their extensions hold
+//! the sampled span, see [`follow`]), and sqlx's queries, when the work
+//! running them is sampled. It must be a global filter: under a per-layer
+//! filter, `tracing::enabled!` says yes to whatever one layer might want,
+//! and sqlx would describe every query (a summary, its text, an event) only
+//! for the layers to drop it.
 
-use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
 use opentelemetry::KeyValue;
-use opentelemetry::trace::{Span as _, SpanKind, TraceContextExt as _, Tracer as _};
+use opentelemetry::trace::{Span as _, SpanKind, Tracer as _};
 use opentelemetry_sdk::trace::SdkTracer;
-use tracing::dispatcher::{Dispatch, WeakDispatch};
 use tracing::field::{Field, Visit};
-use tracing_subscriber::Registry;
+use tracing::span::{Attributes, Id, Record};
+use tracing::subscriber::Interest;
+use tracing::{Event, Metadata, Subscriber};
+use tracing_subscriber::filter::{EnvFilter, LevelFilter};
 use tracing_subscriber::layer::{Context, Layer};
-use tracing_subscriber::registry::LookupSpan as _;
+use tracing_subscriber::registry::LookupSpan;
 
 use app_kernel::db::Backend;
+
+/// The target of sqlx's query events.
+const QUERY: &str = "sqlx::query";
 
 pub struct Queries {
     tracer: SdkTracer,
     /// `db.system.name`.
     system: &'static str,
+    /// What RUST_LOG lets through.
+    logs: EnvFilter,
 }
 
 impl Queries {
-    pub fn new(tracer: SdkTracer, backend: Backend) -> Self {
+    pub fn new(tracer: SdkTracer, backend: Backend, logs: EnvFilter) -> Self {
         let system = match backend {
             Backend::Sqlite => "sqlite",
             Backend::Postgres => "postgresql",
         };
-        Self { tracer, system }
+        Self {
+            tracer,
+            system,
+            logs,
+        }
     }
 }
 
-/// The process's subscriber, to find the span a query runs in.
-static DISPATCH: OnceLock<WeakDispatch> = OnceLock::new();
+/// The exported, sampled span of some work, kept with its `tracing` span.
+struct Work(opentelemetry::Context);
 
-/// Queries are looked up in `dispatch` from now on; set once, at start.
-pub fn register(dispatch: &Dispatch) {
-    let _ = DISPATCH.set(dispatch.downgrade());
+/// Marks `span` as the `tracing` span of the sampled work `trace`: the
+/// queries run within it become spans under `trace`.
+pub fn follow(span: &tracing::Span, trace: &opentelemetry::Context) {
+    span.with_subscriber(|(id, dispatch)| {
+        if let Some(span) = dispatch
+            .downcast_ref::<tracing_subscriber::Registry>()
+            .and_then(|registry| registry.span(id))
+        {
+            span.extensions_mut().insert(Work(trace.clone()));
+        }
+    });
 }
 
-/// The exported span of the work running now: the innermost span the
-/// OpenTelemetry layer follows, entered on this thread (sqlx enters the
-/// caller's span on the thread that runs a SQLite query).
-pub fn current_work() -> Option<opentelemetry::Context> {
-    let dispatch = DISPATCH.get()?.upgrade()?;
-    let current = dispatch.current_span();
-    let registry = dispatch.downcast_ref::<Registry>()?;
-    let ids: Vec<_> = registry
-        .span(current.id()?)?
+/// The sampled work running now, if any: the innermost entered span that
+/// [`follow`] marked (sqlx enters the caller's span on the thread that runs
+/// a SQLite query).
+fn current_work<S>(cx: &Context<'_, S>) -> Option<opentelemetry::Context>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    cx.lookup_current()?
         .scope()
-        .map(|span| span.id())
-        .collect();
-    ids.iter()
-        .find_map(|id| tracing_opentelemetry::get_otel_context(id, &dispatch))
+        .find_map(|span| span.extensions().get::<Work>().map(|work| work.0.clone()))
 }
 
-/// Whether the work running now is sampled: only then is a query described.
-pub fn sampled() -> bool {
-    current_work().is_some_and(|cx| cx.span().span_context().is_sampled())
+fn is_request(meta: &Metadata<'_>) -> bool {
+    meta.is_span() && meta.target() == crate::http::request::TARGET
 }
 
-impl<S: tracing::Subscriber> Layer<S> for Queries {
-    fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
-        let Some(parent) = current_work() else {
-            return;
-        };
-        if !parent.span().span_context().is_sampled() {
+impl<S> Layer<S> for Queries
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn register_callsite(&self, meta: &'static Metadata<'static>) -> Interest {
+        if meta.target() == QUERY {
+            Interest::sometimes()
+        } else if is_request(meta) {
+            Interest::always()
+        } else {
+            Layer::<S>::register_callsite(&self.logs, meta)
+        }
+    }
+
+    fn enabled(&self, meta: &Metadata<'_>, cx: Context<'_, S>) -> bool {
+        if meta.target() == QUERY {
+            current_work(&cx).is_some() || self.logs.enabled(meta, cx)
+        } else {
+            is_request(meta) || self.logs.enabled(meta, cx)
+        }
+    }
+
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        // sqlx reports queries at DEBUG.
+        let logs = Layer::<S>::max_level_hint(&self.logs).unwrap_or(LevelFilter::TRACE);
+        Some(logs.max(LevelFilter::DEBUG))
+    }
+
+    // RUST_LOG may filter by span (`[request{module=ports}]=debug`).
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, cx: Context<'_, S>) {
+        self.logs.on_new_span(attrs, id, cx);
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, cx: Context<'_, S>) {
+        self.logs.on_record(id, values, cx);
+    }
+
+    fn on_enter(&self, id: &Id, cx: Context<'_, S>) {
+        self.logs.on_enter(id, cx);
+    }
+
+    fn on_exit(&self, id: &Id, cx: Context<'_, S>) {
+        self.logs.on_exit(id, cx);
+    }
+
+    fn on_close(&self, id: Id, cx: Context<'_, S>) {
+        self.logs.on_close(id, cx);
+    }
+
+    fn on_event(&self, event: &Event<'_>, cx: Context<'_, S>) {
+        if event.metadata().target() != QUERY {
             return;
         }
+        let Some(parent) = current_work(&cx) else {
+            return;
+        };
         let mut query = Query::default();
         event.record(&mut query);
         let Some(elapsed) = query.elapsed else {

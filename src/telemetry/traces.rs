@@ -25,6 +25,7 @@ use opentelemetry_sdk::trace::{
 use super::Service;
 use super::queries::Queries;
 use app_kernel::db::Backend;
+use tracing_subscriber::EnvFilter;
 
 /// How long shutdown waits for the last spans to leave.
 const FLUSH_ON_EXIT: Duration = Duration::from_secs(5);
@@ -85,13 +86,10 @@ impl Traces {
         }))
     }
 
-    pub fn tracer(&self) -> SdkTracer {
-        self.tracer.clone()
-    }
-
-    /// The layer that turns the queries sqlx reports into database spans.
-    pub fn queries(&self) -> Queries {
-        Queries::new(self.tracer.clone(), self.backend)
+    /// The layer that turns the queries sqlx reports into database spans,
+    /// and lets through what `logs` does.
+    pub fn queries(&self, logs: EnvFilter) -> Queries {
+        Queries::new(self.tracer.clone(), self.backend, logs)
     }
 }
 

@@ -188,7 +188,7 @@ async fn expanding_through_the_gateway_makes_one_call_to_ports_with_the_request_
         line["span"]["trace_id"], trace,
         "the caller's trace continues"
     );
-    assert_eq!(line["span"]["url.path"], "/api/v1/ports");
+    assert_eq!(line["span"]["path"], "/api/v1/ports");
 }
 
 /// What one request of the traffic saw.

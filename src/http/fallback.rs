@@ -48,27 +48,19 @@ impl Template {
         }
     }
 
-    /// How many literal segments `path` matches, if it matches at all.
-    fn score(&self, path: &str) -> Option<usize> {
-        let mut parts = path.strip_prefix('/')?.split('/');
+    /// How many literal segments a path of `parts` matches, if it matches.
+    fn score(&self, parts: &[&str]) -> Option<usize> {
         let mut literals = 0;
-        for segment in &self.segments {
+        for (at, segment) in self.segments.iter().enumerate() {
             match segment {
                 Segment::Rest => return Some(literals),
-                Segment::One => {
-                    if parts.next()?.is_empty() {
-                        return None;
-                    }
-                }
-                Segment::Literal(literal) => {
-                    if parts.next()? != literal {
-                        return None;
-                    }
-                    literals += 1;
-                }
+                Segment::One if parts.get(at)?.is_empty() => return None,
+                Segment::One => {}
+                Segment::Literal(literal) if parts.get(at)? != literal => return None,
+                Segment::Literal(_) => literals += 1,
             }
         }
-        parts.next().is_none().then_some(literals)
+        (parts.len() == self.segments.len()).then_some(literals)
     }
 }
 
@@ -116,10 +108,11 @@ impl Routes {
     /// The route `path` matches, the most literal one if several do: its
     /// index in this table, and its template.
     pub fn route(&self, path: &str) -> Option<(usize, &str)> {
+        let parts: Vec<&str> = path.strip_prefix('/')?.split('/').collect();
         self.routes
             .iter()
             .enumerate()
-            .filter_map(|(at, (template, _))| Some((template.score(path)?, at, template)))
+            .filter_map(|(at, (template, _))| Some((template.score(&parts)?, at, template)))
             .max_by_key(|(score, at, _)| (*score, std::cmp::Reverse(*at)))
             .map(|(_, at, template)| (at, template.text.as_str()))
     }

@@ -35,6 +35,8 @@ pub struct Queries {
     system: &'static str,
     /// What RUST_LOG lets through.
     logs: EnvFilter,
+    /// Whether RUST_LOG might show sqlx's queries (at DEBUG) itself.
+    queries_logged: bool,
 }
 
 impl Queries {
@@ -43,10 +45,14 @@ impl Queries {
             Backend::Sqlite => "sqlite",
             Backend::Postgres => "postgresql",
         };
+        let queries_logged = logs
+            .max_level_hint()
+            .is_some_and(|level| level >= LevelFilter::DEBUG);
         Self {
             tracer,
             system,
             logs,
+            queries_logged,
         }
     }
 }
@@ -99,7 +105,7 @@ where
 
     fn enabled(&self, meta: &Metadata<'_>, cx: Context<'_, S>) -> bool {
         if meta.target() == QUERY {
-            current_work(&cx).is_some() || self.logs.enabled(meta, cx)
+            current_work(&cx).is_some() || (self.queries_logged && self.logs.enabled(meta, cx))
         } else {
             is_request(meta) || self.logs.enabled(meta, cx)
         }

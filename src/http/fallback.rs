@@ -108,11 +108,20 @@ impl Routes {
     /// The route `path` matches, the most literal one if several do: its
     /// index in this table, and its template.
     pub fn route(&self, path: &str) -> Option<(usize, &str)> {
-        let parts: Vec<&str> = path.strip_prefix('/')?.split('/').collect();
+        // No route has more segments than this; a longer path may still
+        // match a template that ends in `{_:.*}`.
+        const MOST: usize = 16;
+        let mut parts = [""; MOST];
+        let mut count = 0;
+        for part in path.strip_prefix('/')?.split('/').take(MOST) {
+            parts[count] = part;
+            count += 1;
+        }
+        let parts = &parts[..count];
         self.routes
             .iter()
             .enumerate()
-            .filter_map(|(at, (template, _))| Some((template.score(&parts)?, at, template)))
+            .filter_map(|(at, (template, _))| Some((template.score(parts)?, at, template)))
             .max_by_key(|(score, at, _)| (*score, std::cmp::Reverse(*at)))
             .map(|(_, at, template)| (at, template.text.as_str()))
     }

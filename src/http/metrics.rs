@@ -161,20 +161,43 @@ fn method_label(method: &Method) -> &'static str {
 /// The series one request is counted in: its method, its route in a route
 /// table, its status and its module. Looking a series up by its labels
 /// costs more than recording into it, so each worker thread keeps the
-/// handles of the series it has seen.
+/// handles of the series it has seen, keyed by what the labels are made of.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 struct Series {
-    method: &'static str,
+    /// The method's label, and the module's name: static strings, told
+    /// apart by where they are.
+    method: *const u8,
+    module: *const u8,
     /// The table's id and the route's index in it.
     route: Option<(u64, usize)>,
     status: u16,
-    module: Option<&'static str>,
 }
 
+/// Hashes a [`Series`] with FNV-1a: a handful of words need nothing stronger,
+/// and no client chooses them.
+#[derive(Default)]
+struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        if self.0 == 0 {
+            self.0 = 0xcbf2_9ce4_8422_2325;
+        }
+        for byte in bytes {
+            self.0 = (self.0 ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+type Handles<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<Fnv>>;
+
 thread_local! {
-    static DURATIONS: RefCell<HashMap<Series, Histogram>> = RefCell::new(HashMap::new());
-    static ACTIVE: RefCell<HashMap<(&'static str, Option<&'static str>), Gauge>> =
-        RefCell::new(HashMap::new());
+    static DURATIONS: RefCell<Handles<Series, Histogram>> = RefCell::default();
+    static ACTIVE: RefCell<Handles<(*const u8, *const u8), Gauge>> = RefCell::default();
 }
 
 /// Records every request's duration and the requests in flight.
@@ -186,14 +209,15 @@ pub async fn record(
     let module = crate::modules::of_path(req.path()).map(|m| m.name);
     let routes = req.app_data::<web::Data<Routes>>().cloned();
     let route = routes.as_ref().and_then(|routes| routes.route(req.path()));
+    let module_name = module.unwrap_or("none");
     let active = ACTIVE.with_borrow_mut(|active| {
         active
-            .entry((method, module))
+            .entry((method.as_ptr(), module_name.as_ptr()))
             .or_insert_with(|| {
                 metrics::gauge!(
                     "http_server_active_requests",
                     "http_request_method" => method,
-                    "module" => module.unwrap_or("none"),
+                    "module" => module_name,
                 )
             })
             .clone()
@@ -207,13 +231,13 @@ pub async fn record(
         Err(error) => error.as_response_error().status_code(),
     };
     let series = Series {
-        method,
+        method: method.as_ptr(),
+        module: module_name.as_ptr(),
         route: routes
             .as_ref()
             .zip(route)
             .map(|(routes, (at, _))| (routes.id(), at)),
         status: status.as_u16(),
-        module,
     };
     let elapsed = started.elapsed().as_secs_f64();
     DURATIONS.with_borrow_mut(|durations| {
@@ -225,7 +249,7 @@ pub async fn record(
                     "http_request_method" => method,
                     "http_route" => route.map_or("unmatched", |(_, template)| template).to_owned(),
                     "http_response_status_code" => status.as_str().to_owned(),
-                    "module" => module.unwrap_or("none"),
+                    "module" => module_name,
                 )
             })
             .record(elapsed);

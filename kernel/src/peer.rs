@@ -251,8 +251,8 @@ impl Peer {
             request = request.header("authorization", authorization);
         }
         let sent = request.send().await;
-        if trace::tracer().is_some() {
-            let span = trace.span();
+        let span = trace.span();
+        if span.is_recording() {
             match &sent {
                 Ok(response) => {
                     let status = response.status().as_u16();
@@ -272,8 +272,8 @@ impl Peer {
                     span.set_status(Status::error(""));
                 }
             }
-            span.end();
         }
+        span.end();
         let response = match sent {
             Ok(response) if response.status().is_server_error() => Err(Failure::Transient(
                 format!("it answered {}", response.status()),

@@ -14,7 +14,7 @@ use std::future::Future;
 use std::sync::OnceLock;
 
 use opentelemetry::propagation::{Extractor, TextMapPropagator as _};
-use opentelemetry::trace::{SpanContext, TraceContextExt as _, TraceFlags, TraceId, TraceState};
+use opentelemetry::trace::{SpanContext, TraceContextExt as _, TraceFlags, TraceState};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{IdGenerator as _, RandomIdGenerator, SdkTracer};
 
@@ -74,10 +74,6 @@ impl Context {
     /// Runs `work` with this context as the current one.
     pub async fn scope<F: Future>(self, work: F) -> F::Output {
         CURRENT.scope(self, work).await
-    }
-
-    pub fn trace_id(&self) -> TraceId {
-        self.trace.span().span_context().trace_id()
     }
 }
 

@@ -76,7 +76,7 @@ pub async fn context(
         let sampled = server.span_context().is_sampled();
         let trace = parent.with_span(server);
         if sampled {
-            describe(&trace.span(), &req, &id);
+            describe(&trace.span(), &req, &id, module);
             crate::telemetry::follow(&span, &trace);
         }
         (trace, sampled)
@@ -171,7 +171,12 @@ pub async fn context(
 
 /// Names and describes a sampled request's span as OpenTelemetry's HTTP
 /// server conventions do.
-fn describe(span: &SpanRef<'_>, req: &ServiceRequest, id: &HeaderValue) {
+fn describe(
+    span: &SpanRef<'_>,
+    req: &ServiceRequest,
+    id: &HeaderValue,
+    module: Option<&crate::modules::Module>,
+) {
     let route = req
         .app_data::<actix_web::web::Data<crate::http::fallback::Routes>>()
         .and_then(|routes| routes.route(req.path()))
@@ -197,7 +202,7 @@ fn describe(span: &SpanRef<'_>, req: &ServiceRequest, id: &HeaderValue) {
         KeyValue::new("network.protocol.version", version),
         KeyValue::new("request_id", id.to_str().unwrap_or_default().to_owned()),
     ];
-    if let Some(module) = crate::modules::of_path(req.path()) {
+    if let Some(module) = module {
         attributes.push(KeyValue::new("module", module.name));
     }
     if let Some(route) = route {

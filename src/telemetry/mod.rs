@@ -47,7 +47,8 @@ pub fn init(format: LogFormat, traced: Option<Service>) -> anyhow::Result<Teleme
         // The default 128,000 lines would reserve megabytes up front.
         .buffered_lines_limit(8_192)
         .finish(std::io::stderr());
-    let logged = logs_filter().max_level_hint().unwrap_or(LevelFilter::TRACE);
+    let shown = logs_filter();
+    let logged = shown.max_level_hint().unwrap_or(LevelFilter::TRACE);
     let lines = tracing_subscriber::fmt::layer()
         // Colours for a terminal, plain text for files and collectors.
         .with_ansi(std::io::stderr().is_terminal())
@@ -65,7 +66,7 @@ pub fn init(format: LogFormat, traced: Option<Service>) -> anyhow::Result<Teleme
         Some(service) => Traces::from_env(&service)?,
         None => None,
     };
-    let lines = Registry::default().with(lines.with_filter(logs_filter()));
+    let lines = Registry::default().with(lines.with_filter(shown));
     let installed = match &traces {
         // Each query sqlx reports becomes a database span under the sampled
         // request's; that layer filters for every layer (see queries).

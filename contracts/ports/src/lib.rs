@@ -51,7 +51,7 @@ pub struct PortDeletion {
 }
 
 /// A page of the feed of deletions, oldest first.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Deletions {
     pub items: Vec<PortDeletion>,
     /// How many deletions there are after `after`, this page's included: how

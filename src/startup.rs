@@ -83,6 +83,11 @@ impl Application {
         let listener = TcpListener::bind(&settings.bind)
             .with_context(|| format!("cannot listen on {}", settings.bind))?;
         let origin = own_origin(&listener)?;
+        // Before the pools open: each keeps a handle on the recorder.
+        let measured = settings.metrics != Metrics::Off;
+        if measured {
+            metrics::announce(&settings.modules);
+        }
         let running = Running::open(&settings.modules, &settings.storage, settings.migrate)
             .await?
             .start(&settings.peers, &origin)?;
@@ -96,10 +101,6 @@ impl Application {
             );
         }
         let limiter = guard.limiter.clone();
-        let measured = settings.metrics != Metrics::Off;
-        if measured {
-            metrics::announce(&settings.modules);
-        }
         let metrics_here = settings.metrics == Metrics::WithApi;
         let cors_origins = settings.cors_origins.clone();
         let docs = docs::Docs::new(&settings.modules)?;

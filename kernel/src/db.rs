@@ -3,14 +3,13 @@
 
 use std::path::PathBuf;
 use std::str::FromStr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use sqlx::Connection as _;
 use sqlx::migrate::{Migrate, Migrator};
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions, Postgres};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Connection as _, Database, Sqlite};
 
 use crate::ApiError;
 use crate::problem::Chain;
@@ -105,7 +104,7 @@ impl Storage {
                     .acquire_timeout(ACQUIRE_TIMEOUT)
                     .connect_with(options)
                     .await?;
-                Ok(Db::Sqlite(pool))
+                Ok(Db::Sqlite(Pool::new(pool, module)))
             }
             Self::Postgres {
                 options,
@@ -129,25 +128,72 @@ impl Storage {
                     .acquire_timeout(ACQUIRE_TIMEOUT)
                     .connect_with(options)
                     .await?;
-                Ok(Db::Postgres(pool))
+                Ok(Db::Postgres(Pool::new(pool, module)))
             }
         }
+    }
+}
+
+/// A module's connection pool, which times every wait for a connection in
+/// `app_db_pool_wait_seconds{module}`.
+///
+/// It is not an executor: a store asks for a connection here, and begins
+/// its transactions on that, so no wait goes unmeasured.
+pub struct Pool<DB: Database> {
+    pool: sqlx::Pool<DB>,
+    wait: metrics::Histogram,
+}
+
+impl<DB: Database> Pool<DB> {
+    /// The wait is recorded where the process's recorder is, so that is
+    /// installed first; without one, recording costs a clock read.
+    fn new(pool: sqlx::Pool<DB>, module: &str) -> Self {
+        let wait = metrics::histogram!("app_db_pool_wait_seconds", "module" => module.to_owned());
+        Self { pool, wait }
+    }
+
+    /// A connection of the pool, after at most the acquire timeout.
+    pub async fn acquire(&self) -> Result<PoolConnection<DB>, sqlx::Error> {
+        let asked = Instant::now();
+        let connection = self.pool.acquire().await;
+        self.wait.record(asked.elapsed());
+        connection
+    }
+
+    /// The pool itself, for migrations and checks outside requests.
+    pub fn sqlx(&self) -> &sqlx::Pool<DB> {
+        &self.pool
+    }
+}
+
+impl<DB: Database> Clone for Pool<DB> {
+    fn clone(&self) -> Self {
+        Self {
+            pool: self.pool.clone(),
+            wait: self.wait.clone(),
+        }
+    }
+}
+
+impl<DB: Database> std::fmt::Debug for Pool<DB> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.pool.fmt(f)
     }
 }
 
 /// One module's connection pool.
 #[derive(Debug, Clone)]
 pub enum Db {
-    Sqlite(SqlitePool),
-    Postgres(PgPool),
+    Sqlite(Pool<Sqlite>),
+    Postgres(Pool<Postgres>),
 }
 
 impl Db {
     /// Connections open, and of those idle: for metrics.
     pub fn connections(&self) -> (u32, usize) {
         match self {
-            Self::Sqlite(pool) => (pool.size(), pool.num_idle()),
-            Self::Postgres(pool) => (pool.size(), pool.num_idle()),
+            Self::Sqlite(pool) => (pool.pool.size(), pool.pool.num_idle()),
+            Self::Postgres(pool) => (pool.pool.size(), pool.pool.num_idle()),
         }
     }
 
@@ -160,8 +206,8 @@ impl Db {
 
     pub async fn migrate(&self, migrator: &Migrator) -> Result<(), sqlx::migrate::MigrateError> {
         match self {
-            Self::Sqlite(pool) => migrator.run(pool).await,
-            Self::Postgres(pool) => migrator.run(pool).await,
+            Self::Sqlite(pool) => migrator.run(&pool.pool).await,
+            Self::Postgres(pool) => migrator.run(&pool.pool).await,
         }
     }
 
@@ -191,8 +237,8 @@ impl Db {
 
     pub async fn close(&self) {
         match self {
-            Self::Sqlite(pool) => pool.close().await,
-            Self::Postgres(pool) => pool.close().await,
+            Self::Sqlite(pool) => pool.pool.close().await,
+            Self::Postgres(pool) => pool.pool.close().await,
         }
     }
 }

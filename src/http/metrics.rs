@@ -27,6 +27,11 @@ pub const PATH: &str = "/metrics";
 const BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
+/// Buckets of the wait for a database connection: 0.1 ms to the 1 s after
+/// which a request gives up.
+const WAIT_BUCKETS: &[f64] = &[
+    0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0,
+];
 /// How often histograms drop what a scrape no longer needs.
 const UPKEEP: Duration = Duration::from_secs(5);
 
@@ -36,6 +41,11 @@ pub fn handle() -> &'static PrometheusHandle {
     HANDLE.get_or_init(|| {
         let handle = PrometheusBuilder::new()
             .set_buckets_for_metric(Matcher::Suffix("duration_seconds".into()), BUCKETS)
+            .expect("the buckets are not empty")
+            .set_buckets_for_metric(
+                Matcher::Full("app_db_pool_wait_seconds".into()),
+                WAIT_BUCKETS,
+            )
             .expect("the buckets are not empty")
             .install_recorder()
             .expect("no other metrics recorder is installed");
@@ -78,6 +88,11 @@ fn describe() {
     describe_gauge!(
         "app_db_pool_connections",
         "Database connections of each module's pool, by state (used, idle)."
+    );
+    describe_histogram!(
+        "app_db_pool_wait_seconds",
+        Unit::Seconds,
+        "How long each module's work waited for a database connection."
     );
     describe_counter!(
         "app_auth_failures_total",

@@ -28,6 +28,13 @@ async fn prometheus_scrapes_serve_all_and_a_routes_count_rises_by_the_requests_s
     prometheus.until(route, 7.0).await;
     let not_found = "sum(http_server_request_duration_seconds_count{http_route=\"/api/v1/ports/{id}\",http_response_status_code=\"404\",module=\"ports\",http_request_method=\"GET\"})";
     prometheus.until(not_found, 7.0).await;
+    // Each of those waited for a connection of ports' pool, and was timed.
+    prometheus
+        .until(
+            "sum(app_db_pool_wait_seconds_count{module=\"ports\"}) >= bool 7",
+            1.0,
+        )
+        .await;
     // A write with no token: refused, and counted by reason.
     let refused = reqwest::Client::new()
         .post(format!("{}/api/v1/ports", app.address))

@@ -263,13 +263,13 @@ async fn laptops_survive_the_port_ids_migration(backend: Backend) {
     match &db {
         Db::Sqlite(pool) => {
             sqlx::query(sqlx::AssertSqlSafe(insert))
-                .execute(pool)
+                .execute(pool.sqlx())
                 .await
                 .unwrap();
         }
         Db::Postgres(pool) => {
             sqlx::query(sqlx::AssertSqlSafe(insert))
-                .execute(pool)
+                .execute(pool.sqlx())
                 .await
                 .unwrap();
         }

@@ -1,11 +1,11 @@
-use app_kernel::db::StoreError;
+use app_kernel::db::{Pool, StoreError};
 use app_kernel::page::PageRequest;
-use sqlx::{Sqlite, SqlitePool, Transaction};
+use sqlx::{Connection as _, Sqlite, Transaction};
 
 use super::{Filter, LaptopStore};
 use crate::model::{Laptop, NewLaptop};
 
-pub(super) struct SqliteLaptops(pub(super) SqlitePool);
+pub(super) struct SqliteLaptops(pub(super) Pool<Sqlite>);
 
 /// Every column of a laptop, its port ids as a JSON array.
 macro_rules! select_laptop {
@@ -30,7 +30,7 @@ impl LaptopStore for SqliteLaptops {
         .bind(&filter.title_key)
         .bind(page.fetch())
         .bind(filter.port_id)
-        .fetch_all(&self.0)
+        .fetch_all(&mut *self.0.acquire().await?)
         .await?)
     }
 
@@ -38,13 +38,14 @@ impl LaptopStore for SqliteLaptops {
     async fn get(&self, id: i64) -> Result<Option<Laptop>, StoreError> {
         Ok(sqlx::query_as(concat!(select_laptop!(), " where id = ?1"))
             .bind(id)
-            .fetch_optional(&self.0)
+            .fetch_optional(&mut *self.0.acquire().await?)
             .await?)
     }
 
     #[tracing::instrument(level = "debug", skip(self), fields(module = "laptops"))]
     async fn insert(&self, laptop: &NewLaptop) -> Result<Laptop, StoreError> {
-        let mut tx = self.0.begin().await?;
+        let mut conn = self.0.acquire().await?;
+        let mut tx = conn.begin().await?;
         let (id,): (i64,) = sqlx::query_as(
             "insert into laptops (title, title_key, model) values (?1, ?2, ?3) returning id",
         )
@@ -65,7 +66,8 @@ impl LaptopStore for SqliteLaptops {
         version: i64,
         laptop: &NewLaptop,
     ) -> Result<Option<Laptop>, StoreError> {
-        let mut tx = self.0.begin().await?;
+        let mut conn = self.0.acquire().await?;
+        let mut tx = conn.begin().await?;
         let updated = sqlx::query("update laptops set title = ?3, title_key = ?4, model = ?5, version = version + 1, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') where id = ?1 and version = ?2")
         .bind(id)
         .bind(version)
@@ -91,14 +93,15 @@ impl LaptopStore for SqliteLaptops {
         let done = sqlx::query("delete from laptops where id = ?1 and version = ?2")
             .bind(id)
             .bind(version)
-            .execute(&self.0)
+            .execute(&mut *self.0.acquire().await?)
             .await?;
         Ok(done.rows_affected() == 1)
     }
 
     #[tracing::instrument(level = "debug", skip(self), fields(module = "laptops"))]
     async fn remove_port(&self, port_id: i64, seq: i64) -> Result<u64, StoreError> {
-        let mut tx = self.0.begin().await?;
+        let mut conn = self.0.acquire().await?;
+        let mut tx = conn.begin().await?;
         let changed = sqlx::query("update laptops set version = version + 1, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') where id in (select laptop_id from laptop_ports where port_id = ?1)")
             .bind(port_id)
             .execute(&mut *tx)
@@ -118,7 +121,7 @@ impl LaptopStore for SqliteLaptops {
     #[tracing::instrument(level = "debug", skip(self), fields(module = "laptops"))]
     async fn port_deletions_seen(&self) -> Result<i64, StoreError> {
         let (seq,): (i64,) = sqlx::query_as("select seq from port_deletions_seen")
-            .fetch_one(&self.0)
+            .fetch_one(&mut *self.0.acquire().await?)
             .await?;
         Ok(seq)
     }
@@ -126,7 +129,7 @@ impl LaptopStore for SqliteLaptops {
 
 /// Lists `port_ids` for the laptop, in order, and reads the laptop back.
 async fn write_ports(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut Transaction<'_, Sqlite>,
     id: i64,
     port_ids: &[i64],
 ) -> Result<Laptop, StoreError> {

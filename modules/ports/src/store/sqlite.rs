@@ -1,13 +1,13 @@
-use app_kernel::db::StoreError;
+use app_kernel::db::{Pool, StoreError};
 use app_kernel::page::PageRequest;
-use sqlx::SqlitePool;
+use sqlx::Sqlite;
 
 use ports_api::Deletions;
 
 use super::{Filter, PortStore};
 use crate::model::{NewPort, Port};
 
-pub(super) struct SqlitePorts(pub(super) SqlitePool);
+pub(super) struct SqlitePorts(pub(super) Pool<Sqlite>);
 
 #[async_trait::async_trait]
 impl PortStore for SqlitePorts {
@@ -18,7 +18,7 @@ impl PortStore for SqlitePorts {
         .bind(&filter.name_key)
         .bind(page.fetch())
         .bind(filter.ids.as_ref().map(|ids| serde_json::Value::from(ids.clone()).to_string()))
-        .fetch_all(&self.0)
+        .fetch_all(&mut *self.0.acquire().await?)
         .await?)
     }
 
@@ -28,7 +28,7 @@ impl PortStore for SqlitePorts {
             "select id, name, version, created_at, updated_at from ports where id = ?1",
         )
         .bind(id)
-        .fetch_optional(&self.0)
+        .fetch_optional(&mut *self.0.acquire().await?)
         .await?)
     }
 
@@ -37,7 +37,7 @@ impl PortStore for SqlitePorts {
         Ok(sqlx::query_as("insert into ports (name, name_key) values (?1, ?2) returning id, name, version, created_at, updated_at")
         .bind(&port.name)
         .bind(port.name_key())
-        .fetch_one(&self.0)
+        .fetch_one(&mut *self.0.acquire().await?)
         .await?)
     }
 
@@ -53,7 +53,7 @@ impl PortStore for SqlitePorts {
         .bind(version)
         .bind(&port.name)
         .bind(port.name_key())
-        .fetch_optional(&self.0)
+        .fetch_optional(&mut *self.0.acquire().await?)
         .await?)
     }
 
@@ -62,7 +62,7 @@ impl PortStore for SqlitePorts {
         let done = sqlx::query("delete from ports where id = ?1 and version = ?2")
             .bind(id)
             .bind(version)
-            .execute(&self.0)
+            .execute(&mut *self.0.acquire().await?)
             .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -75,7 +75,7 @@ impl PortStore for SqlitePorts {
         )
         .bind(after)
         .bind(limit)
-        .fetch_all(&self.0)
+        .fetch_all(&mut *self.0.acquire().await?)
         .await?;
         Ok(super::deletions(rows))
     }

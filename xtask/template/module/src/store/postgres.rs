@@ -1,11 +1,11 @@
-use app_kernel::db::StoreError;
+use app_kernel::db::{Pool, StoreError};
 use app_kernel::page::PageRequest;
-use sqlx::PgPool;
+use sqlx::Postgres;
 
 use super::{Filter, {{Item}}Store};
 use crate::model::{New{{Item}}, {{Item}}};
 
-pub(super) struct Pg{{Name}}(pub(super) PgPool);
+pub(super) struct Pg{{Name}}(pub(super) Pool<Postgres>);
 
 #[async_trait::async_trait]
 impl {{Item}}Store for Pg{{Name}} {
@@ -15,7 +15,7 @@ impl {{Item}}Store for Pg{{Name}} {
         .bind(page.after)
         .bind(&filter.name_key)
         .bind(page.fetch())
-        .fetch_all(&self.0)
+        .fetch_all(&mut *self.0.acquire().await?)
         .await?)
     }
 
@@ -25,7 +25,7 @@ impl {{Item}}Store for Pg{{Name}} {
             "select id, name, version, created_at, updated_at from {{name}}.{{name}} where id = $1",
         )
         .bind(id)
-        .fetch_optional(&self.0)
+        .fetch_optional(&mut *self.0.acquire().await?)
         .await?)
     }
 
@@ -34,7 +34,7 @@ impl {{Item}}Store for Pg{{Name}} {
         Ok(sqlx::query_as("insert into {{name}}.{{name}} (name, name_key) values ($1, $2) returning id, name, version, created_at, updated_at")
         .bind(&{{item}}.name)
         .bind({{item}}.name_key())
-        .fetch_one(&self.0)
+        .fetch_one(&mut *self.0.acquire().await?)
         .await?)
     }
 
@@ -50,7 +50,7 @@ impl {{Item}}Store for Pg{{Name}} {
         .bind(version)
         .bind(&{{item}}.name)
         .bind({{item}}.name_key())
-        .fetch_optional(&self.0)
+        .fetch_optional(&mut *self.0.acquire().await?)
         .await?)
     }
 
@@ -59,7 +59,7 @@ impl {{Item}}Store for Pg{{Name}} {
         let done = sqlx::query("delete from {{name}}.{{name}} where id = $1 and version = $2")
             .bind(id)
             .bind(version)
-            .execute(&self.0)
+            .execute(&mut *self.0.acquire().await?)
             .await?;
         Ok(done.rows_affected() == 1)
     }

@@ -23,6 +23,9 @@ pub struct Routes {
 struct Template {
     text: String,
     segments: Vec<Segment>,
+    /// Whether it ends in `{_:.*}`: if not, a path matches only with as
+    /// many segments.
+    rest: bool,
 }
 
 enum Segment {
@@ -41,15 +44,19 @@ impl Template {
                 Some(_) => Segment::One,
                 None => Segment::Literal(segment.to_owned()),
             })
-            .collect();
+            .collect::<Vec<_>>();
         Self {
             text: text.to_owned(),
+            rest: matches!(segments.last(), Some(Segment::Rest)),
             segments,
         }
     }
 
     /// How many literal segments a path of `parts` matches, if it matches.
     fn score(&self, parts: &[&str]) -> Option<usize> {
+        if !self.rest && parts.len() != self.segments.len() {
+            return None;
+        }
         let mut literals = 0;
         for (at, segment) in self.segments.iter().enumerate() {
             match segment {

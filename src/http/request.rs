@@ -76,7 +76,7 @@ pub async fn context(
         let sampled = server.span_context().is_sampled();
         let trace = parent.with_span(server);
         if sampled {
-            describe(&trace.span(), &req, &id, module);
+            describe(&trace.span(), &req, module);
             crate::telemetry::follow(&span, &trace);
         }
         (trace, sampled)
@@ -171,12 +171,7 @@ pub async fn context(
 
 /// Names and describes a sampled request's span as OpenTelemetry's HTTP
 /// server conventions do.
-fn describe(
-    span: &SpanRef<'_>,
-    req: &ServiceRequest,
-    id: &HeaderValue,
-    module: Option<&crate::modules::Module>,
-) {
+fn describe(span: &SpanRef<'_>, req: &ServiceRequest, module: Option<&crate::modules::Module>) {
     let route = req
         .app_data::<actix_web::web::Data<crate::http::fallback::Routes>>()
         .and_then(|routes| routes.route(req.path()))
@@ -200,10 +195,9 @@ fn describe(
         KeyValue::new("url.path", req.path().to_owned()),
         KeyValue::new("url.scheme", scheme),
         KeyValue::new("network.protocol.version", version),
-        KeyValue::new("request_id", id.to_str().unwrap_or_default().to_owned()),
     ];
     if let Some(module) = module {
-        attributes.push(KeyValue::new("module", module.name));
+        attributes.push(KeyValue::new("app.module", module.name));
     }
     if let Some(route) = route {
         attributes.push(KeyValue::new("http.route", route));
@@ -218,12 +212,21 @@ fn describe(
     span.set_attributes(attributes);
 }
 
+const TRACEPARENT: header::HeaderName = header::HeaderName::from_static("traceparent");
+const TRACESTATE: header::HeaderName = header::HeaderName::from_static("tracestate");
+
 /// A request's headers, as the OpenTelemetry propagator reads them.
 struct Headers<'a>(&'a header::HeaderMap);
 
 impl Extractor for Headers<'_> {
     fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).and_then(|value| value.to_str().ok())
+        // The propagator's two names are known: they need no parsing.
+        let value = match key {
+            "traceparent" => self.0.get(TRACEPARENT),
+            "tracestate" => self.0.get(TRACESTATE),
+            other => self.0.get(other),
+        };
+        value.and_then(|value| value.to_str().ok())
     }
 
     fn keys(&self) -> Vec<&str> {

@@ -85,6 +85,17 @@ where
         .find_map(|span| span.extensions().get::<Work>().map(|work| work.0.clone()))
 }
 
+/// Whether sampled work is running now: [`current_work`] without the clone.
+fn in_work<S>(cx: &Context<'_, S>) -> bool
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    cx.lookup_current().is_some_and(|span| {
+        span.scope()
+            .any(|span| span.extensions().get::<Work>().is_some())
+    })
+}
+
 fn is_request(meta: &Metadata<'_>) -> bool {
     meta.is_span() && meta.target() == crate::http::request::TARGET
 }
@@ -105,7 +116,7 @@ where
 
     fn enabled(&self, meta: &Metadata<'_>, cx: Context<'_, S>) -> bool {
         if meta.target() == QUERY {
-            current_work(&cx).is_some() || (self.queries_logged && self.logs.enabled(meta, cx))
+            in_work(&cx) || (self.queries_logged && self.logs.enabled(meta, cx))
         } else {
             is_request(meta) || self.logs.enabled(meta, cx)
         }
@@ -164,7 +175,6 @@ where
         let mut attributes = vec![
             KeyValue::new("db.system.name", self.system),
             KeyValue::new("db.operation.name", operation),
-            KeyValue::new("db.query.summary", summary.clone()),
         ];
         if let Some(collection) = collection {
             attributes.push(KeyValue::new("db.collection.name", collection.to_owned()));
@@ -222,12 +232,15 @@ impl Visit for Query {
 /// outside parentheses: after `FROM`, `INTO` or `UPDATE`.
 fn summarize(sql: &str) -> (String, Option<&str>) {
     let mut depth = 0usize;
-    let mut operation = None;
+    let mut operation: Option<String> = None;
     let mut want_table = false;
     let mut start = None;
-    let words = sql.char_indices().chain([(sql.len(), ' ')]);
-    for (at, c) in words {
-        let boundary = c.is_whitespace() || c == '(' || c == ')' || c == ',' || c == ';';
+    // Bytes, not characters: every boundary is ASCII, so the words between
+    // boundaries are whole characters, and a query is summarized in a pass.
+    let bytes = sql.as_bytes();
+    for at in 0..=bytes.len() {
+        let byte = bytes.get(at).copied().unwrap_or(b' ');
+        let boundary = byte.is_ascii_whitespace() || matches!(byte, b'(' | b')' | b',' | b';');
         if !boundary {
             if depth == 0 && start.is_none() {
                 start = Some(at);
@@ -239,13 +252,16 @@ fn summarize(sql: &str) -> (String, Option<&str>) {
             if want_table {
                 return (operation.unwrap_or_default(), Some(word));
             }
-            let keyword = word.to_ascii_uppercase();
-            want_table = matches!(keyword.as_str(), "FROM" | "INTO" | "UPDATE");
-            operation.get_or_insert(keyword);
+            want_table = ["FROM", "INTO", "UPDATE"]
+                .iter()
+                .any(|keyword| word.eq_ignore_ascii_case(keyword));
+            if operation.is_none() {
+                operation = Some(word.to_ascii_uppercase());
+            }
         }
-        match c {
-            '(' => depth += 1,
-            ')' => depth = depth.saturating_sub(1),
+        match byte {
+            b'(' => depth += 1,
+            b')' => depth = depth.saturating_sub(1),
             _ => {}
         }
     }

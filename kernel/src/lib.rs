@@ -6,6 +6,7 @@ pub mod body;
 pub mod breaker;
 pub mod db;
 pub mod etag;
+pub mod event;
 pub mod id;
 pub mod module;
 pub mod page;

@@ -99,6 +99,21 @@ pub fn continued(parent: opentelemetry::Context) -> opentelemetry::Context {
     ))
 }
 
+/// The `traceparent` of the request this task serves, if it serves one.
+pub fn traceparent() -> Option<String> {
+    let context = Context::current()?;
+    let span = context.trace.span();
+    let span = span.span_context();
+    span.is_valid().then(|| {
+        format!(
+            "00-{}-{}-{:02x}",
+            span.trace_id(),
+            span.span_id(),
+            span.trace_flags().to_u8()
+        )
+    })
+}
+
 /// Writes the `traceparent` (and `tracestate`) of `trace` into `headers`.
 pub fn inject(trace: &opentelemetry::Context, headers: &mut reqwest::header::HeaderMap) {
     TraceContextPropagator::new()

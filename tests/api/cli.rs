@@ -227,6 +227,7 @@ fn openapi_prints_the_document_of_the_chosen_modules() {
         [
             "/api/v1/ports",
             "/api/v1/ports/deletions",
+            "/api/v1/ports/events",
             "/api/v1/ports/{id}"
         ]
     );

@@ -17,6 +17,7 @@ api_tests!(
     a_laptops_ports_can_be_added_reordered_and_removed,
     laptops_filter_by_port_id,
     deleting_a_port_removes_it_from_every_laptop,
+    every_laptop_change_is_an_event,
 );
 
 async fn a_laptop_is_created_read_replaced_patched_and_deleted(app: &TestApp) {
@@ -408,4 +409,46 @@ async fn deleting_a_port_removes_it_from_every_laptop(app: &TestApp) {
         .get_json(&format!("/api/v1/laptops?port_id={usb}"))
         .await;
     assert_eq!(listed["items"], json!([]));
+}
+
+async fn every_laptop_change_is_an_event(app: &TestApp) {
+    let port = app.create("/api/v1/ports", &json!({"name": "USB-C"})).await;
+    let laptop = app
+        .create(
+            "/api/v1/laptops",
+            &json!({"title": "Lenovo", "model": "ThinkPad X1", "port_ids": [port["id"]]}),
+        )
+        .await;
+    let path = format!("/api/v1/laptops/{}", laptop["id"]);
+    let unknown = app
+        .send_json(Method::PATCH, &path, &json!({"port_ids": [999_999]}))
+        .await;
+    assert_eq!(unknown.status(), 422, "a refused write leaves no event");
+    let patched = app
+        .send_json(
+            Method::PATCH,
+            &path,
+            &json!({"model": "ThinkPad X1 Carbon"}),
+        )
+        .await;
+    assert_eq!(patched.status(), 200);
+    let deleted = app.request(Method::DELETE, &path).send().await.unwrap();
+    assert_eq!(deleted.status(), 204);
+
+    let feed = app.get_json("/api/v1/laptops/events").await;
+    let events = feed["items"].as_array().unwrap();
+    let kinds: Vec<&Value> = events.iter().map(|e| &e["type"]).collect();
+    assert_eq!(
+        kinds,
+        ["laptop.created", "laptop.updated", "laptop.deleted"]
+    );
+    let subject = laptop["id"].to_string();
+    assert!(events.iter().all(|e| e["source"] == "/api/v1/laptops"));
+    assert!(events.iter().all(|e| e["subject"] == subject.as_str()));
+    assert_eq!(events[0]["data"]["port_ids"], json!([port["id"]]));
+    assert_eq!(events[1]["data"]["model"], "ThinkPad X1 Carbon");
+    assert_eq!(events[1]["data"]["version"], 2);
+    assert_eq!(events[2]["data"], json!({"id": laptop["id"], "version": 2}));
+    let bad = app.get("/api/v1/laptops/events?limit=0").await;
+    assert_problem(bad, 400).await;
 }

@@ -60,9 +60,10 @@ fn every_operation_has_a_unique_id_and_documents_its_problems() {
             .map(|(_, item)| item.as_object().unwrap().len())
             .sum::<usize>()
     };
-    assert_eq!(under("/api/v1/ports"), 7);
-    assert_eq!(under("/api/v1/laptops"), 6);
-    // Every module lists, creates, reads, replaces, patches and deletes.
+    assert_eq!(under("/api/v1/ports"), 8);
+    assert_eq!(under("/api/v1/laptops"), 7);
+    // Every module lists, creates, reads, replaces, patches and deletes,
+    // and has its feed of events.
     for module in app::modules::ALL {
         let list = module.path();
         let one = format!("{list}/{{id}}");
@@ -73,6 +74,7 @@ fn every_operation_has_a_unique_id_and_documents_its_problems() {
             (&one, "put"),
             (&one, "patch"),
             (&one, "delete"),
+            (&format!("{list}/events"), "get"),
         ] {
             assert!(doc["paths"][path][method].is_object(), "{method} {path}");
         }

@@ -24,6 +24,7 @@ api_tests!(
     an_unknown_port_is_a_404_problem,
     listing_filters_by_ids,
     deletions_are_listed_in_order_for_other_modules,
+    every_change_is_an_event_with_the_trace_of_its_request,
 );
 
 async fn creating_a_port_answers_201_with_location_etag_and_body(app: &TestApp) {
@@ -417,4 +418,71 @@ async fn deletions_are_listed_in_order_for_other_modules(app: &TestApp) {
         let response = app.get(&format!("/api/v1/ports/deletions?{bad}")).await;
         assert_problem(response, 400).await;
     }
+}
+
+async fn every_change_is_an_event_with_the_trace_of_its_request(app: &TestApp) {
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let created = app
+        .request(Method::POST, "/api/v1/ports")
+        .header("content-type", "application/json")
+        .header("traceparent", format!("00-{trace}-00f067aa0ba902b7-01"))
+        .body(json!({"name": "USB-C"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let port: Value = created.json().await.unwrap();
+    let path = format!("/api/v1/ports/{}", port["id"]);
+    // Refused writes leave no event.
+    let taken = app.post("/api/v1/ports", &json!({"name": "usb-c"})).await;
+    assert_eq!(taken.status(), 409);
+    let stale = app
+        .request(Method::DELETE, &path)
+        .header("if-match", "\"0\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stale.status(), 412);
+    let renamed = app
+        .send_json(Method::PATCH, &path, &json!({"name": "USB4"}))
+        .await;
+    assert_eq!(renamed.status(), 200);
+    let deleted = app.request(Method::DELETE, &path).send().await.unwrap();
+    assert_eq!(deleted.status(), 204);
+
+    let feed = app.get_json("/api/v1/ports/events").await;
+    let events = feed["items"].as_array().unwrap();
+    let kinds: Vec<&Value> = events.iter().map(|e| &e["type"]).collect();
+    assert_eq!(kinds, ["port.created", "port.renamed", "port.deleted"]);
+    assert_eq!(feed["remaining"], 3);
+    let first = &events[0];
+    assert_eq!(first["specversion"], "1.0");
+    assert_eq!(first["source"], "/api/v1/ports");
+    assert_eq!(first["subject"], port["id"].to_string());
+    assert_eq!(first["datacontenttype"], "application/json");
+    assert_eq!(first["data"]["name"], "USB-C");
+    assert_eq!(first["data"]["version"], 1);
+    let traceparent = first["traceparent"].as_str().unwrap();
+    assert!(
+        traceparent.starts_with(&format!("00-{trace}-")),
+        "the event carries its request's trace: {traceparent}"
+    );
+    assert_eq!(events[1]["data"]["name"], "USB4");
+    assert_eq!(events[2]["data"], json!({"id": port["id"], "version": 2}));
+    let time = first["time"].as_str().unwrap();
+    chrono::DateTime::parse_from_rfc3339(time).unwrap();
+    assert!(time.ends_with('Z'), "{time}");
+
+    let seq = events[0]["seq"].as_i64().unwrap();
+    let rest = app
+        .get_json(&format!("/api/v1/ports/events?after={seq}&limit=1"))
+        .await;
+    assert_eq!(rest["items"], json!([events[1]]));
+    assert_eq!(rest["remaining"], 2);
+    for bad in ["after=-1", "limit=0", "limit=101", "after=x"] {
+        let response = app.get(&format!("/api/v1/ports/events?{bad}")).await;
+        assert_problem(response, 400).await;
+    }
+    let post = app.post("/api/v1/ports/events", &json!({})).await;
+    assert_problem(post, 405).await;
 }

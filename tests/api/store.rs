@@ -114,6 +114,76 @@ async fn port_store_conforms(backend: Backend) {
     );
     let past = store.deletions(deletions[1].seq, 10).await.unwrap();
     assert_eq!((past.items, past.remaining), (vec![], 0));
+
+    // Every write that changed something, and only those, left its event.
+    let events = store.events(0, 100).await.unwrap();
+    assert_eq!(
+        changes(&events),
+        [
+            ("port.created", usb.id, 1),
+            ("port.created", hdmi.id, 1),
+            ("port.renamed", usb.id, 2),
+            ("port.deleted", hdmi.id, 1),
+            ("port.created", again.id, 1),
+            ("port.deleted", again.id, 1),
+        ]
+        .map(|(kind, id, version)| (kind.to_owned(), id.to_string(), version))
+    );
+    let renamed_event = &events.items[2];
+    assert_eq!(
+        (
+            renamed_event.specversion.as_str(),
+            renamed_event.source.as_str(),
+            renamed_event.datacontenttype.as_str(),
+            &renamed_event.data["name"],
+            renamed_event.traceparent.as_deref(),
+        ),
+        (
+            "1.0",
+            "/api/v1/ports",
+            "application/json",
+            &serde_json::json!("USB4"),
+            None
+        )
+    );
+    assert_feed_pages(&events, |after, limit| store.events(after, limit)).await;
+}
+
+/// Each event as (type, subject, the version in its data).
+fn changes(events: &app_kernel::event::Events) -> Vec<(String, String, i64)> {
+    events
+        .items
+        .iter()
+        .map(|event| {
+            let version = event.data["version"]
+                .as_i64()
+                .expect("every event has a version");
+            (event.kind.clone(), event.subject.clone(), version)
+        })
+        .collect()
+}
+
+/// `all` is the whole feed: its events have distinct ids and increasing
+/// seqs, and reading it a page at a time gives the same events.
+async fn assert_feed_pages<F, Fut>(all: &app_kernel::event::Events, read: F)
+where
+    F: Fn(i64, i64) -> Fut,
+    Fut: std::future::Future<Output = Result<app_kernel::event::Events, StoreError>>,
+{
+    let ids: std::collections::HashSet<&str> = all.items.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ids.len(), all.items.len(), "event ids are unique");
+    assert!(all.items.windows(2).all(|w| w[0].seq < w[1].seq));
+    assert_eq!(all.remaining, all.items.len() as i64);
+    let mut after = 0;
+    let mut paged = Vec::new();
+    loop {
+        let page = read(after, 2).await.unwrap();
+        assert_eq!(page.remaining, (all.items.len() - paged.len()) as i64);
+        let Some(last) = page.items.last() else { break };
+        after = last.seq;
+        paged.extend(page.items);
+    }
+    assert_eq!(paged, all.items);
 }
 
 async fn laptop_store_conforms(backend: Backend) {
@@ -238,6 +308,40 @@ async fn laptop_store_conforms(backend: Backend) {
         ids(store.list(&by_port(40), page(0, 10)).await.unwrap()),
         [] as [i64; 0]
     );
+
+    // Every write that changed something, and only those, left its event;
+    // the port's removal, one for each laptop it changed.
+    let events = store.events(0, 100).await.unwrap();
+    let mut got = changes(&events);
+    let expected = [
+        ("laptop.created", xps.id, 1),
+        ("laptop.created", air.id, 1),
+        ("laptop.created", same.id, 1),
+        ("laptop.updated", air.id, 2),
+        ("laptop.deleted", air.id, 2),
+        ("laptop.created", a.id, 1),
+        ("laptop.created", b.id, 1),
+        ("laptop.updated", a.id, 2),
+        ("laptop.updated", a.id, 3),
+        ("laptop.updated", b.id, 2),
+        ("laptop.deleted", a.id, 3),
+    ]
+    .map(|(kind, id, version)| (kind.to_owned(), id.to_string(), version));
+    assert_eq!(got.len(), expected.len(), "{got:?}");
+    // One removal's events come in no particular order among themselves.
+    got[8..10].sort();
+    assert_eq!(got, expected);
+    let b_without_port = events
+        .items
+        .iter()
+        .find(|e| e.subject == b.id.to_string() && e.data["version"] == 2)
+        .unwrap();
+    assert_eq!(b_without_port.data["port_ids"], serde_json::json!([]));
+    assert_eq!(
+        events.items[1].data["model"],
+        serde_json::json!("MacBook Air")
+    );
+    assert_feed_pages(&events, |after, limit| store.events(after, limit)).await;
 }
 
 /// Laptops stored before they had ports survive the migration that added
@@ -340,10 +444,12 @@ async fn each_module_has_its_own_postgres_schema_and_migration_history() {
     .unwrap();
     let expected = [
         ("laptops", "_sqlx_migrations"),
+        ("laptops", "events"),
         ("laptops", "laptop_ports"),
         ("laptops", "laptops"),
         ("laptops", "port_deletions_seen"),
         ("ports", "_sqlx_migrations"),
+        ("ports", "events"),
         ("ports", "port_deletions"),
         ("ports", "ports"),
     ];

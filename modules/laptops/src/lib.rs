@@ -28,6 +28,8 @@ pub use service::Laptops;
 
 /// The module's name: its path segment, schema, database file and log field.
 pub const NAME: &str = "laptops";
+/// Where the module's HTTP API is mounted.
+pub const PATH: &str = "/api/v1/laptops";
 
 /// How often laptops look for deleted ports to drop.
 const FOLLOW_INTERVAL: Duration = Duration::from_millis(500);

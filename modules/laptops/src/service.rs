@@ -1,6 +1,7 @@
 use std::sync::Arc;
 
 use app_kernel::etag::{IfMatch, Versioned};
+use app_kernel::event::Events;
 use app_kernel::page::{Page, PageRequest};
 use app_kernel::text::filter_key;
 use ports_api::PortsApi;
@@ -40,6 +41,11 @@ impl Laptops {
         let filter = Filter { title_key, port_id };
         let rows = self.store.list(&filter, page).await?;
         Ok(Page::from_rows(rows, page, |row| row.id))
+    }
+
+    /// Up to `limit` events with `seq` above `after`, oldest first.
+    pub(crate) async fn events(&self, after: i64, limit: i64) -> Result<Events, Error> {
+        Ok(self.store.events(after, limit).await?)
     }
 
     pub async fn get(&self, id: i64) -> Result<Laptop, Error> {

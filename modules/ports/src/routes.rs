@@ -5,6 +5,7 @@ use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, put, web};
 use app_kernel::ApiError;
 use app_kernel::body::JsonBody;
 use app_kernel::etag::{self, IfMatch};
+use app_kernel::event::{Events, FeedQuery};
 use app_kernel::id::{self, Id};
 use app_kernel::page::{MAX_LIMIT, Page, PageRequest};
 use app_kernel::responses::{
@@ -26,7 +27,9 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .service(list_ports)
             .service(list_port_deletions)
             // Else `/{id}` would answer other methods here with a 400.
-            .route("/deletions", web::route().to(deletions_only_get))
+            .route("/deletions", web::route().to(only_get))
+            .service(list_port_events)
+            .route("/events", web::route().to(only_get))
             .service(create_port)
             .service(get_port)
             .service(replace_port)
@@ -75,7 +78,7 @@ async fn list_ports(
     Ok(HttpResponse::Ok().json(found))
 }
 
-async fn deletions_only_get(req: HttpRequest) -> HttpResponse {
+async fn only_get(req: HttpRequest) -> HttpResponse {
     app_kernel::problem::method_not_allowed(req.method(), "GET, HEAD")
 }
 
@@ -104,6 +107,22 @@ async fn list_port_deletions(
     let after = query.after.unwrap_or(0);
     let limit = query.limit.unwrap_or(MAX_LIMIT);
     Ok(HttpResponse::Ok().json(ports.deletions(after, limit).await?))
+}
+
+/// List the module's events, oldest first: every change to a port, as a
+/// CloudEvent, in the order the changes committed.
+#[utoipa::path(
+    tag = "ports",
+    params(FeedQuery),
+    responses((status = 200, description = "Events after `after`.", body = Events), BadRequest, Unavailable)
+)]
+#[get("/events")]
+async fn list_port_events(
+    ports: web::Data<Ports>,
+    query: web::Query<FeedQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (after, limit) = query.checked()?;
+    Ok(HttpResponse::Ok().json(ports.events(after, limit).await?))
 }
 
 /// Create a port.

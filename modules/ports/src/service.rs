@@ -2,6 +2,7 @@ use std::sync::Arc;
 
 use app_kernel::db::{Db, StoreError};
 use app_kernel::etag::{IfMatch, Versioned};
+use app_kernel::event::Events;
 use app_kernel::page::{MAX_LIMIT, Page, PageRequest};
 use app_kernel::text::filter_key;
 use ports_api::{Deletions, MAX_FIND};
@@ -54,6 +55,11 @@ impl Ports {
             )));
         }
         Ok(self.store.deletions(after, limit).await?)
+    }
+
+    /// Up to `limit` events with `seq` above `after`, oldest first.
+    pub(crate) async fn events(&self, after: i64, limit: i64) -> Result<Events, Error> {
+        Ok(self.store.events(after, limit).await?)
     }
 
     pub async fn get(&self, id: i64) -> Result<Port, Error> {

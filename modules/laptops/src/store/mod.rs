@@ -7,6 +7,7 @@ mod sqlite;
 use std::sync::Arc;
 
 use app_kernel::db::{Db, StoreError};
+use app_kernel::event::Events;
 use app_kernel::page::PageRequest;
 
 use crate::model::{Laptop, NewLaptop};
@@ -41,6 +42,9 @@ pub trait LaptopStore: Send + Sync {
     async fn remove_port(&self, port_id: i64, seq: i64) -> Result<u64, StoreError>;
     /// The `seq` of the last port deletion applied; 0 at first.
     async fn port_deletions_seen(&self) -> Result<i64, StoreError>;
+    /// Up to `limit` events with `seq` above `after`, oldest first, and how
+    /// many there are after `after` in all.
+    async fn events(&self, after: i64, limit: i64) -> Result<Events, StoreError>;
 }
 
 /// The store for a module's database.

@@ -1,9 +1,13 @@
 use app_kernel::db::{Pool, StoreError};
+use app_kernel::event::{self, Event, Events};
 use app_kernel::page::PageRequest;
 use sqlx::{Connection as _, Postgres, Transaction};
 
 use super::{Filter, LaptopStore};
 use crate::model::{Laptop, NewLaptop};
+
+/// The module's schema.
+const SCHEMA: &str = "laptops";
 
 pub(super) struct PgLaptops(pub(super) Pool<Postgres>);
 
@@ -55,6 +59,12 @@ impl LaptopStore for PgLaptops {
         .fetch_one(&mut *tx)
         .await?;
         let written = write_ports(&mut tx, id, &laptop.port_ids).await?;
+        event::postgres::record(
+            &mut tx,
+            SCHEMA,
+            &Event::new("laptop.created", id, &written, written.version),
+        )
+        .await?;
         tx.commit().await?;
         Ok(written)
     }
@@ -84,18 +94,36 @@ impl LaptopStore for PgLaptops {
             .execute(&mut *tx)
             .await?;
         let written = write_ports(&mut tx, id, &laptop.port_ids).await?;
+        event::postgres::record(
+            &mut tx,
+            SCHEMA,
+            &Event::new("laptop.updated", id, &written, written.version),
+        )
+        .await?;
         tx.commit().await?;
         Ok(Some(written))
     }
 
     #[tracing::instrument(level = "debug", skip(self), fields(module = "laptops"))]
     async fn delete(&self, id: i64, version: i64) -> Result<bool, StoreError> {
+        let mut conn = self.0.acquire().await?;
+        let mut tx = conn.begin().await?;
         let done = sqlx::query("delete from laptops.laptops where id = $1 and version = $2")
             .bind(id)
             .bind(version)
-            .execute(&mut *self.0.acquire().await?)
+            .execute(&mut *tx)
             .await?;
-        Ok(done.rows_affected() == 1)
+        let deleted = done.rows_affected() == 1;
+        if deleted {
+            event::postgres::record(
+                &mut tx,
+                SCHEMA,
+                &Event::deleted("laptop.deleted", id, version),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(deleted)
     }
 
     #[tracing::instrument(level = "debug", skip(self), fields(module = "laptops"))]
@@ -115,12 +143,33 @@ impl LaptopStore for PgLaptops {
             .bind(&bumped)
             .execute(&mut *tx)
             .await?;
+        for &id in &bumped {
+            let laptop = read(&mut tx, id).await?;
+            event::postgres::record(
+                &mut tx,
+                SCHEMA,
+                &Event::new("laptop.updated", id, &laptop, laptop.version),
+            )
+            .await?;
+        }
         sqlx::query("update laptops.port_deletions_seen set seq = greatest(seq, $1)")
             .bind(seq)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
         Ok(bumped.len() as u64)
+    }
+
+    #[tracing::instrument(level = "debug", skip(self), fields(module = "laptops"))]
+    async fn events(&self, after: i64, limit: i64) -> Result<Events, StoreError> {
+        Ok(event::postgres::read(
+            &mut *self.0.acquire().await?,
+            SCHEMA,
+            crate::PATH,
+            after,
+            limit,
+        )
+        .await?)
     }
 
     #[tracing::instrument(level = "debug", skip(self), fields(module = "laptops"))]
@@ -145,6 +194,11 @@ async fn write_ports(
             .execute(&mut **tx)
             .await?;
     }
+    read(tx, id).await
+}
+
+/// The laptop as the transaction sees it.
+async fn read(tx: &mut Transaction<'_, Postgres>, id: i64) -> Result<Laptop, StoreError> {
     Ok(sqlx::query_as(concat!(select_laptop!(), " where id = $1"))
         .bind(id)
         .fetch_one(&mut **tx)

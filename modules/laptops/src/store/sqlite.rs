@@ -1,4 +1,5 @@
 use app_kernel::db::{Pool, StoreError};
+use app_kernel::event::{self, Event, Events};
 use app_kernel::page::PageRequest;
 use sqlx::{Connection as _, Sqlite, Transaction};
 
@@ -55,6 +56,11 @@ impl LaptopStore for SqliteLaptops {
         .fetch_one(&mut *tx)
         .await?;
         let written = write_ports(&mut tx, id, &laptop.port_ids).await?;
+        event::sqlite::record(
+            &mut tx,
+            &Event::new("laptop.created", id, &written, written.version),
+        )
+        .await?;
         tx.commit().await?;
         Ok(written)
     }
@@ -84,38 +90,63 @@ impl LaptopStore for SqliteLaptops {
             .execute(&mut *tx)
             .await?;
         let written = write_ports(&mut tx, id, &laptop.port_ids).await?;
+        event::sqlite::record(
+            &mut tx,
+            &Event::new("laptop.updated", id, &written, written.version),
+        )
+        .await?;
         tx.commit().await?;
         Ok(Some(written))
     }
 
     #[tracing::instrument(level = "debug", skip(self), fields(module = "laptops"))]
     async fn delete(&self, id: i64, version: i64) -> Result<bool, StoreError> {
+        let mut conn = self.0.acquire().await?;
+        let mut tx = conn.begin().await?;
         let done = sqlx::query("delete from laptops where id = ?1 and version = ?2")
             .bind(id)
             .bind(version)
-            .execute(&mut *self.0.acquire().await?)
+            .execute(&mut *tx)
             .await?;
-        Ok(done.rows_affected() == 1)
+        let deleted = done.rows_affected() == 1;
+        if deleted {
+            event::sqlite::record(&mut tx, &Event::deleted("laptop.deleted", id, version)).await?;
+        }
+        tx.commit().await?;
+        Ok(deleted)
     }
 
     #[tracing::instrument(level = "debug", skip(self), fields(module = "laptops"))]
     async fn remove_port(&self, port_id: i64, seq: i64) -> Result<u64, StoreError> {
         let mut conn = self.0.acquire().await?;
         let mut tx = conn.begin().await?;
-        let changed = sqlx::query("update laptops set version = version + 1, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') where id in (select laptop_id from laptop_ports where port_id = ?1)")
+        let changed: Vec<(i64,)> = sqlx::query_as("update laptops set version = version + 1, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') where id in (select laptop_id from laptop_ports where port_id = ?1) returning id")
             .bind(port_id)
-            .execute(&mut *tx)
+            .fetch_all(&mut *tx)
             .await?;
         sqlx::query("delete from laptop_ports where port_id = ?1")
             .bind(port_id)
             .execute(&mut *tx)
             .await?;
+        for &(id,) in &changed {
+            let laptop = read(&mut tx, id).await?;
+            event::sqlite::record(
+                &mut tx,
+                &Event::new("laptop.updated", id, &laptop, laptop.version),
+            )
+            .await?;
+        }
         sqlx::query("update port_deletions_seen set seq = max(seq, ?1)")
             .bind(seq)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(changed.rows_affected())
+        Ok(changed.len() as u64)
+    }
+
+    #[tracing::instrument(level = "debug", skip(self), fields(module = "laptops"))]
+    async fn events(&self, after: i64, limit: i64) -> Result<Events, StoreError> {
+        Ok(event::sqlite::read(&mut *self.0.acquire().await?, crate::PATH, after, limit).await?)
     }
 
     #[tracing::instrument(level = "debug", skip(self), fields(module = "laptops"))]
@@ -140,6 +171,11 @@ async fn write_ports(
             .execute(&mut **tx)
             .await?;
     }
+    read(tx, id).await
+}
+
+/// The laptop as the transaction sees it.
+async fn read(tx: &mut Transaction<'_, Sqlite>, id: i64) -> Result<Laptop, StoreError> {
     Ok(sqlx::query_as(concat!(select_laptop!(), " where id = ?1"))
         .bind(id)
         .fetch_one(&mut **tx)

@@ -7,6 +7,7 @@ mod sqlite;
 use std::sync::Arc;
 
 use app_kernel::db::{Db, StoreError};
+use app_kernel::event::Events;
 use app_kernel::page::PageRequest;
 
 use ports_api::{Deletions, PortDeletion};
@@ -40,6 +41,9 @@ pub trait PortStore: Send + Sync {
     /// Up to `limit` recorded deletions with `seq` above `after`, oldest
     /// first, and how many there are after `after` in all.
     async fn deletions(&self, after: i64, limit: i64) -> Result<Deletions, StoreError>;
+    /// Up to `limit` events with `seq` above `after`, oldest first, and how
+    /// many there are after `after` in all.
+    async fn events(&self, after: i64, limit: i64) -> Result<Events, StoreError>;
 }
 
 /// Rows of `port_deletions` as `(seq, port_id, count after)`, as the contract has them.

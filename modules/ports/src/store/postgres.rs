@@ -1,11 +1,15 @@
 use app_kernel::db::{Pool, StoreError};
+use app_kernel::event::{self, Event, Events};
 use app_kernel::page::PageRequest;
-use sqlx::Postgres;
+use sqlx::{Connection as _, Postgres};
 
 use ports_api::Deletions;
 
 use super::{Filter, PortStore};
 use crate::model::{NewPort, Port};
+
+/// The module's schema.
+const SCHEMA: &str = "ports";
 
 pub(super) struct PgPorts(pub(super) Pool<Postgres>);
 
@@ -34,11 +38,21 @@ impl PortStore for PgPorts {
 
     #[tracing::instrument(level = "debug", skip(self), fields(module = "ports"))]
     async fn insert(&self, port: &NewPort) -> Result<Port, StoreError> {
-        Ok(sqlx::query_as("insert into ports.ports (name, name_key) values ($1, $2) returning id, name, version, created_at, updated_at")
+        let mut conn = self.0.acquire().await?;
+        let mut tx = conn.begin().await?;
+        let created: Port = sqlx::query_as("insert into ports.ports (name, name_key) values ($1, $2) returning id, name, version, created_at, updated_at")
         .bind(&port.name)
         .bind(port.name_key())
-        .fetch_one(&mut *self.0.acquire().await?)
-        .await?)
+        .fetch_one(&mut *tx)
+        .await?;
+        event::postgres::record(
+            &mut tx,
+            SCHEMA,
+            &Event::new("port.created", created.id, &created, created.version),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(created)
     }
 
     #[tracing::instrument(level = "debug", skip(self), fields(module = "ports"))]
@@ -48,23 +62,47 @@ impl PortStore for PgPorts {
         version: i64,
         port: &NewPort,
     ) -> Result<Option<Port>, StoreError> {
-        Ok(sqlx::query_as("update ports.ports set name = $3, name_key = $4, version = version + 1, updated_at = now() where id = $1 and version = $2 returning id, name, version, created_at, updated_at")
+        let mut conn = self.0.acquire().await?;
+        let mut tx = conn.begin().await?;
+        let updated: Option<Port> = sqlx::query_as("update ports.ports set name = $3, name_key = $4, version = version + 1, updated_at = now() where id = $1 and version = $2 returning id, name, version, created_at, updated_at")
         .bind(id)
         .bind(version)
         .bind(&port.name)
         .bind(port.name_key())
-        .fetch_optional(&mut *self.0.acquire().await?)
-        .await?)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(port) = &updated {
+            event::postgres::record(
+                &mut tx,
+                SCHEMA,
+                &Event::new("port.renamed", port.id, port, port.version),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(updated)
     }
 
     #[tracing::instrument(level = "debug", skip(self), fields(module = "ports"))]
     async fn delete(&self, id: i64, version: i64) -> Result<bool, StoreError> {
+        let mut conn = self.0.acquire().await?;
+        let mut tx = conn.begin().await?;
         let done = sqlx::query("delete from ports.ports where id = $1 and version = $2")
             .bind(id)
             .bind(version)
-            .execute(&mut *self.0.acquire().await?)
+            .execute(&mut *tx)
             .await?;
-        Ok(done.rows_affected() == 1)
+        let deleted = done.rows_affected() == 1;
+        if deleted {
+            event::postgres::record(
+                &mut tx,
+                SCHEMA,
+                &Event::deleted("port.deleted", id, version),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(deleted)
     }
 
     #[tracing::instrument(level = "debug", skip(self), fields(module = "ports"))]
@@ -78,5 +116,17 @@ impl PortStore for PgPorts {
         .fetch_all(&mut *self.0.acquire().await?)
         .await?;
         Ok(super::deletions(rows))
+    }
+
+    #[tracing::instrument(level = "debug", skip(self), fields(module = "ports"))]
+    async fn events(&self, after: i64, limit: i64) -> Result<Events, StoreError> {
+        Ok(event::postgres::read(
+            &mut *self.0.acquire().await?,
+            SCHEMA,
+            ports_api::PATH,
+            after,
+            limit,
+        )
+        .await?)
     }
 }

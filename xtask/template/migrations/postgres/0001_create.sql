@@ -8,3 +8,17 @@ create table {{name}}.{{name}} (
     created_at timestamptz not null default now(),
     updated_at timestamptz not null default now()
 );
+
+-- Every change, as a CloudEvent, written in the transaction of the change:
+-- an event exists if and only if its change committed. Writers lock the
+-- table from their insert to their commit, so seq is commit order
+-- (GET /api/v1/{{name}}/events).
+create table {{name}}.events (
+    seq bigint generated always as identity primary key,
+    id uuid not null unique,
+    type text not null,
+    subject text not null,
+    time timestamptz not null,
+    data jsonb not null,
+    traceparent text
+);

@@ -8,3 +8,16 @@ create table {{name}} (
     created_at text not null default (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
     updated_at text not null default (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
 );
+
+-- Every change, as a CloudEvent, written in the transaction of the change:
+-- an event exists if and only if its change committed. Writes are
+-- serialized, so seq is commit order (GET /api/v1/{{name}}/events).
+create table events (
+    seq integer primary key autoincrement,
+    id text not null unique,
+    type text not null,
+    subject text not null,
+    time text not null,
+    data text not null,
+    traceparent text
+);

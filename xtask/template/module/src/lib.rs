@@ -22,6 +22,8 @@ pub use service::{{Name}};
 
 /// The module's name: its path segment, schema, database file and log field.
 pub const NAME: &str = "{{name}}";
+/// Where the module's HTTP API is mounted.
+pub const PATH: &str = "/api/v1/{{name}}";
 
 /// What the binary knows of the module.
 pub static MODULE: Module = Module {

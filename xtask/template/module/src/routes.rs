@@ -5,6 +5,7 @@ use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, put, web};
 use app_kernel::ApiError;
 use app_kernel::body::JsonBody;
 use app_kernel::etag::{self, IfMatch};
+use app_kernel::event::{Events, FeedQuery};
 use app_kernel::id::Id;
 use app_kernel::page::{Page, PageRequest};
 use app_kernel::responses::{
@@ -21,14 +22,37 @@ use crate::service::{{Name}};
 /// Mounts the module's API. Needs `web::Data<{{Name}}>` in the app.
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(
-        utoipa_actix_web::scope("/api/v1/{{name}}")
+        utoipa_actix_web::scope(crate::PATH)
             .service(list_{{name}})
+            .service(list_{{item}}_events)
+            // Else `/{id}` would answer other methods here with a 400.
+            .route("/events", web::route().to(only_get))
             .service(create_{{item}})
             .service(get_{{item}})
             .service(replace_{{item}})
             .service(patch_{{item}})
             .service(delete_{{item}}),
     );
+}
+
+async fn only_get(req: HttpRequest) -> HttpResponse {
+    app_kernel::problem::method_not_allowed(req.method(), "GET, HEAD")
+}
+
+/// List the module's events, oldest first: every change, as a CloudEvent,
+/// in the order the changes committed.
+#[utoipa::path(
+    tag = "{{name}}",
+    params(FeedQuery),
+    responses((status = 200, description = "Events after `after`.", body = Events), BadRequest, Unavailable)
+)]
+#[get("/events")]
+async fn list_{{item}}_events(
+    {{name}}: web::Data<{{Name}}>,
+    query: web::Query<FeedQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (after, limit) = query.checked()?;
+    Ok(HttpResponse::Ok().json({{name}}.events(after, limit).await?))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -7,6 +7,7 @@ mod sqlite;
 use std::sync::Arc;
 
 use app_kernel::db::{Db, StoreError};
+use app_kernel::event::Events;
 use app_kernel::page::PageRequest;
 
 use crate::model::{New{{Item}}, {{Item}}};
@@ -33,6 +34,9 @@ pub trait {{Item}}Store: Send + Sync {
     ) -> Result<Option<{{Item}}>, StoreError>;
     /// Deletes the row if it is still at `version`.
     async fn delete(&self, id: i64, version: i64) -> Result<bool, StoreError>;
+    /// Up to `limit` events with `seq` above `after`, oldest first, and how
+    /// many there are after `after` in all.
+    async fn events(&self, after: i64, limit: i64) -> Result<Events, StoreError>;
 }
 
 /// The store for a module's database.

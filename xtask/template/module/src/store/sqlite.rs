@@ -1,6 +1,7 @@
 use app_kernel::db::{Pool, StoreError};
+use app_kernel::event::{self, Event, Events};
 use app_kernel::page::PageRequest;
-use sqlx::Sqlite;
+use sqlx::{Connection as _, Sqlite};
 
 use super::{Filter, {{Item}}Store};
 use crate::model::{New{{Item}}, {{Item}}};
@@ -31,11 +32,16 @@ impl {{Item}}Store for Sqlite{{Name}} {
 
     #[tracing::instrument(level = "debug", skip(self), fields(module = "{{name}}"))]
     async fn insert(&self, {{item}}: &New{{Item}}) -> Result<{{Item}}, StoreError> {
-        Ok(sqlx::query_as("insert into {{name}} (name, name_key) values (?1, ?2) returning id, name, version, created_at, updated_at")
+        let mut conn = self.0.acquire().await?;
+        let mut tx = conn.begin().await?;
+        let created: {{Item}} = sqlx::query_as("insert into {{name}} (name, name_key) values (?1, ?2) returning id, name, version, created_at, updated_at")
         .bind(&{{item}}.name)
         .bind({{item}}.name_key())
-        .fetch_one(&mut *self.0.acquire().await?)
-        .await?)
+        .fetch_one(&mut *tx)
+        .await?;
+        event::sqlite::record(&mut tx, &Event::new("{{item}}.created", created.id, &created, created.version)).await?;
+        tx.commit().await?;
+        Ok(created)
     }
 
     #[tracing::instrument(level = "debug", skip(self), fields(module = "{{name}}"))]
@@ -45,22 +51,41 @@ impl {{Item}}Store for Sqlite{{Name}} {
         version: i64,
         {{item}}: &New{{Item}},
     ) -> Result<Option<{{Item}}>, StoreError> {
-        Ok(sqlx::query_as("update {{name}} set name = ?3, name_key = ?4, version = version + 1, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') where id = ?1 and version = ?2 returning id, name, version, created_at, updated_at")
+        let mut conn = self.0.acquire().await?;
+        let mut tx = conn.begin().await?;
+        let updated: Option<{{Item}}> = sqlx::query_as("update {{name}} set name = ?3, name_key = ?4, version = version + 1, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') where id = ?1 and version = ?2 returning id, name, version, created_at, updated_at")
         .bind(id)
         .bind(version)
         .bind(&{{item}}.name)
         .bind({{item}}.name_key())
-        .fetch_optional(&mut *self.0.acquire().await?)
-        .await?)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(written) = &updated {
+            event::sqlite::record(&mut tx, &Event::new("{{item}}.updated", written.id, written, written.version)).await?;
+        }
+        tx.commit().await?;
+        Ok(updated)
     }
 
     #[tracing::instrument(level = "debug", skip(self), fields(module = "{{name}}"))]
     async fn delete(&self, id: i64, version: i64) -> Result<bool, StoreError> {
+        let mut conn = self.0.acquire().await?;
+        let mut tx = conn.begin().await?;
         let done = sqlx::query("delete from {{name}} where id = ?1 and version = ?2")
             .bind(id)
             .bind(version)
-            .execute(&mut *self.0.acquire().await?)
+            .execute(&mut *tx)
             .await?;
-        Ok(done.rows_affected() == 1)
+        let deleted = done.rows_affected() == 1;
+        if deleted {
+            event::sqlite::record(&mut tx, &Event::deleted("{{item}}.deleted", id, version)).await?;
+        }
+        tx.commit().await?;
+        Ok(deleted)
+    }
+
+    #[tracing::instrument(level = "debug", skip(self), fields(module = "{{name}}"))]
+    async fn events(&self, after: i64, limit: i64) -> Result<Events, StoreError> {
+        Ok(event::sqlite::read(&mut *self.0.acquire().await?, crate::PATH, after, limit).await?)
     }
 }

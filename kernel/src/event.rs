@@ -1,0 +1,264 @@
+//! Domain events: what a module records of each change, in the transaction
+//! of the change, and how others read them back.
+//!
+//! Each module keeps its events in an `events` table of its own (its
+//! outbox), written by its store beside the change itself: an event exists
+//! if and only if its change committed. Events are CloudEvents 1.0, in their
+//! JSON form, with the `traceparent` of the request that caused them and a
+//! `seq` that orders them as they committed.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::{PgConnection, SqliteConnection};
+use utoipa::ToSchema;
+
+/// The CloudEvents version of every event.
+pub const SPEC_VERSION: &str = "1.0";
+/// The content type of an event's `data`.
+pub const DATA_CONTENT_TYPE: &str = "application/json";
+
+/// A recorded event, as consumers receive it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "specversion": "1.0",
+    "id": "0b8f5a8e-3f7a-4d2c-9d55-2f7f3f2b8c11",
+    "source": "/api/v1/ports",
+    "type": "port.renamed",
+    "subject": "3",
+    "time": "2026-12-01T14:00:00.000Z",
+    "datacontenttype": "application/json",
+    "data": {"id": 3, "name": "USB-C", "version": 2,
+             "created_at": "2026-12-01T13:00:00.000Z", "updated_at": "2026-12-01T14:00:00.000Z"},
+    "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+    "seq": 7
+}))]
+pub struct CloudEvent {
+    /// Always `1.0`.
+    pub specversion: String,
+    /// Unique per event: a consumer that has seen it may skip it.
+    pub id: String,
+    /// The producing module's API path, as in `/api/v1/ports`.
+    pub source: String,
+    /// What happened, as in `port.deleted`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The id of the resource it happened to.
+    pub subject: String,
+    /// When the change was written.
+    #[serde(serialize_with = "crate::time::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub time: DateTime<Utc>,
+    /// Always `application/json`.
+    pub datacontenttype: String,
+    /// The resource as it is after the change; for a deletion, its id and
+    /// last version.
+    pub data: serde_json::Value,
+    /// The W3C trace context of the request that made the change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
+    /// The event's place in its module's feed: increases with every event,
+    /// in the order their changes committed (an extension attribute).
+    pub seq: i64,
+}
+
+/// A page of a module's feed of events, oldest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Events {
+    pub items: Vec<CloudEvent>,
+    /// How many events come after `after`, this page's included: how far
+    /// behind a reader that has seen up to `after` is.
+    pub remaining: i64,
+}
+
+/// An event to record with a change.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub kind: &'static str,
+    pub subject: String,
+    pub data: serde_json::Value,
+}
+
+impl Event {
+    /// `kind` happened to the resource `subject`, which now reads as
+    /// `resource` at `version`: the data is the resource as clients read
+    /// it, with its version, which orders the changes of one resource.
+    pub fn new(kind: &'static str, subject: i64, resource: &impl Serialize, version: i64) -> Self {
+        let mut data = serde_json::to_value(resource).expect("a resource serializes to JSON");
+        if let Some(fields) = data.as_object_mut() {
+            fields.insert("version".to_owned(), version.into());
+        }
+        Self {
+            kind,
+            subject: subject.to_string(),
+            data,
+        }
+    }
+
+    /// The resource `subject` was deleted at `version`.
+    pub fn deleted(kind: &'static str, subject: i64, version: i64) -> Self {
+        Self {
+            kind,
+            subject: subject.to_string(),
+            data: serde_json::json!({"id": subject, "version": version}),
+        }
+    }
+}
+
+/// One row of an `events` table, with the count of rows after `after`.
+type Row = (
+    i64,
+    String,
+    String,
+    String,
+    DateTime<Utc>,
+    serde_json::Value,
+    Option<String>,
+    i64,
+);
+
+fn page(rows: Vec<Row>, source: &str) -> Events {
+    Events {
+        remaining: rows.first().map_or(0, |row| row.7),
+        items: rows
+            .into_iter()
+            .map(
+                |(seq, id, kind, subject, time, data, traceparent, _)| CloudEvent {
+                    specversion: SPEC_VERSION.to_owned(),
+                    id,
+                    source: source.to_owned(),
+                    kind,
+                    subject,
+                    time,
+                    datacontenttype: DATA_CONTENT_TYPE.to_owned(),
+                    data,
+                    traceparent,
+                    seq,
+                },
+            )
+            .collect(),
+    }
+}
+
+/// The `events` table of a module on SQLite: one file per module, so the
+/// table needs no schema, and writes are serialized by the database, so
+/// `seq` is commit order.
+pub mod sqlite {
+    use super::*;
+
+    /// Records `event` on `conn`, which holds the change's transaction.
+    pub async fn record(conn: &mut SqliteConnection, event: &Event) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "insert into events (id, type, subject, time, data, traceparent) \
+             values (?1, ?2, ?3, ?4, ?5, ?6)",
+        )
+        .bind(uuid::Uuid::new_v4().to_string())
+        .bind(event.kind)
+        .bind(&event.subject)
+        .bind(Utc::now())
+        .bind(&event.data)
+        .bind(crate::trace::traceparent())
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    /// Up to `limit` events with `seq` above `after`, oldest first.
+    pub async fn read(
+        conn: &mut SqliteConnection,
+        source: &str,
+        after: i64,
+        limit: i64,
+    ) -> Result<Events, sqlx::Error> {
+        let rows: Vec<Row> = sqlx::query_as(
+            "select seq, id, type, subject, time, data, traceparent, count(*) over () \
+             from events where seq > ?1 order by seq limit ?2",
+        )
+        .bind(after)
+        .bind(limit)
+        .fetch_all(conn)
+        .await?;
+        Ok(page(rows, source))
+    }
+}
+
+/// The `events` table of a module on PostgreSQL, in the module's schema.
+pub mod postgres {
+    use super::*;
+
+    /// Records `event` on `conn`, which holds the change's transaction.
+    ///
+    /// The table lock makes events commit in the order of their `seq`: a
+    /// reader that has seen `seq` N never later finds a smaller one appear.
+    /// It is held from here to the commit, so the record comes last.
+    pub async fn record(
+        conn: &mut PgConnection,
+        schema: &'static str,
+        event: &Event,
+    ) -> Result<(), sqlx::Error> {
+        let lock = format!("lock table {schema}.events in share row exclusive mode");
+        sqlx::query(sqlx::AssertSqlSafe(lock))
+            .execute(&mut *conn)
+            .await?;
+        let insert = format!(
+            "insert into {schema}.events (id, type, subject, time, data, traceparent) \
+             values ($1::uuid, $2, $3, $4, $5, $6)"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(insert))
+            .bind(uuid::Uuid::new_v4().to_string())
+            .bind(event.kind)
+            .bind(&event.subject)
+            .bind(Utc::now())
+            .bind(&event.data)
+            .bind(crate::trace::traceparent())
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Up to `limit` events with `seq` above `after`, oldest first.
+    pub async fn read(
+        conn: &mut PgConnection,
+        schema: &'static str,
+        source: &str,
+        after: i64,
+        limit: i64,
+    ) -> Result<Events, sqlx::Error> {
+        let select = format!(
+            "select seq, id::text, type, subject, time, data, traceparent, count(*) over () \
+             from {schema}.events where seq > $1 order by seq limit $2"
+        );
+        let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(select))
+            .bind(after)
+            .bind(limit)
+            .fetch_all(conn)
+            .await?;
+        Ok(page(rows, source))
+    }
+}
+
+/// The query of a module's feed of events, `GET /api/v1/NAME/events`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct FeedQuery {
+    /// The `seq` of the last event already seen; 0 for all.
+    #[param(minimum = 0, default = 0)]
+    pub after: Option<i64>,
+    /// How many events to answer at most.
+    #[param(minimum = 1, maximum = 100, default = 100)]
+    pub limit: Option<i64>,
+}
+
+impl FeedQuery {
+    /// `after` and `limit`, or a 400 that says their ranges.
+    pub fn checked(&self) -> Result<(i64, i64), crate::ApiError> {
+        let max = crate::page::MAX_LIMIT;
+        let after = self.after.unwrap_or(0);
+        let limit = self.limit.unwrap_or(max);
+        if after < 0 || !(1..=max).contains(&limit) {
+            return Err(crate::ApiError::BadRequest(format!(
+                "after must be 0 or more and limit from 1 to {max}"
+            )));
+        }
+        Ok((after, limit))
+    }
+}

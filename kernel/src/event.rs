@@ -262,3 +262,43 @@ impl FeedQuery {
         Ok((after, limit))
     }
 }
+
+/// Tells the readers of a module's feed in this process that it grew: the
+/// producer calls [`Notifier::notify`] after each commit, and a reader
+/// waits on [`Changes::changed`] instead of polling.
+#[derive(Debug, Clone)]
+pub struct Notifier(std::sync::Arc<tokio::sync::watch::Sender<u64>>);
+
+impl Default for Notifier {
+    fn default() -> Self {
+        Self(std::sync::Arc::new(tokio::sync::watch::Sender::new(0)))
+    }
+}
+
+impl Notifier {
+    /// Events were committed.
+    pub fn notify(&self) {
+        self.0
+            .send_modify(|commits| *commits = commits.wrapping_add(1));
+    }
+
+    /// A reader's view: it sees every notification after this call.
+    pub fn subscribe(&self) -> Changes {
+        Changes(self.0.subscribe())
+    }
+}
+
+/// What a reader of a feed in this process waits on.
+#[derive(Debug)]
+pub struct Changes(tokio::sync::watch::Receiver<u64>);
+
+impl Changes {
+    /// Waits until events were committed since the last call (or since
+    /// [`Notifier::subscribe`]); at once if they already were.
+    pub async fn changed(&mut self) {
+        if self.0.changed().await.is_err() {
+            // The producer is gone: nothing will ever change again.
+            std::future::pending::<()>().await;
+        }
+    }
+}

@@ -18,6 +18,7 @@ api_tests!(
     laptops_filter_by_port_id,
     deleting_a_port_removes_it_from_every_laptop,
     every_laptop_change_is_an_event,
+    an_expanded_laptop_learns_a_ports_new_name_from_its_event,
 );
 
 async fn a_laptop_is_created_read_replaced_patched_and_deleted(app: &TestApp) {
@@ -451,4 +452,30 @@ async fn every_laptop_change_is_an_event(app: &TestApp) {
     assert_eq!(events[2]["data"], json!({"id": laptop["id"], "version": 2}));
     let bad = app.get("/api/v1/laptops/events?limit=0").await;
     assert_problem(bad, 400).await;
+}
+
+async fn an_expanded_laptop_learns_a_ports_new_name_from_its_event(app: &TestApp) {
+    let port = app.create("/api/v1/ports", &json!({"name": "USB-C"})).await;
+    let laptop = app
+        .create(
+            "/api/v1/laptops",
+            &json!({"title": "Lenovo", "model": "X1", "port_ids": [port["id"]]}),
+        )
+        .await;
+    let expand = format!("/api/v1/laptops/{}?expand=ports", laptop["id"]);
+    let port_path = format!("/api/v1/ports/{}", port["id"]);
+    let renamed = app
+        .send_json(Method::PATCH, &port_path, &json!({"name": "USB4"}))
+        .await;
+    assert_eq!(renamed.status(), 200);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let ports = &app.get_json(&expand).await["ports"];
+        if ports == &json!([{"id": port["id"], "name": "USB4"}]) {
+            break;
+        }
+        assert_eq!(ports[0]["name"], "USB-C", "the old name until the event arrives");
+        assert!(std::time::Instant::now() < deadline, "the rename arrives");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }

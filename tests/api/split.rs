@@ -109,7 +109,7 @@ async fn laptops_alone_without_a_peer_serves_all_it_can_and_names_the_missing_pe
 }
 
 #[tokio::test]
-async fn expanding_through_the_gateway_makes_one_call_to_ports_with_the_request_id_and_trace() {
+async fn listing_ports_through_the_gateway_makes_one_call_to_ports_with_the_request_id_and_trace() {
     let (url, _dir) = crate::helpers::fresh_storage(Backend::Sqlite).await;
     let mut ports = Process::serve(
         crate::process::free_port(),
@@ -147,24 +147,25 @@ async fn expanding_through_the_gateway_makes_one_call_to_ports_with_the_request_
     for name in ["HDMI", "Thunderbolt 4"] {
         port_ids.push(create_port(&client, &nginx.address, name).await);
     }
+    // Listing ports asks ports whether they exist: one call for all.
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
     let listed = client
         .patch(format!("{}{path}", nginx.address))
         .header("content-type", "application/merge-patch+json")
+        .header("x-request-id", "split-request-1")
+        .header("traceparent", format!("00-{trace}-00f067aa0ba902b7-01"))
         .body(json!({ "port_ids": port_ids }).to_string())
         .send()
         .await
         .unwrap();
     assert_eq!(listed.status(), 200);
+    assert_eq!(listed.headers()["x-request-id"], "split-request-1");
 
-    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
     let response = client
         .get(format!("{}{path}?expand=ports", nginx.address))
-        .header("x-request-id", "split-request-1")
-        .header("traceparent", format!("00-{trace}-00f067aa0ba902b7-01"))
         .send()
         .await
         .unwrap();
-    assert_eq!(response.headers()["x-request-id"], "split-request-1");
     let expanded: Value = response.json().await.unwrap();
     assert_eq!(expanded["ports"].as_array().unwrap().len(), 3);
 
@@ -189,6 +190,43 @@ async fn expanding_through_the_gateway_makes_one_call_to_ports_with_the_request_
         "the caller's trace continues"
     );
     assert_eq!(line["span"]["path"], "/api/v1/ports");
+}
+
+/// Waits until the laptops replicas at `addresses`, which share one
+/// database, have applied every event of ports between them, as their
+/// metrics say.
+async fn caught_up_with_ports(client: &reqwest::Client, addresses: &[&str]) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let mut applied = 0.0;
+        let mut behind = Vec::new();
+        for address in addresses {
+            let metrics = client
+                .get(format!("{address}/metrics"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            let value = |name: &str| {
+                metrics
+                    .lines()
+                    .find(|l| l.starts_with(name) && l.contains("feed=\"ports.events\""))
+                    .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            };
+            applied += value("app_follower_applied_total{").unwrap_or(0.0);
+            behind.push(value("app_follower_behind_rows{"));
+        }
+        if applied >= 1.0 && behind.iter().all(|rows| *rows == Some(0.0)) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "laptops follow ports: {applied} applied, {behind:?} behind"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// What one request of the traffic saw.
@@ -247,6 +285,8 @@ async fn ports_killed_and_restarted_while_laptops_take_traffic() {
     let nginx = &split.nginx;
     let client = crate::auth::client();
     let (port_id, path) = port_and_laptop(&client, &nginx.address).await;
+    let replicas: Vec<&str> = laptops.iter().map(|r| r.address.as_str()).collect();
+    caught_up_with_ports(&client, &replicas).await;
     let stop = Arc::new(AtomicBool::new(false));
     let load = tokio::spawn(traffic(
         nginx.address.clone(),
@@ -289,10 +329,10 @@ async fn ports_killed_and_restarted_while_laptops_take_traffic() {
             s.what,
             s.took
         );
-        if matches!(s.what, "read" | "list" | "retitle") {
+        if matches!(s.what, "read" | "list" | "retitle" | "expand") {
             assert!(
                 (200..300).contains(&s.status),
-                "{} adds no ports, so needs none, yet answered {}",
+                "{} adds no ports, so needs none (expand reads what laptops know of ports), yet answered {}",
                 s.what,
                 s.status
             );
@@ -313,15 +353,22 @@ async fn a_hung_ports_is_cut_off_by_the_circuit_breaker_and_recovers() {
     let split = Split::start(&url).await;
     let laptops = &split.replica("laptops").address;
     let client = crate::auth::client();
-    let (_, path) = port_and_laptop(&client, &split.nginx.address).await;
-    let expand = format!("{laptops}{path}?expand=ports");
+    let (port_id, path) = port_and_laptop(&client, &split.nginx.address).await;
+    // Adding a port asks ports whether it exists.
+    let add_port = || {
+        client
+            .post(format!("{laptops}/api/v1/laptops"))
+            .json(&json!({"title": "Dell", "model": "XPS", "port_ids": [port_id]}))
+            .send()
+    };
+    caught_up_with_ports(&client, &[laptops]).await;
 
     // Stopped, not dead: connections are accepted and never answered.
     split.replica("ports").hang();
     let deadline = Instant::now() + Duration::from_secs(30);
     let fast = loop {
         let started = Instant::now();
-        let response = client.get(&expand).send().await.unwrap();
+        let response = add_port().await.unwrap();
         let took = started.elapsed();
         assert!(
             took < Duration::from_secs(3),
@@ -342,8 +389,23 @@ async fn a_hung_ports_is_cut_off_by_the_circuit_breaker_and_recovers() {
     assert_eq!(ready["peers"][0]["status"], "down");
     assert_ne!(ready["peers"][0]["circuit"], "closed");
 
+    let expand = client
+        .get(format!("{laptops}{path}?expand=ports"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        expand.status(),
+        200,
+        "expanding reads what laptops know of ports"
+    );
+
     split.replica("ports").signal(libc::SIGCONT);
-    until_status(&client, &expand, 200, Duration::from_secs(15)).await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while add_port().await.unwrap().status() != 201 {
+        assert!(Instant::now() < deadline, "the breaker closes again");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test]

@@ -283,23 +283,115 @@ async fn laptop_store_conforms(backend: Backend) {
         [] as [i64; 0]
     );
 
-    // A deleted port leaves every laptop, each a new version, with the deletion seen.
-    assert_eq!(store.port_deletions_seen().await.unwrap(), 0);
-    assert_eq!(store.remove_port(20, 5).await.unwrap(), 2);
+    // Ports' events: a port's name is kept at its newest version; a
+    // deleted port leaves every laptop, each a new version; each event is
+    // applied once, with the feed's position.
+    use laptops::store::PortChange;
+    let named = |id, name: &str, version| PortChange::Named {
+        id,
+        name: name.into(),
+        version,
+    };
+    let refs = |mut ports: Vec<ports_api::PortRef>| {
+        ports.sort_by_key(|port| port.id);
+        ports
+            .into_iter()
+            .map(|port| (port.id, port.name))
+            .collect::<Vec<_>>()
+    };
+    let event = |n: u128| uuid::Uuid::from_u128(n).to_string();
+    assert_eq!(store.ports_read().await.unwrap(), 0);
+    let usb = named(20, "USB-C", 1);
+    assert_eq!(
+        store
+            .apply_port_event(&event(1), 1, Some(&usb))
+            .await
+            .unwrap(),
+        Some(0)
+    );
+    let hdmi = named(40, "HDMI", 1);
+    assert_eq!(
+        store
+            .apply_port_event(&event(2), 2, Some(&hdmi))
+            .await
+            .unwrap(),
+        Some(0)
+    );
+    let renamed = named(20, "USB4", 2);
+    assert_eq!(
+        store
+            .apply_port_event(&event(3), 3, Some(&renamed))
+            .await
+            .unwrap(),
+        Some(0)
+    );
+    assert_eq!(
+        store
+            .apply_port_event(&event(1), 1, Some(&usb))
+            .await
+            .unwrap(),
+        None,
+        "an event applied before changes nothing"
+    );
+    assert_eq!(
+        refs(store.port_refs(&[20, 40, 99]).await.unwrap()),
+        [(20, "USB4".to_owned()), (40, "HDMI".to_owned())]
+    );
+    let older = named(20, "USB 3", 1);
+    store
+        .apply_port_event(&event(4), 4, Some(&older))
+        .await
+        .unwrap();
+    assert_eq!(
+        refs(store.port_refs(&[20]).await.unwrap()),
+        [(20, "USB4".to_owned())],
+        "an older version never replaces a newer one"
+    );
+    store.apply_port_event(&event(5), 5, None).await.unwrap();
+    assert_eq!(
+        store.ports_read().await.unwrap(),
+        5,
+        "unused events are read too"
+    );
+
+    let deleted = PortChange::Deleted { id: 20 };
+    assert_eq!(
+        store
+            .apply_port_event(&event(6), 6, Some(&deleted))
+            .await
+            .unwrap(),
+        Some(2)
+    );
     let a = store.get(a.id).await.unwrap().unwrap();
     let b = store.get(b.id).await.unwrap().unwrap();
     assert_eq!((a.port_ids, a.version), (vec![40], 3));
     assert_eq!((b.port_ids, b.version), (vec![], 2));
-    assert_eq!(store.port_deletions_seen().await.unwrap(), 5);
     assert_eq!(
-        store.remove_port(20, 3).await.unwrap(),
-        0,
-        "applying again changes nothing"
+        refs(store.port_refs(&[20, 40]).await.unwrap()),
+        [(40, "HDMI".to_owned())]
+    );
+    assert_eq!(store.ports_read().await.unwrap(), 6);
+    assert_eq!(
+        store
+            .apply_port_event(&event(6), 6, Some(&deleted))
+            .await
+            .unwrap(),
+        None,
+        "a deletion delivered again changes nothing"
+    );
+    let again = PortChange::Deleted { id: 20 };
+    assert_eq!(
+        store
+            .apply_port_event(&event(7), 3, Some(&again))
+            .await
+            .unwrap(),
+        Some(0),
+        "a port no laptop lists any more changes none"
     );
     assert_eq!(
-        store.port_deletions_seen().await.unwrap(),
-        5,
-        "seen never goes back"
+        store.ports_read().await.unwrap(),
+        6,
+        "the position never goes back"
     );
 
     // Deleting a laptop takes its ports with it.
@@ -445,9 +537,11 @@ async fn each_module_has_its_own_postgres_schema_and_migration_history() {
     let expected = [
         ("laptops", "_sqlx_migrations"),
         ("laptops", "events"),
+        ("laptops", "events_handled"),
+        ("laptops", "feeds_read"),
         ("laptops", "laptop_ports"),
         ("laptops", "laptops"),
-        ("laptops", "port_deletions_seen"),
+        ("laptops", "port_refs"),
         ("ports", "_sqlx_migrations"),
         ("ports", "events"),
         ("ports", "port_deletions"),

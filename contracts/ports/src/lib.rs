@@ -9,6 +9,7 @@
 
 use std::sync::Arc;
 
+use app_kernel::event::{Changes, Events};
 use app_kernel::module::{Api, Contract};
 use app_kernel::peer::{Peer, PeerError};
 use serde::{Deserialize, Serialize};
@@ -67,6 +68,17 @@ pub trait PortsApi: Send + Sync {
 
     /// Up to `limit` (1-100) deletions with `seq` above `after`, oldest first.
     async fn deletions(&self, after: i64, limit: i64) -> Result<Deletions, PeerError>;
+
+    /// Up to `limit` (1-100) of the module's events with `seq` above
+    /// `after`, oldest first: `port.created`, `port.renamed` and
+    /// `port.deleted`, each with the port (id, name, version) as `data`.
+    async fn events(&self, after: i64, limit: i64) -> Result<Events, PeerError>;
+
+    /// When ports run in this process: what to wait on for new events.
+    /// Elsewhere, `None`: the feed is polled.
+    fn changes(&self) -> Option<Changes> {
+        None
+    }
 }
 
 /// The ports module of another process.
@@ -92,6 +104,11 @@ impl PortsApi for HttpPorts {
         let path = format!("{PATH}/deletions?after={after}&limit={limit}");
         self.0.get::<Deletions>(&path).await
     }
+
+    async fn events(&self, after: i64, limit: i64) -> Result<Events, PeerError> {
+        let path = format!("{PATH}/events?after={after}&limit={limit}");
+        self.0.get::<Events>(&path).await
+    }
 }
 
 /// The ports module when this process neither runs it nor knows where it runs.
@@ -116,6 +133,10 @@ impl PortsApi for Unconfigured {
     }
 
     async fn deletions(&self, _: i64, _: i64) -> Result<Deletions, PeerError> {
+        Err(self.error())
+    }
+
+    async fn events(&self, _: i64, _: i64) -> Result<Events, PeerError> {
         Err(self.error())
     }
 }

@@ -1,64 +1,83 @@
-//! Deleting a port removes it from every laptop that lists it: this module
-//! follows the ports module's feed of deletions and applies each one.
+//! Laptops keep what they need of ports from the ports module's events: a
+//! port's name for `expand=ports`, and a deleted port leaves every laptop
+//! that lists it.
 //!
 //! The feed is read the same way whether ports runs in this process or
-//! another; what was applied is recorded with the change itself, so a
-//! restart, a replica or a dead peer loses nothing and applies nothing twice
-//! to any effect.
+//! another; in this process each commit of ports wakes the reader, else it
+//! polls. Each event is applied with the record that it was, so a restart,
+//! a replica or a dead peer loses nothing and applies nothing twice.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use app_kernel::event::CloudEvent;
 use ports_api::PortsApi;
 
 use crate::error::Error;
-use crate::store::LaptopStore;
+use crate::store::{LaptopStore, PortChange};
 
-/// How many deletions one read of the feed asks for.
+/// How many events one read of the feed asks for.
 const BATCH: i64 = 100;
 /// The feed, as metrics name it.
-const FEED: &str = "ports.deletions";
+const FEED: &str = "ports.events";
 
-/// Follows the feed of port deletions into this module's store.
-pub(crate) struct PortDeletions {
+/// Follows the ports module's events into this module's store.
+pub(crate) struct PortEvents {
     store: Arc<dyn LaptopStore>,
     ports: Arc<dyn PortsApi>,
 }
 
-impl PortDeletions {
+/// What `event` changes here; `None` for a type this module does not use.
+fn change(event: &CloudEvent) -> Option<PortChange> {
+    let id = event.data["id"].as_i64()?;
+    match event.kind.as_str() {
+        "port.created" | "port.renamed" => Some(PortChange::Named {
+            id,
+            name: event.data["name"].as_str()?.to_owned(),
+            version: event.data["version"].as_i64()?,
+        }),
+        "port.deleted" => Some(PortChange::Deleted { id }),
+        _ => None,
+    }
+}
+
+impl PortEvents {
     pub(crate) fn new(store: Arc<dyn LaptopStore>, ports: Arc<dyn PortsApi>) -> Self {
         Self { store, ports }
     }
 
-    /// Applies the deletions not yet applied; returns how many there were.
+    /// Applies the events not yet applied; returns how many there were.
     async fn apply(&self) -> Result<usize, Error> {
         let mut applied = 0;
         loop {
-            let seen = self.store.port_deletions_seen().await?;
-            let page = self.ports.deletions(seen, BATCH).await?;
+            let read = self.store.ports_read().await?;
+            let page = self.ports.events(read, BATCH).await?;
             let behind = |rows: i64| {
                 metrics::gauge!("app_follower_behind_rows", "module" => crate::NAME, "feed" => FEED)
                     .set(rows as f64);
             };
             behind(page.remaining);
-            let deletions = page.items;
-            for deletion in &deletions {
+            for event in &page.items {
+                let change = change(event);
                 let changed = self
                     .store
-                    .remove_port(deletion.port_id, deletion.seq)
+                    .apply_port_event(&event.id, event.seq, change.as_ref())
                     .await?;
-                tracing::info!(
-                    module = crate::NAME,
-                    port_id = deletion.port_id,
-                    laptops = changed,
-                    "deleted port removed from laptops"
-                );
+                if let (Some(PortChange::Deleted { id }), Some(laptops)) = (&change, changed) {
+                    tracing::info!(
+                        module = crate::NAME,
+                        port_id = id,
+                        laptops,
+                        "deleted port removed from laptops"
+                    );
+                }
             }
-            applied += deletions.len();
-            behind(page.remaining - deletions.len() as i64);
+            let count = page.items.len();
+            applied += count;
+            behind(page.remaining - count as i64);
             metrics::counter!("app_follower_applied_total", "module" => crate::NAME, "feed" => FEED)
-                .increment(deletions.len() as u64);
-            if (deletions.len() as i64) < BATCH {
+                .increment(count as u64);
+            if (count as i64) < BATCH {
                 // Caught up: the lag is the time since, `time() - this`.
                 let now = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
@@ -74,24 +93,31 @@ impl PortDeletions {
         }
     }
 
-    /// Applies port deletions every `interval`, for as long as the task runs.
-    /// Failures (ports or the database down) are logged once and retried.
+    /// Applies ports' events as they come: woken by each commit when ports
+    /// runs in this process, and every `interval` in any case. Failures
+    /// (ports or the database down) are logged once and retried.
     pub(crate) async fn follow(self, interval: Duration) {
+        let mut changes = self.ports.changes();
         let mut failing = false;
         loop {
             match self.apply().await {
                 Ok(_) if failing => {
                     failing = false;
-                    tracing::info!(module = crate::NAME, "following port deletions again");
+                    tracing::info!(module = crate::NAME, "following port events again");
                 }
                 Ok(_) => {}
                 Err(error) if !failing => {
                     failing = true;
-                    tracing::warn!(module = crate::NAME, %error, "cannot follow port deletions; will retry");
+                    tracing::warn!(module = crate::NAME, %error, "cannot follow port events; will retry");
                 }
                 Err(_) => {}
             }
-            tokio::time::sleep(interval).await;
+            match &mut changes {
+                Some(changes) if !failing => {
+                    let _ = tokio::time::timeout(interval, changes.changed()).await;
+                }
+                _ => tokio::time::sleep(interval).await,
+            }
         }
     }
 }

@@ -31,7 +31,7 @@ pub const NAME: &str = "laptops";
 /// Where the module's HTTP API is mounted.
 pub const PATH: &str = "/api/v1/laptops";
 
-/// How often laptops look for deleted ports to drop.
+/// How often laptops read the ports module's events when no commit wakes them.
 const FOLLOW_INTERVAL: Duration = Duration::from_millis(500);
 
 /// What the binary knows of the module.
@@ -47,10 +47,10 @@ pub static MODULE: Module = Module {
 fn start(start: Start) -> anyhow::Result<Started> {
     let ports: Arc<dyn PortsApi> = start.api(&ports_api::CONTRACT)?;
     let store = store::open(start.db);
-    let deletions = follow::PortDeletions::new(store.clone(), ports.clone());
+    let events = follow::PortEvents::new(store.clone(), ports.clone());
     Ok(Started::new()
         .data(web::Data::new(Laptops::new(store, ports)))
-        .task(deletions.follow(FOLLOW_INTERVAL)))
+        .task(events.follow(FOLLOW_INTERVAL)))
 }
 
 static SQLITE: Migrator = sqlx::migrate!("../../migrations/laptops/sqlite");

@@ -52,19 +52,26 @@ impl Laptops {
         self.store.get(id).await?.ok_or(Error::NotFound(id))
     }
 
-    /// The laptop with `ports` filled in, by one call to the ports module.
-    /// A port deleted but not yet dropped from the laptop is left out.
+    /// The laptop with `ports` filled in from what this module knows of
+    /// ports, so it answers while ports is down; a port not known yet (its
+    /// event still on its way) is asked of the ports module. A port deleted
+    /// but not yet dropped from the laptop is left out.
     pub(crate) async fn get_expanded(&self, id: i64) -> Result<Laptop, Error> {
         let mut laptop = self.get(id).await?;
-        let found = if laptop.port_ids.is_empty() {
-            Vec::new()
-        } else {
-            self.ports.find(&laptop.port_ids).await?
-        };
+        let mut known = self.store.port_refs(&laptop.port_ids).await?;
+        let unknown: Vec<i64> = laptop
+            .port_ids
+            .iter()
+            .copied()
+            .filter(|id| !known.iter().any(|port| port.id == *id))
+            .collect();
+        if !unknown.is_empty() {
+            known.extend(self.ports.find(&unknown).await?);
+        }
         let ports = laptop
             .port_ids
             .iter()
-            .filter_map(|id| found.iter().find(|port| port.id == *id).cloned())
+            .filter_map(|id| known.iter().find(|port| port.id == *id).cloned())
             .collect();
         laptop.ports = Some(ports);
         Ok(laptop)

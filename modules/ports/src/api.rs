@@ -1,6 +1,7 @@
 //! The module's public API ([`ports_api::PortsApi`]) for modules in this
 //! process: the same service, checks and limits as its HTTP API.
 
+use app_kernel::event::{Changes, Events};
 use app_kernel::page::PageRequest;
 use app_kernel::peer::PeerError;
 use ports_api::{Deletions, MAX_FIND, NAME, PortRef, PortsApi};
@@ -36,6 +37,14 @@ impl PortsApi for Ports {
         Ports::deletions(self, after, limit)
             .await
             .map_err(peer_error)
+    }
+
+    async fn events(&self, after: i64, limit: i64) -> Result<Events, PeerError> {
+        Ports::events(self, after, limit).await.map_err(peer_error)
+    }
+
+    fn changes(&self) -> Option<Changes> {
+        Some(Ports::changes(self))
     }
 }
 

@@ -2,7 +2,7 @@ use std::sync::Arc;
 
 use app_kernel::db::{Db, StoreError};
 use app_kernel::etag::{IfMatch, Versioned};
-use app_kernel::event::Events;
+use app_kernel::event::{Changes, Events, Notifier};
 use app_kernel::page::{MAX_LIMIT, Page, PageRequest};
 use app_kernel::text::filter_key;
 use ports_api::{Deletions, MAX_FIND};
@@ -12,17 +12,33 @@ use crate::error::Error;
 use crate::model::{NewPort, Port};
 use crate::store::{self, Filter, PortStore};
 
-/// The ports module's state: its store, and the rules every write obeys.
+/// The ports module's state: its store, the rules every write obeys, and
+/// whom to tell in this process that events were committed.
 #[derive(Clone)]
 pub struct Ports {
     store: Arc<dyn PortStore>,
+    committed: Notifier,
 }
 
 impl Ports {
     pub fn new(db: Db) -> Self {
         Self {
             store: store::open(db),
+            committed: Notifier::default(),
         }
+    }
+
+    /// What to wait on for the module's next events.
+    pub(crate) fn changes(&self) -> Changes {
+        self.committed.subscribe()
+    }
+
+    /// `written`, once its events are told of.
+    fn told<T>(&self, written: Result<T, Error>) -> Result<T, Error> {
+        if written.is_ok() {
+            self.committed.notify();
+        }
+        written
     }
 
     /// A page of ports: only the one whose name equals `name` (ignoring case),
@@ -67,10 +83,8 @@ impl Ports {
     }
 
     pub(crate) async fn create(&self, port: NewPort) -> Result<Port, Error> {
-        self.store
-            .insert(&port)
-            .await
-            .map_err(|e| name_taken(e, &port))
+        let created = self.store.insert(&port).await;
+        self.told(created.map_err(|e| name_taken(e, &port)))
     }
 
     /// PUT: replaces the port, if `If-Match` allows.
@@ -103,7 +117,7 @@ impl Ports {
         if_match: &IfMatch,
         change: impl Fn(&Port) -> Result<NewPort, Error>,
     ) -> Result<Port, Error> {
-        if_match
+        let written = if_match
             .write(
                 async || self.get(id).await,
                 async |current: Port| {
@@ -112,18 +126,20 @@ impl Ports {
                     written.map_err(|e| name_taken(e, &port))
                 },
             )
-            .await
+            .await;
+        self.told(written)
     }
 
     pub(crate) async fn delete(&self, id: i64, if_match: &IfMatch) -> Result<(), Error> {
-        if_match
+        let deleted = if_match
             .write(
                 async || self.get(id).await,
                 async |current: Port| {
                     Ok(self.store.delete(id, current.version).await?.then_some(()))
                 },
             )
-            .await
+            .await;
+        self.told(deleted)
     }
 }
 

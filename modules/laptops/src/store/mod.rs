@@ -10,7 +10,23 @@ use app_kernel::db::{Db, StoreError};
 use app_kernel::event::Events;
 use app_kernel::page::PageRequest;
 
+use ports_api::PortRef;
+
 use crate::model::{Laptop, NewLaptop};
+
+/// What an event of the ports module changes here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PortChange {
+    /// The port exists, so named, at `version`.
+    Named {
+        id: i64,
+        name: String,
+        version: i64,
+    },
+    Deleted {
+        id: i64,
+    },
+}
 
 /// Filters of the list operation.
 #[derive(Debug, Default, Clone)]
@@ -36,12 +52,21 @@ pub trait LaptopStore: Send + Sync {
     ) -> Result<Option<Laptop>, StoreError>;
     /// Deletes the row if it is still at `version`.
     async fn delete(&self, id: i64, version: i64) -> Result<bool, StoreError>;
-    /// Drops `port_id` from every laptop that lists it (a new version of
-    /// each) and records `seq` as the last port deletion seen, at once.
-    /// Returns how many laptops changed.
-    async fn remove_port(&self, port_id: i64, seq: i64) -> Result<u64, StoreError>;
-    /// The `seq` of the last port deletion applied; 0 at first.
-    async fn port_deletions_seen(&self) -> Result<i64, StoreError>;
+    /// Applies the ports module's event `id`, at `seq` in its feed, unless
+    /// it was applied before: its change, the record that it was applied
+    /// and the feed's new position, at once. A deleted port leaves every
+    /// laptop that lists it (a new version of each). Returns how many
+    /// laptops changed, or `None` when the event was applied before.
+    async fn apply_port_event(
+        &self,
+        id: &str,
+        seq: i64,
+        change: Option<&PortChange>,
+    ) -> Result<Option<u64>, StoreError>;
+    /// The `seq` of the last event of the ports module applied; 0 at first.
+    async fn ports_read(&self) -> Result<i64, StoreError>;
+    /// The ports among `ids` this module knows of, in no order.
+    async fn port_refs(&self, ids: &[i64]) -> Result<Vec<PortRef>, StoreError>;
     /// Up to `limit` events with `seq` above `after`, oldest first, and how
     /// many there are after `after` in all.
     async fn events(&self, after: i64, limit: i64) -> Result<Events, StoreError>;

@@ -3,7 +3,9 @@ use app_kernel::event::{self, Event, Events};
 use app_kernel::page::PageRequest;
 use sqlx::{Connection as _, Sqlite, Transaction};
 
-use super::{Filter, LaptopStore};
+use ports_api::PortRef;
+
+use super::{Filter, LaptopStore, PortChange};
 use crate::model::{Laptop, NewLaptop};
 
 pub(super) struct SqliteLaptops(pub(super) Pool<Sqlite>);
@@ -117,45 +119,97 @@ impl LaptopStore for SqliteLaptops {
     }
 
     #[tracing::instrument(level = "debug", skip(self), fields(module = "laptops"))]
-    async fn remove_port(&self, port_id: i64, seq: i64) -> Result<u64, StoreError> {
+    async fn apply_port_event(
+        &self,
+        id: &str,
+        seq: i64,
+        change: Option<&PortChange>,
+    ) -> Result<Option<u64>, StoreError> {
         let mut conn = self.0.acquire().await?;
         let mut tx = conn.begin().await?;
-        let changed: Vec<(i64,)> = sqlx::query_as("update laptops set version = version + 1, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') where id in (select laptop_id from laptop_ports where port_id = ?1) returning id")
-            .bind(port_id)
-            .fetch_all(&mut *tx)
-            .await?;
-        sqlx::query("delete from laptop_ports where port_id = ?1")
-            .bind(port_id)
-            .execute(&mut *tx)
-            .await?;
-        for &(id,) in &changed {
-            let laptop = read(&mut tx, id).await?;
-            event::sqlite::record(
-                &mut tx,
-                &Event::new("laptop.updated", id, &laptop, laptop.version),
-            )
-            .await?;
-        }
-        sqlx::query("update port_deletions_seen set seq = max(seq, ?1)")
+        let fresh =
+            sqlx::query("insert into events_handled (id) values (?1) on conflict do nothing")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                == 1;
+        let changed = match change {
+            _ if !fresh => None,
+            None => Some(0),
+            Some(PortChange::Named { id, name, version }) => {
+                sqlx::query("insert into port_refs (id, name, version) values (?1, ?2, ?3) on conflict (id) do update set name = excluded.name, version = excluded.version where excluded.version > port_refs.version")
+                    .bind(id)
+                    .bind(name)
+                    .bind(version)
+                    .execute(&mut *tx)
+                    .await?;
+                Some(0)
+            }
+            Some(PortChange::Deleted { id }) => {
+                sqlx::query("delete from port_refs where id = ?1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                Some(remove_port(&mut tx, *id).await?)
+            }
+        };
+        sqlx::query("update feeds_read set seq = max(seq, ?1) where feed = 'ports'")
             .bind(seq)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(changed.len() as u64)
+        Ok(changed)
+    }
+
+    #[tracing::instrument(level = "debug", skip(self), fields(module = "laptops"))]
+    async fn ports_read(&self) -> Result<i64, StoreError> {
+        let (seq,): (i64,) = sqlx::query_as("select seq from feeds_read where feed = 'ports'")
+            .fetch_one(&mut *self.0.acquire().await?)
+            .await?;
+        Ok(seq)
+    }
+
+    #[tracing::instrument(level = "debug", skip(self), fields(module = "laptops"))]
+    async fn port_refs(&self, ids: &[i64]) -> Result<Vec<PortRef>, StoreError> {
+        let rows: Vec<(i64, String)> = sqlx::query_as(
+            "select id, name from port_refs where id in (select value from json_each(?1))",
+        )
+        .bind(serde_json::Value::from(ids).to_string())
+        .fetch_all(&mut *self.0.acquire().await?)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, name)| PortRef { id, name })
+            .collect())
     }
 
     #[tracing::instrument(level = "debug", skip(self), fields(module = "laptops"))]
     async fn events(&self, after: i64, limit: i64) -> Result<Events, StoreError> {
         Ok(event::sqlite::read(&mut *self.0.acquire().await?, crate::PATH, after, limit).await?)
     }
+}
 
-    #[tracing::instrument(level = "debug", skip(self), fields(module = "laptops"))]
-    async fn port_deletions_seen(&self) -> Result<i64, StoreError> {
-        let (seq,): (i64,) = sqlx::query_as("select seq from port_deletions_seen")
-            .fetch_one(&mut *self.0.acquire().await?)
-            .await?;
-        Ok(seq)
+/// Drops `port_id` from every laptop that lists it, each a new version
+/// with its event; returns how many laptops changed.
+async fn remove_port(tx: &mut Transaction<'_, Sqlite>, port_id: i64) -> Result<u64, StoreError> {
+    let changed: Vec<(i64,)> = sqlx::query_as("update laptops set version = version + 1, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') where id in (select laptop_id from laptop_ports where port_id = ?1) returning id")
+        .bind(port_id)
+        .fetch_all(&mut **tx)
+        .await?;
+    sqlx::query("delete from laptop_ports where port_id = ?1")
+        .bind(port_id)
+        .execute(&mut **tx)
+        .await?;
+    for &(id,) in &changed {
+        let laptop = read(tx, id).await?;
+        event::sqlite::record(
+            tx,
+            &Event::new("laptop.updated", id, &laptop, laptop.version),
+        )
+        .await?;
     }
+    Ok(changed.len() as u64)
 }
 
 /// Lists `port_ids` for the laptop, in order, and reads the laptop back.

@@ -183,7 +183,7 @@ mod tests {
         let routes = Routes::from_openapi(&OpenApi::default()).with_get(&[
             "/",
             "/api/v1/ports/{id}",
-            "/api/v1/ports/deletions",
+            "/api/v1/ports/events",
             "/api/v1/ports",
             "/swagger-ui/{_:.*}",
         ]);
@@ -192,8 +192,8 @@ mod tests {
         assert_eq!(template("/api/v1/ports"), Some("/api/v1/ports"));
         assert_eq!(template("/api/v1/ports/7"), Some("/api/v1/ports/{id}"));
         assert_eq!(
-            template("/api/v1/ports/deletions"),
-            Some("/api/v1/ports/deletions")
+            template("/api/v1/ports/events"),
+            Some("/api/v1/ports/events")
         );
         assert_eq!(template("/swagger-ui/"), Some("/swagger-ui/{_:.*}"));
         assert_eq!(template("/swagger-ui/a/b.js"), Some("/swagger-ui/{_:.*}"));

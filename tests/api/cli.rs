@@ -226,7 +226,6 @@ fn openapi_prints_the_document_of_the_chosen_modules() {
         paths,
         [
             "/api/v1/ports",
-            "/api/v1/ports/deletions",
             "/api/v1/ports/events",
             "/api/v1/ports/{id}"
         ]

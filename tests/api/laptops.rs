@@ -474,7 +474,10 @@ async fn an_expanded_laptop_learns_a_ports_new_name_from_its_event(app: &TestApp
         if ports == &json!([{"id": port["id"], "name": "USB4"}]) {
             break;
         }
-        assert_eq!(ports[0]["name"], "USB-C", "the old name until the event arrives");
+        assert_eq!(
+            ports[0]["name"], "USB-C",
+            "the old name until the event arrives"
+        );
         assert!(std::time::Instant::now() < deadline, "the rename arrives");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }

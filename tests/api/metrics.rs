@@ -56,14 +56,14 @@ async fn prometheus_scrapes_serve_all_and_a_routes_count_rises_by_the_requests_s
         .await;
     assert!(idle.is_some_and(|n| n >= 1.0), "{idle:?}");
     let lag = prometheus
-        .value("time() - app_follower_caught_up_timestamp_seconds{feed=\"ports.deletions\"}")
+        .value("time() - app_follower_caught_up_timestamp_seconds{feed=\"ports.events\"}")
         .await;
     assert!(
         lag.is_some_and(|s| s < 30.0),
         "the deletion follower keeps up: {lag:?}"
     );
     let behind = prometheus
-        .value("app_follower_behind_rows{feed=\"ports.deletions\"}")
+        .value("app_follower_behind_rows{feed=\"ports.events\"}")
         .await;
     assert_eq!(behind, Some(0.0), "nothing left to apply");
 }

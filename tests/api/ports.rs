@@ -23,7 +23,6 @@ api_tests!(
     delete_with_a_stale_if_match_answers_412,
     an_unknown_port_is_a_404_problem,
     listing_filters_by_ids,
-    deletions_are_listed_in_order_for_other_modules,
     every_change_is_an_event_with_the_trace_of_its_request,
 );
 
@@ -382,40 +381,6 @@ async fn listing_filters_by_ids(app: &TestApp) {
     let too_many = vec!["1"; 101].join(",");
     for bad in ["", "0", "1,,2", "a", "1;2", "-1", too_many.as_str()] {
         let response = app.get(&format!("/api/v1/ports?id={bad}")).await;
-        assert_problem(response, 400).await;
-    }
-}
-
-async fn deletions_are_listed_in_order_for_other_modules(app: &TestApp) {
-    let mut ids = Vec::new();
-    for name in ["A", "B", "C"] {
-        ids.push(app.create("/api/v1/ports", &json!({ "name": name })).await["id"].clone());
-    }
-    for id in [&ids[1], &ids[0]] {
-        let deleted = app
-            .request(Method::DELETE, &format!("/api/v1/ports/{id}"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(deleted.status(), 204);
-    }
-
-    let feed = app.get_json("/api/v1/ports/deletions").await;
-    let items = feed["items"].as_array().unwrap();
-    let deleted: Vec<&Value> = items.iter().map(|d| &d["port_id"]).collect();
-    assert_eq!(deleted, [&ids[1], &ids[0]]);
-    assert_eq!(feed["remaining"], 2);
-    let page = app.get_json("/api/v1/ports/deletions?limit=1").await;
-    assert_eq!(page["items"], json!([items[0]]));
-    assert_eq!(page["remaining"], 2, "a reader at 0 is two behind");
-    let first = items[0]["seq"].as_i64().unwrap();
-    let after = app
-        .get_json(&format!("/api/v1/ports/deletions?after={first}&limit=1"))
-        .await;
-    assert_eq!(after["items"], json!([items[1]]));
-    assert_eq!(after["remaining"], 1);
-    for bad in ["after=-1", "limit=0", "limit=101", "after=x"] {
-        let response = app.get(&format!("/api/v1/ports/deletions?{bad}")).await;
         assert_problem(response, 400).await;
     }
 }

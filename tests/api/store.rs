@@ -87,33 +87,11 @@ async fn port_store_conforms(backend: Backend) {
     ));
 
     assert!(!store.delete(hdmi.id, 2).await.unwrap(), "wrong version");
-    let none = store.deletions(0, 10).await.unwrap();
-    assert_eq!((none.items, none.remaining), (vec![], 0));
     assert!(store.delete(hdmi.id, 1).await.unwrap());
     assert_eq!(store.get(hdmi.id).await.unwrap(), None);
     let again = store.insert(&new("HDMI")).await.unwrap();
     assert!(again.id > hdmi.id, "ids are never reused");
-
     assert!(store.delete(again.id, 1).await.unwrap());
-    let all = store.deletions(0, 10).await.unwrap();
-    assert_eq!(all.remaining, 2);
-    let deletions = all.items;
-    let deleted: Vec<i64> = deletions.iter().map(|d| d.port_id).collect();
-    assert_eq!(deleted, [hdmi.id, again.id], "every deletion, in order");
-    assert!(deletions[0].seq < deletions[1].seq);
-    let rest = store.deletions(deletions[0].seq, 10).await.unwrap();
-    assert_eq!(
-        (rest.items.as_slice(), rest.remaining),
-        (&deletions[1..], 1)
-    );
-    let first = store.deletions(0, 1).await.unwrap();
-    assert_eq!(
-        (first.items.as_slice(), first.remaining),
-        (&deletions[..1], 2),
-        "a page counts what is after it too"
-    );
-    let past = store.deletions(deletions[1].seq, 10).await.unwrap();
-    assert_eq!((past.items, past.remaining), (vec![], 0));
 
     // Every write that changed something, and only those, left its event.
     let events = store.events(0, 100).await.unwrap();
@@ -544,7 +522,6 @@ async fn each_module_has_its_own_postgres_schema_and_migration_history() {
         ("laptops", "port_refs"),
         ("ports", "_sqlx_migrations"),
         ("ports", "events"),
-        ("ports", "port_deletions"),
         ("ports", "ports"),
     ];
     // Every module has a schema of its own with its own history; nothing

@@ -42,32 +42,10 @@ pub struct PortRef {
     pub name: String,
 }
 
-/// A port's deletion, in the order deletions happened.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[schema(example = json!({"seq": 7, "port_id": 3}))]
-pub struct PortDeletion {
-    /// Increases with every deletion; ask for those after the last one you saw.
-    pub seq: i64,
-    pub port_id: i64,
-}
-
-/// A page of the feed of deletions, oldest first.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct Deletions {
-    pub items: Vec<PortDeletion>,
-    /// How many deletions there are after `after`, this page's included: how
-    /// far behind a reader that has seen up to `after` is.
-    #[serde(default)]
-    pub remaining: i64,
-}
-
 #[async_trait::async_trait]
 pub trait PortsApi: Send + Sync {
     /// The ports among `ids` (at most [`MAX_FIND`]) that exist, in no order.
     async fn find(&self, ids: &[i64]) -> Result<Vec<PortRef>, PeerError>;
-
-    /// Up to `limit` (1-100) deletions with `seq` above `after`, oldest first.
-    async fn deletions(&self, after: i64, limit: i64) -> Result<Deletions, PeerError>;
 
     /// Up to `limit` (1-100) of the module's events with `seq` above
     /// `after`, oldest first: `port.created`, `port.renamed` and
@@ -100,11 +78,6 @@ impl PortsApi for HttpPorts {
         Ok(self.0.get::<Items<PortRef>>(&path).await?.items)
     }
 
-    async fn deletions(&self, after: i64, limit: i64) -> Result<Deletions, PeerError> {
-        let path = format!("{PATH}/deletions?after={after}&limit={limit}");
-        self.0.get::<Deletions>(&path).await
-    }
-
     async fn events(&self, after: i64, limit: i64) -> Result<Events, PeerError> {
         let path = format!("{PATH}/events?after={after}&limit={limit}");
         self.0.get::<Events>(&path).await
@@ -129,10 +102,6 @@ impl Unconfigured {
 #[async_trait::async_trait]
 impl PortsApi for Unconfigured {
     async fn find(&self, _: &[i64]) -> Result<Vec<PortRef>, PeerError> {
-        Err(self.error())
-    }
-
-    async fn deletions(&self, _: i64, _: i64) -> Result<Deletions, PeerError> {
         Err(self.error())
     }
 

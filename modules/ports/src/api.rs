@@ -4,7 +4,7 @@
 use app_kernel::event::{Changes, Events};
 use app_kernel::page::PageRequest;
 use app_kernel::peer::PeerError;
-use ports_api::{Deletions, MAX_FIND, NAME, PortRef, PortsApi};
+use ports_api::{MAX_FIND, NAME, PortRef, PortsApi};
 
 use crate::error::Error;
 use crate::service::Ports;
@@ -31,12 +31,6 @@ impl PortsApi for Ports {
                 name: port.name,
             })
             .collect())
-    }
-
-    async fn deletions(&self, after: i64, limit: i64) -> Result<Deletions, PeerError> {
-        Ports::deletions(self, after, limit)
-            .await
-            .map_err(peer_error)
     }
 
     async fn events(&self, after: i64, limit: i64) -> Result<Events, PeerError> {

@@ -7,12 +7,11 @@ use app_kernel::body::JsonBody;
 use app_kernel::etag::{self, IfMatch};
 use app_kernel::event::{Events, FeedQuery};
 use app_kernel::id::{self, Id};
-use app_kernel::page::{MAX_LIMIT, Page, PageRequest};
+use app_kernel::page::{Page, PageRequest};
 use app_kernel::responses::{
     BadRequest, Conflict, NotFound, PayloadTooLarge, PreconditionFailed, Unavailable,
     Unprocessable, UnsupportedMediaType,
 };
-use ports_api::Deletions;
 use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -25,10 +24,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(
         utoipa_actix_web::scope(ports_api::PATH)
             .service(list_ports)
-            .service(list_port_deletions)
-            // Else `/{id}` would answer other methods here with a 400.
-            .route("/deletions", web::route().to(only_get))
             .service(list_port_events)
+            // Else `/{id}` would answer other methods here with a 400.
             .route("/events", web::route().to(only_get))
             .service(create_port)
             .service(get_port)
@@ -80,33 +77,6 @@ async fn list_ports(
 
 async fn only_get(req: HttpRequest) -> HttpResponse {
     app_kernel::problem::method_not_allowed(req.method(), "GET, HEAD")
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-struct DeletionsQuery {
-    /// The `seq` of the last deletion already seen; 0 for all.
-    #[param(minimum = 0, default = 0)]
-    after: Option<i64>,
-    /// How many deletions to answer at most.
-    #[param(minimum = 1, maximum = 100, default = 100)]
-    limit: Option<i64>,
-}
-
-/// List port deletions, oldest first.
-#[utoipa::path(
-    tag = "ports",
-    params(DeletionsQuery),
-    responses((status = 200, description = "Deletions after `after`.", body = Deletions), BadRequest, Unavailable)
-)]
-#[get("/deletions")]
-async fn list_port_deletions(
-    ports: web::Data<Ports>,
-    query: web::Query<DeletionsQuery>,
-) -> Result<HttpResponse, ApiError> {
-    let after = query.after.unwrap_or(0);
-    let limit = query.limit.unwrap_or(MAX_LIMIT);
-    Ok(HttpResponse::Ok().json(ports.deletions(after, limit).await?))
 }
 
 /// List the module's events, oldest first: every change to a port, as a

@@ -3,9 +3,9 @@ use std::sync::Arc;
 use app_kernel::db::{Db, StoreError};
 use app_kernel::etag::{IfMatch, Versioned};
 use app_kernel::event::{Changes, Events, Notifier};
-use app_kernel::page::{MAX_LIMIT, Page, PageRequest};
+use app_kernel::page::{Page, PageRequest};
 use app_kernel::text::filter_key;
-use ports_api::{Deletions, MAX_FIND};
+use ports_api::MAX_FIND;
 use serde_json::Value;
 
 use crate::error::Error;
@@ -61,16 +61,6 @@ impl Ports {
         };
         let rows = self.store.list(&Filter { name_key, ids }, page).await?;
         Ok(Page::from_rows(rows, page, |row| row.id))
-    }
-
-    /// Up to `limit` (1 to [`MAX_LIMIT`]) deletions after `after`, oldest first.
-    pub(crate) async fn deletions(&self, after: i64, limit: i64) -> Result<Deletions, Error> {
-        if after < 0 || !(1..=MAX_LIMIT).contains(&limit) {
-            return Err(Error::BadRequest(format!(
-                "after must be 0 or more and limit from 1 to {MAX_LIMIT}"
-            )));
-        }
-        Ok(self.store.deletions(after, limit).await?)
     }
 
     /// Up to `limit` events with `seq` above `after`, oldest first.

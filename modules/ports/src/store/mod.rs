@@ -10,8 +10,6 @@ use app_kernel::db::{Db, StoreError};
 use app_kernel::event::Events;
 use app_kernel::page::PageRequest;
 
-use ports_api::{Deletions, PortDeletion};
-
 use crate::model::{NewPort, Port};
 
 /// Filters of the list operation.
@@ -38,23 +36,9 @@ pub trait PortStore: Send + Sync {
     ) -> Result<Option<Port>, StoreError>;
     /// Deletes the row if it is still at `version`, and records the deletion.
     async fn delete(&self, id: i64, version: i64) -> Result<bool, StoreError>;
-    /// Up to `limit` recorded deletions with `seq` above `after`, oldest
-    /// first, and how many there are after `after` in all.
-    async fn deletions(&self, after: i64, limit: i64) -> Result<Deletions, StoreError>;
     /// Up to `limit` events with `seq` above `after`, oldest first, and how
     /// many there are after `after` in all.
     async fn events(&self, after: i64, limit: i64) -> Result<Events, StoreError>;
-}
-
-/// Rows of `port_deletions` as `(seq, port_id, count after)`, as the contract has them.
-fn deletions(rows: Vec<(i64, i64, i64)>) -> Deletions {
-    Deletions {
-        remaining: rows.first().map_or(0, |row| row.2),
-        items: rows
-            .into_iter()
-            .map(|(seq, port_id, _)| PortDeletion { seq, port_id })
-            .collect(),
-    }
 }
 
 /// The store for a module's database.

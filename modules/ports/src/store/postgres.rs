@@ -3,8 +3,6 @@ use app_kernel::event::{self, Event, Events};
 use app_kernel::page::PageRequest;
 use sqlx::{Connection as _, Postgres};
 
-use ports_api::Deletions;
-
 use super::{Filter, PortStore};
 use crate::model::{NewPort, Port};
 
@@ -103,19 +101,6 @@ impl PortStore for PgPorts {
         }
         tx.commit().await?;
         Ok(deleted)
-    }
-
-    #[tracing::instrument(level = "debug", skip(self), fields(module = "ports"))]
-    async fn deletions(&self, after: i64, limit: i64) -> Result<Deletions, StoreError> {
-        // The count is of every row after `after`: windows come before limits.
-        let rows: Vec<(i64, i64, i64)> = sqlx::query_as(
-            "select seq, port_id, count(*) over () from ports.port_deletions where seq > $1 order by seq limit $2",
-        )
-        .bind(after)
-        .bind(limit)
-        .fetch_all(&mut *self.0.acquire().await?)
-        .await?;
-        Ok(super::deletions(rows))
     }
 
     #[tracing::instrument(level = "debug", skip(self), fields(module = "ports"))]

@@ -79,6 +79,8 @@ pub enum Command {
     Migrate(ModuleArgs),
     /// Print the OpenAPI document.
     Openapi(ModuleArgs),
+    /// Print the AsyncAPI document of the modules' events.
+    Asyncapi(ModuleArgs),
     /// List the modules.
     Modules(ModulesArgs),
     /// Ask a running instance whether it is ready: exit 0 if its

@@ -47,6 +47,12 @@ pub fn openapi(modules: &[&'static Module]) -> anyhow::Result<()> {
     Ok(())
 }
 
+pub fn asyncapi(modules: &[&'static Module]) -> anyhow::Result<()> {
+    let document = crate::asyncapi::asyncapi(modules);
+    println!("{}", serde_json::to_string_pretty(&document)?);
+    Ok(())
+}
+
 pub fn modules(args: &ModulesArgs) -> anyhow::Result<()> {
     if args.json {
         let list: Vec<serde_json::Value> = modules::ALL

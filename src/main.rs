@@ -80,6 +80,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token(args) => commands::token(&args, &dev_key_file),
         Command::Migrate(args) => commands::migrate(&args.modules(), &storage).await,
         Command::Openapi(args) => commands::openapi(&args.modules()),
+        Command::Asyncapi(args) => commands::asyncapi(&args.modules()),
         Command::Modules(args) => commands::modules(&args),
         Command::Healthcheck(args) => commands::healthcheck(&args).await,
     }

@@ -302,3 +302,30 @@ impl Changes {
         }
     }
 }
+
+/// Schemas by name, as a document's components hold them.
+pub type Schemas = Vec<(
+    String,
+    utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+)>;
+
+/// A type of event a module publishes, as its AsyncAPI document tells it.
+#[derive(Debug)]
+pub struct EventType {
+    /// As in `port.renamed`.
+    pub kind: &'static str,
+    /// One line: what happened.
+    pub summary: &'static str,
+    /// Adds the schema of the resource the event carries (and the schemas
+    /// it refers to) to `schemas`, and names it. `None` for a deletion,
+    /// whose data is the id and the last version.
+    pub resource: Option<fn(&mut Schemas) -> String>,
+}
+
+/// For [`EventType::resource`]: the event carries a `T`.
+pub fn resource<T: utoipa::ToSchema>(schemas: &mut Schemas) -> String {
+    T::schemas(schemas);
+    let name = T::name().into_owned();
+    schemas.push((name.clone(), T::schema()));
+    name
+}

@@ -20,6 +20,7 @@ use sqlx::migrate::Migrator;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::db::{Backend, Db};
+use crate::event::EventType;
 use crate::peer::Peer;
 
 /// A domain module, as the binary sees it.
@@ -37,6 +38,10 @@ pub struct Module {
     pub routes: fn(&mut ServiceConfig),
     /// Builds its state on its database and the modules it needs.
     pub start: fn(Start) -> anyhow::Result<Started>,
+    /// The events it records of its changes.
+    pub events: &'static [EventType],
+    /// The events of other modules it follows, by type.
+    pub follows: &'static [&'static str],
 }
 
 impl Module {

@@ -217,6 +217,17 @@ fn modules_lists_every_module() {
 }
 
 #[test]
+fn asyncapi_prints_the_events_document_of_the_chosen_modules() {
+    let output = app(&["asyncapi", "--module", "ports"]);
+    assert!(output.status.success());
+    let doc: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(doc["asyncapi"], "3.0.0");
+    let channels: Vec<&String> = doc["channels"].as_object().unwrap().keys().collect();
+    assert_eq!(channels, ["ports"]);
+    assert_eq!(doc["channels"]["ports"]["address"], "ports.events");
+}
+
+#[test]
 fn openapi_prints_the_document_of_the_chosen_modules() {
     let output = app(&["openapi", "--module", "ports"]);
     assert!(output.status.success());

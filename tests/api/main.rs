@@ -1,5 +1,6 @@
 //! Black-box tests: one binary, one module per concern.
 
+mod asyncapi;
 mod auth;
 mod bad_input;
 mod boundary;

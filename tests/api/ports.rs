@@ -419,6 +419,13 @@ async fn every_change_is_an_event_with_the_trace_of_its_request(app: &TestApp) {
     let events = feed["items"].as_array().unwrap();
     let kinds: Vec<&Value> = events.iter().map(|e| &e["type"]).collect();
     assert_eq!(kinds, ["port.created", "port.renamed", "port.deleted"]);
+    let declared: Vec<&str> = ports::MODULE.events.iter().map(|e| e.kind).collect();
+    assert!(
+        kinds
+            .iter()
+            .all(|kind| declared.contains(&kind.as_str().unwrap())),
+        "the AsyncAPI document names every type recorded: {declared:?}"
+    );
     assert_eq!(feed["remaining"], 3);
     let first = &events[0];
     assert_eq!(first["specversion"], "1.0");

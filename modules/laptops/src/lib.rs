@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use actix_web::web;
 use app_kernel::db::Backend;
+use app_kernel::event::{self, EventType};
 use app_kernel::module::{Module, Start, Started};
 use ports_api::PortsApi;
 use sqlx::migrate::Migrator;
@@ -42,6 +43,24 @@ pub static MODULE: Module = Module {
     migrations: migrator,
     routes: routes::configure,
     start,
+    events: &[
+        EventType {
+            kind: "laptop.created",
+            summary: "A laptop was created.",
+            resource: Some(event::resource::<Laptop>),
+        },
+        EventType {
+            kind: "laptop.updated",
+            summary: "A laptop changed: by a write, or by a port it listed being deleted.",
+            resource: Some(event::resource::<Laptop>),
+        },
+        EventType {
+            kind: "laptop.deleted",
+            summary: "A laptop was deleted.",
+            resource: None,
+        },
+    ],
+    follows: &["port.created", "port.renamed", "port.deleted"],
 };
 
 fn start(start: Start) -> anyhow::Result<Started> {

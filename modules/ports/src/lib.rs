@@ -15,6 +15,7 @@ pub mod store;
 
 use actix_web::web;
 use app_kernel::db::Backend;
+use app_kernel::event::{self, EventType};
 use app_kernel::module::{Module, Start, Started};
 use sqlx::migrate::Migrator;
 
@@ -33,6 +34,24 @@ pub static MODULE: Module = Module {
     migrations: migrator,
     routes: routes::configure,
     start,
+    events: &[
+        EventType {
+            kind: "port.created",
+            summary: "A port was created.",
+            resource: Some(event::resource::<Port>),
+        },
+        EventType {
+            kind: "port.renamed",
+            summary: "A port's name changed.",
+            resource: Some(event::resource::<Port>),
+        },
+        EventType {
+            kind: "port.deleted",
+            summary: "A port was deleted.",
+            resource: None,
+        },
+    ],
+    follows: &[],
 };
 
 fn start(start: Start) -> anyhow::Result<Started> {

@@ -13,6 +13,7 @@ pub mod store;
 
 use actix_web::web;
 use app_kernel::db::Backend;
+use app_kernel::event::{self, EventType};
 use app_kernel::module::{Module, Start, Started};
 use sqlx::migrate::Migrator;
 
@@ -33,6 +34,24 @@ pub static MODULE: Module = Module {
     migrations: migrator,
     routes: routes::configure,
     start,
+    events: &[
+        EventType {
+            kind: "{{item}}.created",
+            summary: "A {{item}} was created.",
+            resource: Some(event::resource::<{{Item}}>),
+        },
+        EventType {
+            kind: "{{item}}.updated",
+            summary: "A {{item}} changed.",
+            resource: Some(event::resource::<{{Item}}>),
+        },
+        EventType {
+            kind: "{{item}}.deleted",
+            summary: "A {{item}} was deleted.",
+            resource: None,
+        },
+    ],
+    follows: &[],
 };
 
 fn start(start: Start) -> anyhow::Result<Started> {

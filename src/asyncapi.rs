@@ -1,0 +1,184 @@
+//! The AsyncAPI 3.0 document of the modules' events: a channel per module
+//! that records events, a message per event type, each a CloudEvent whose
+//! `data` schema comes from the same Rust type as the OpenAPI document's,
+//! and what each module sends and follows.
+
+use serde_json::{Map, Value, json};
+
+use app_kernel::event::{CloudEvent, EventType, Schemas};
+
+use crate::modules::Module;
+
+/// The content type of every message.
+pub const CONTENT_TYPE: &str = "application/cloudevents+json";
+
+/// The document of `modules`: their channels, and those of the modules
+/// whose events they follow.
+pub fn asyncapi(modules: &[&'static Module]) -> Value {
+    let mut schemas: Schemas = Vec::new();
+    let mut channels = Map::new();
+    let mut operations = Map::new();
+    let mut messages = Map::new();
+    let mut schema_of_event = Map::new();
+    app_kernel::event::resource::<CloudEvent>(&mut schemas);
+    let followed = modules
+        .iter()
+        .flat_map(|m| m.follows.iter())
+        .filter_map(|kind| producer_of(kind));
+    let mut producers: Vec<&'static Module> = modules.to_vec();
+    for producer in followed {
+        if !producers.contains(&producer) {
+            producers.push(producer);
+        }
+    }
+    for producer in &producers {
+        let mut channel_messages = Map::new();
+        for event in producer.events {
+            channel_messages.insert(
+                event.kind.to_owned(),
+                json!({"$ref": format!("#/components/messages/{}", event.kind)}),
+            );
+            messages.insert(event.kind.to_owned(), message(event));
+            schema_of_event.insert(event.kind.to_owned(), payload(event, &mut schemas));
+        }
+        channels.insert(
+            producer.name.to_owned(),
+            json!({
+                "address": format!("{}.events", producer.name),
+                "title": format!("Events of the {} module", producer.name),
+                "description": format!(
+                    "Every change to the {name} module's data, in the order the changes \
+                     committed (`seq`). Read over HTTP from `{path}/events?after=SEQ`.",
+                    name = producer.name,
+                    path = producer.path(),
+                ),
+                "messages": channel_messages,
+            }),
+        );
+    }
+    for module in modules {
+        if !module.events.is_empty() {
+            operations.insert(
+                format!("{}.send", module.name),
+                json!({
+                    "action": "send",
+                    "title": format!("The {} module records its changes", module.name),
+                    "channel": {"$ref": format!("#/channels/{}", module.name)},
+                    "messages": module.events.iter().map(|e| json!({
+                        "$ref": format!("#/channels/{}/messages/{}", module.name, e.kind)
+                    })).collect::<Vec<_>>(),
+                }),
+            );
+        }
+        for producer in &producers {
+            let kinds: Vec<&str> = producer
+                .events
+                .iter()
+                .map(|e| e.kind)
+                .filter(|kind| module.follows.contains(kind))
+                .collect();
+            if kinds.is_empty() {
+                continue;
+            }
+            operations.insert(
+                format!("{}.follow.{}", module.name, producer.name),
+                json!({
+                    "action": "receive",
+                    "title": format!("The {} module follows the {} module", module.name, producer.name),
+                    "channel": {"$ref": format!("#/channels/{}", producer.name)},
+                    "messages": kinds.iter().map(|kind| json!({
+                        "$ref": format!("#/channels/{}/messages/{kind}", producer.name)
+                    })).collect::<Vec<_>>(),
+                }),
+            );
+        }
+    }
+    let mut components = Map::new();
+    for (name, schema) in schemas {
+        components.insert(
+            name,
+            serde_json::to_value(schema).expect("a schema is JSON"),
+        );
+    }
+    components.extend(schema_of_event);
+    let names: Vec<&str> = modules.iter().map(|m| m.name).collect();
+    json!({
+        "asyncapi": "3.0.0",
+        "info": {
+            "title": format!("app events: {}", names.join(", ")),
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Each module records every change to its data as a CloudEvent \
+                            (structured, in JSON), in the transaction of the change.",
+        },
+        "defaultContentType": CONTENT_TYPE,
+        "channels": channels,
+        "operations": operations,
+        "components": {
+            "messages": messages,
+            "schemas": components,
+        },
+    })
+}
+
+/// The module that records events of `kind`.
+fn producer_of(kind: &str) -> Option<&'static Module> {
+    crate::modules::ALL
+        .iter()
+        .copied()
+        .find(|m| m.events.iter().any(|e| e.kind == kind))
+}
+
+fn message(event: &EventType) -> Value {
+    json!({
+        "name": event.kind,
+        "title": event.kind,
+        "summary": event.summary,
+        "contentType": CONTENT_TYPE,
+        "payload": {"$ref": format!("#/components/schemas/{}", event.kind)},
+    })
+}
+
+/// A CloudEvent of this type: the envelope, its `type`, and its `data`.
+fn payload(event: &EventType, schemas: &mut Schemas) -> Value {
+    let data = match event.resource {
+        Some(resource) => {
+            let name = resource(schemas);
+            json!({
+                "description": format!("The {name} as clients read it, with its version."),
+                "allOf": [
+                    {"$ref": format!("#/components/schemas/{name}")},
+                    {
+                        "type": "object",
+                        "required": ["version"],
+                        "properties": {"version": {
+                            "type": "integer",
+                            "minimum": 1,
+                            "description": "Counts its writes: orders the events of one resource."
+                        }},
+                    },
+                ],
+            })
+        }
+        None => json!({
+            "description": "The id of what was deleted, and its last version.",
+            "type": "object",
+            "required": ["id", "version"],
+            "properties": {
+                "id": {"type": "integer", "minimum": 1},
+                "version": {"type": "integer", "minimum": 1},
+            },
+        }),
+    };
+    json!({
+        "allOf": [
+            {"$ref": "#/components/schemas/CloudEvent"},
+            {
+                "type": "object",
+                "properties": {
+                    "type": {"const": event.kind},
+                    "data": data,
+                },
+            },
+        ],
+    })
+}

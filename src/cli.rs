@@ -81,6 +81,9 @@ pub enum Command {
     Openapi(ModuleArgs),
     /// Print the AsyncAPI document of the modules' events.
     Asyncapi(ModuleArgs),
+    /// The events modules failed to apply: list them, or ask for one again.
+    #[command(subcommand)]
+    Events(EventsCommand),
     /// List the modules.
     Modules(ModulesArgs),
     /// Ask a running instance whether it is ready: exit 0 if its
@@ -179,6 +182,18 @@ pub struct ServeArgs {
         action = clap::ArgAction::Set
     )]
     pub metrics: bool,
+
+    /// Attempts at an event a module follows before it is dead-lettered
+    /// (`app events dead` lists them); each retry waits twice as long, from
+    /// 100 ms to 10 s.
+    #[arg(
+        long,
+        env = "APP_EVENT_MAX_ATTEMPTS",
+        value_name = "N",
+        default_value_t = 5,
+        value_parser = clap::value_parser!(u32).range(1..=100)
+    )]
+    pub event_max_attempts: u32,
 
     /// Serve HTTPS (TLS 1.2 and 1.3) with this certificate chain, PEM; needs --tls-key.
     #[arg(long, env = "APP_TLS_CERT", value_name = "FILE", requires = "tls_key")]
@@ -438,6 +453,21 @@ impl ModuleArgs {
     pub fn modules(&self) -> Vec<&'static Module> {
         selected(self.module.is_empty(), &self.module)
     }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// List the dead-lettered events of the modules that follow events,
+    /// as one JSON array: each with the module, feed, event, last error,
+    /// attempts, when it failed and whether a retry was asked for.
+    Dead(ModuleArgs),
+    /// Ask the module that dead-lettered event ID to apply it again: its
+    /// running follower does so within a second, and drops it from the
+    /// list when that works. Exit 1 if no module holds the event.
+    Retry {
+        /// The event's `id`, as `app events dead` lists it.
+        id: String,
+    },
 }
 
 #[derive(Debug, Args)]

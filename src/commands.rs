@@ -25,6 +25,9 @@ pub async fn serve(args: ServeArgs, storage: Storage, dev_key_file: PathBuf) -> 
             (Some(address), true) => Metrics::Apart(address.clone()),
             (None, true) => Metrics::WithApi,
         },
+        delivery: app_kernel::event::Delivery {
+            max_attempts: args.event_max_attempts,
+        },
         storage,
         bind: args.bind,
         workers: None,
@@ -51,6 +54,45 @@ pub fn asyncapi(modules: &[&'static Module]) -> anyhow::Result<()> {
     let document = crate::asyncapi::asyncapi(modules);
     println!("{}", serde_json::to_string_pretty(&document)?);
     Ok(())
+}
+
+/// The databases of the modules among `modules` that follow events, and
+/// so keep dead letters, opened without migrating.
+async fn followers(
+    modules: &[&'static Module],
+    storage: &Storage,
+) -> anyhow::Result<Vec<(&'static Module, app_kernel::db::Db)>> {
+    let mut open = Vec::new();
+    for &module in modules.iter().filter(|m| !m.follows.is_empty()) {
+        let db = storage
+            .open(module.name)
+            .await
+            .with_context(|| format!("cannot open the database of {}", module.name))?;
+        open.push((module, db));
+    }
+    Ok(open)
+}
+
+pub async fn dead_events(modules: &[&'static Module], storage: &Storage) -> anyhow::Result<()> {
+    let mut dead = Vec::new();
+    for (module, db) in followers(modules, storage).await? {
+        dead.extend(app_kernel::event::dead::list(&db, module.name).await?);
+        db.close().await;
+    }
+    println!("{}", serde_json::to_string_pretty(&dead)?);
+    Ok(())
+}
+
+pub async fn retry_event(id: &str, storage: &Storage) -> anyhow::Result<()> {
+    for (module, db) in followers(modules::ALL, storage).await? {
+        let found = app_kernel::event::dead::retry(&db, module.name, id).await?;
+        db.close().await;
+        if found {
+            println!("{}: event {id} will be applied again", module.name);
+            return Ok(());
+        }
+    }
+    anyhow::bail!("no module holds a dead-lettered event {id}")
 }
 
 pub fn modules(args: &ModulesArgs) -> anyhow::Result<()> {

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use app::cli::{Cli, Command};
+use app::cli::{Cli, Command, EventsCommand};
 use app::{commands, telemetry};
 use clap::Parser as _;
 
@@ -81,6 +81,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate(args) => commands::migrate(&args.modules(), &storage).await,
         Command::Openapi(args) => commands::openapi(&args.modules()),
         Command::Asyncapi(args) => commands::asyncapi(&args.modules()),
+        Command::Events(EventsCommand::Dead(args)) => {
+            commands::dead_events(&args.modules(), &storage).await
+        }
+        Command::Events(EventsCommand::Retry { id }) => commands::retry_event(&id, &storage).await,
         Command::Modules(args) => commands::modules(&args),
         Command::Healthcheck(args) => commands::healthcheck(&args).await,
     }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use actix_web::web;
 use anyhow::Context as _;
 use app_kernel::db::{Db, Storage};
+use app_kernel::event::Delivery;
 pub use app_kernel::module::Module;
 use app_kernel::module::{Api, Contract, Start, State};
 use app_kernel::peer::{Peer, TokenFile};
@@ -123,7 +124,12 @@ impl Running {
     /// here, an HTTP client when `peers` says where it runs, or one that
     /// answers 503 naming the missing flag. `origin` is this process's own
     /// address, for `Peers::loopback`. The one place that chooses.
-    pub fn start(mut self, peers: &Peers, origin: &str) -> anyhow::Result<Self> {
+    pub fn start(
+        mut self,
+        peers: &Peers,
+        origin: &str,
+        delivery: Delivery,
+    ) -> anyhow::Result<Self> {
         // The API each started module provides in this process.
         let mut provided: Vec<(&'static str, Api)> = Vec::new();
         // The API of each module needed, as first resolved: one HTTP client
@@ -145,7 +151,7 @@ impl Running {
                 };
                 needs.push((name, api));
             }
-            let started = (module.start)(Start::new(db, needs))
+            let started = (module.start)(Start::new(db, needs, delivery))
                 .with_context(|| format!("cannot start module {}", module.name))?;
             let (state, module_tasks, api) = started.into_parts();
             if let Some(api) = api {

@@ -17,6 +17,7 @@ use utoipa_actix_web::AppExt as _;
 use crate::http::{docs, fallback, guard, health, metrics, request};
 use crate::modules::{Module, Peers, Running};
 use crate::security::{Guard, KeySource, Security};
+use app_kernel::event::Delivery;
 
 /// How long an idle client connection stays open.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(75);
@@ -55,6 +56,8 @@ pub struct Settings {
     pub tls: Option<Tls>,
     /// Where `/metrics` is served, if it is.
     pub metrics: Metrics,
+    /// How modules treat the events they follow that fail.
+    pub delivery: Delivery,
 }
 
 /// Where `/metrics` is served.
@@ -90,7 +93,7 @@ impl Application {
         }
         let running = Running::open(&settings.modules, &settings.storage, settings.migrate)
             .await?
-            .start(&settings.peers, &origin)?;
+            .start(&settings.peers, &origin, settings.delivery)?;
         let port = listener.local_addr()?.port();
         let guard = web::Data::new(Guard::open(&settings.security).await?);
         if let KeySource::Development(path) = &settings.security.keys {

@@ -329,3 +329,116 @@ pub fn resource<T: utoipa::ToSchema>(schemas: &mut Schemas) -> String {
     schemas.push((name.clone(), T::schema()));
     name
 }
+
+/// How a module's followers treat an event they fail to apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivery {
+    /// Attempts at one event before it is dead-lettered.
+    pub max_attempts: u32,
+}
+
+impl Default for Delivery {
+    fn default() -> Self {
+        Self { max_attempts: 5 }
+    }
+}
+
+impl Delivery {
+    /// The wait before the next attempt at an event that failed `failed`
+    /// times: 100 ms, doubling, at most 10 s.
+    pub fn backoff(&self, failed: u32) -> std::time::Duration {
+        let millis = 100u64.saturating_mul(1 << failed.saturating_sub(1).min(10));
+        std::time::Duration::from_millis(millis.min(10_000))
+    }
+}
+
+/// An event a module failed to apply `max_attempts` times, kept apart in
+/// its `events_dead` table until `app events retry` asks for it again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeadEvent {
+    /// The module that failed to apply it.
+    pub module: String,
+    /// The feed it came from, as in `ports`.
+    pub feed: String,
+    pub event: CloudEvent,
+    /// Why the last attempt failed.
+    pub error: String,
+    pub attempts: i64,
+    #[serde(serialize_with = "crate::time::rfc3339")]
+    pub failed_at: DateTime<Utc>,
+    /// Whether `app events retry` asked for it: the module's follower applies
+    /// it again, and drops it from here when that works.
+    pub retry: bool,
+}
+
+/// The dead-lettered events of a module, and asking for one again. The
+/// table is every following module's, in its schema (or file).
+pub mod dead {
+    use super::*;
+    use crate::db::Db;
+
+    type Row = (
+        String,
+        String,
+        i64,
+        serde_json::Value,
+        String,
+        i64,
+        DateTime<Utc>,
+        bool,
+    );
+
+    /// Every event `module` dead-lettered, oldest failure first.
+    pub async fn list(db: &Db, module: &'static str) -> Result<Vec<DeadEvent>, sqlx::Error> {
+        let rows: Vec<Row> = match db {
+            Db::Sqlite(pool) => {
+                sqlx::query_as("select id, feed, seq, event, error, attempts, failed_at, retry from events_dead order by failed_at, seq")
+                    .fetch_all(pool.sqlx())
+                    .await?
+            }
+            Db::Postgres(pool) => {
+                let select = format!("select id::text, feed, seq, event, error, attempts, failed_at, retry from {module}.events_dead order by failed_at, seq");
+                sqlx::query_as(sqlx::AssertSqlSafe(select))
+                    .fetch_all(pool.sqlx())
+                    .await?
+            }
+        };
+        rows.into_iter()
+            .map(|(_, feed, _, event, error, attempts, failed_at, retry)| {
+                let event =
+                    serde_json::from_value(event).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+                Ok(DeadEvent {
+                    module: module.to_owned(),
+                    feed,
+                    event,
+                    error,
+                    attempts,
+                    failed_at,
+                    retry,
+                })
+            })
+            .collect()
+    }
+
+    /// Marks the dead event `id` of `module` for its follower to apply
+    /// again; `false` if `module` has no such event.
+    pub async fn retry(db: &Db, module: &'static str, id: &str) -> Result<bool, sqlx::Error> {
+        let done = match db {
+            Db::Sqlite(pool) => sqlx::query("update events_dead set retry = 1 where id = ?1")
+                .bind(id)
+                .execute(pool.sqlx())
+                .await?
+                .rows_affected(),
+            Db::Postgres(pool) => {
+                let update =
+                    format!("update {module}.events_dead set retry = true where id::text = $1");
+                sqlx::query(sqlx::AssertSqlSafe(update))
+                    .bind(id)
+                    .execute(pool.sqlx())
+                    .await?
+                    .rows_affected()
+            }
+        };
+        Ok(done == 1)
+    }
+}

@@ -20,7 +20,7 @@ use sqlx::migrate::Migrator;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::db::{Backend, Db};
-use crate::event::EventType;
+use crate::event::{Delivery, EventType};
 use crate::peer::Peer;
 
 /// A domain module, as the binary sees it.
@@ -126,12 +126,18 @@ pub struct Start {
     /// Its own database, opened and migrated.
     pub db: Db,
     needs: Vec<(&'static str, Api)>,
+    /// How its followers treat events that fail.
+    pub delivery: Delivery,
 }
 
 impl Start {
     /// `needs`: the API of every module named in [`Module::needs`].
-    pub fn new(db: Db, needs: Vec<(&'static str, Api)>) -> Self {
-        Self { db, needs }
+    pub fn new(db: Db, needs: Vec<(&'static str, Api)>, delivery: Delivery) -> Self {
+        Self {
+            db,
+            needs,
+            delivery,
+        }
     }
 
     /// The API of the module `contract` is for, as `T`.

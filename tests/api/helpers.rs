@@ -102,6 +102,7 @@ pub async fn spawn_configured(
         cors_origins: Vec::new(),
         tls: None,
         metrics: Metrics::WithApi,
+        delivery: Default::default(),
     })
     .await
 }
@@ -122,6 +123,7 @@ pub async fn spawn_secured(security: Security, cors_origins: &[&str]) -> TestApp
         cors_origins: cors_origins.iter().map(|o| o.to_string()).collect(),
         tls: None,
         metrics: Metrics::WithApi,
+        delivery: Default::default(),
     })
     .await;
     app._dir = dir;

@@ -9,6 +9,7 @@ mod cli;
 mod connections;
 mod deploy;
 mod durability;
+mod events;
 mod gateway;
 mod health;
 mod helpers;

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use app_kernel::event::CloudEvent;
+use app_kernel::event::{CloudEvent, Delivery};
 use ports_api::PortsApi;
 
 use crate::error::Error;
@@ -25,52 +25,109 @@ const FEED: &str = "ports.events";
 pub(crate) struct PortEvents {
     store: Arc<dyn LaptopStore>,
     ports: Arc<dyn PortsApi>,
+    delivery: Delivery,
 }
 
-/// What `event` changes here; `None` for a type this module does not use.
-fn change(event: &CloudEvent) -> Option<PortChange> {
-    let id = event.data["id"].as_i64()?;
-    match event.kind.as_str() {
-        "port.created" | "port.renamed" => Some(PortChange::Named {
-            id,
-            name: event.data["name"].as_str()?.to_owned(),
-            version: event.data["version"].as_i64()?,
-        }),
-        "port.deleted" => Some(PortChange::Deleted { id }),
-        _ => None,
+/// What `event` changes here: `None` for a type this module does not use;
+/// an error for one it uses whose data it cannot read, a poison message.
+fn change(event: &CloudEvent) -> Result<Option<PortChange>, String> {
+    let broken = |field: &str| format!("{} event without a valid data.{field}", event.kind);
+    let id = || event.data["id"].as_i64().ok_or_else(|| broken("id"));
+    Ok(Some(match event.kind.as_str() {
+        "port.created" | "port.renamed" => PortChange::Named {
+            id: id()?,
+            name: event.data["name"]
+                .as_str()
+                .ok_or_else(|| broken("name"))?
+                .to_owned(),
+            version: event.data["version"]
+                .as_i64()
+                .ok_or_else(|| broken("version"))?,
+        },
+        "port.deleted" => PortChange::Deleted { id: id()? },
+        _ => return Ok(None),
+    }))
+}
+
+/// Why an event was not applied.
+enum Failure {
+    /// Ports or this module's database cannot be reached: the same event
+    /// is tried again when they are back, however long that takes.
+    Unavailable(Error),
+    /// The event itself failed: it counts towards `max_attempts`.
+    Event(CloudEvent, String),
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Self {
+        Failure::Unavailable(error)
+    }
+}
+
+impl From<app_kernel::db::StoreError> for Failure {
+    fn from(error: app_kernel::db::StoreError) -> Self {
+        Failure::Unavailable(error.into())
     }
 }
 
 impl PortEvents {
-    pub(crate) fn new(store: Arc<dyn LaptopStore>, ports: Arc<dyn PortsApi>) -> Self {
-        Self { store, ports }
+    pub(crate) fn new(
+        store: Arc<dyn LaptopStore>,
+        ports: Arc<dyn PortsApi>,
+        delivery: Delivery,
+    ) -> Self {
+        Self {
+            store,
+            ports,
+            delivery,
+        }
     }
 
-    /// Applies the events not yet applied; returns how many there were.
-    async fn apply(&self) -> Result<usize, Error> {
+    /// Applies one event, unless applied before.
+    async fn apply_one(&self, event: &CloudEvent) -> Result<(), Failure> {
+        let change = change(event).map_err(|error| Failure::Event(event.clone(), error))?;
+        let changed = match self
+            .store
+            .apply_port_event(&event.id, event.seq, change.as_ref())
+            .await
+        {
+            Ok(changed) => changed,
+            Err(app_kernel::db::StoreError::Unavailable(error)) => {
+                return Err(Failure::Unavailable(
+                    app_kernel::db::StoreError::Unavailable(error).into(),
+                ));
+            }
+            Err(error) => return Err(Failure::Event(event.clone(), error.to_string())),
+        };
+        if let (Some(PortChange::Deleted { id }), Some(laptops)) = (&change, changed) {
+            tracing::info!(
+                module = crate::NAME,
+                port_id = id,
+                laptops,
+                "deleted port removed from laptops"
+            );
+        }
+        Ok(())
+    }
+
+    /// Applies the events not yet applied, and those `app events retry`
+    /// asked for; returns how many there were.
+    async fn apply(&self) -> Result<usize, Failure> {
+        for event in self.store.retries().await? {
+            self.apply_one(&event).await?;
+            tracing::info!(module = crate::NAME, event = %event.id, "dead-lettered event applied on retry");
+        }
         let mut applied = 0;
         loop {
             let read = self.store.ports_read().await?;
-            let page = self.ports.events(read, BATCH).await?;
+            let page = self.ports.events(read, BATCH).await.map_err(Error::from)?;
             let behind = |rows: i64| {
                 metrics::gauge!("app_follower_behind_rows", "module" => crate::NAME, "feed" => FEED)
                     .set(rows as f64);
             };
             behind(page.remaining);
             for event in &page.items {
-                let change = change(event);
-                let changed = self
-                    .store
-                    .apply_port_event(&event.id, event.seq, change.as_ref())
-                    .await?;
-                if let (Some(PortChange::Deleted { id }), Some(laptops)) = (&change, changed) {
-                    tracing::info!(
-                        module = crate::NAME,
-                        port_id = id,
-                        laptops,
-                        "deleted port removed from laptops"
-                    );
-                }
+                self.apply_one(event).await?;
             }
             let count = page.items.len();
             applied += count;
@@ -94,29 +151,59 @@ impl PortEvents {
     }
 
     /// Applies ports' events as they come: woken by each commit when ports
-    /// runs in this process, and every `interval` in any case. Failures
-    /// (ports or the database down) are logged once and retried.
+    /// runs in this process, and every `interval` in any case. When ports
+    /// or the database is down, it tries again every `interval`, logging
+    /// once. An event that fails is tried again after a growing wait, and
+    /// after `max_attempts` failures is dead-lettered, so the events after
+    /// it flow on.
     pub(crate) async fn follow(self, interval: Duration) {
         let mut changes = self.ports.changes();
-        let mut failing = false;
+        let mut unavailable = false;
+        let mut failing: Option<(String, u32)> = None;
         loop {
-            match self.apply().await {
-                Ok(_) if failing => {
-                    failing = false;
-                    tracing::info!(module = crate::NAME, "following port events again");
+            let wait = match self.apply().await {
+                Ok(_) => {
+                    if unavailable {
+                        unavailable = false;
+                        tracing::info!(module = crate::NAME, "following port events again");
+                    }
+                    failing = None;
+                    None
                 }
-                Ok(_) => {}
-                Err(error) if !failing => {
-                    failing = true;
-                    tracing::warn!(module = crate::NAME, %error, "cannot follow port events; will retry");
+                Err(Failure::Unavailable(error)) => {
+                    if !unavailable {
+                        unavailable = true;
+                        tracing::warn!(module = crate::NAME, %error, "cannot follow port events; will retry");
+                    }
+                    Some(interval)
                 }
-                Err(_) => {}
-            }
-            match &mut changes {
-                Some(changes) if !failing => {
+                Err(Failure::Event(event, error)) => {
+                    let failed = match &failing {
+                        Some((id, failed)) if *id == event.id => failed + 1,
+                        _ => 1,
+                    };
+                    if failed >= self.delivery.max_attempts {
+                        tracing::error!(module = crate::NAME, event = %event.id, kind = %event.kind, %error, attempts = failed, "event dead-lettered");
+                        if let Err(error) = self.store.dead_letter(&event, &error, failed).await {
+                            tracing::warn!(module = crate::NAME, %error, "cannot dead-letter an event; will retry");
+                        }
+                        metrics::counter!("app_events_dead_lettered_total", "module" => crate::NAME, "feed" => FEED)
+                            .increment(1);
+                        failing = None;
+                        Some(Duration::ZERO)
+                    } else {
+                        tracing::warn!(module = crate::NAME, event = %event.id, kind = %event.kind, %error, attempt = failed, "event failed; will retry");
+                        failing = Some((event.id, failed));
+                        Some(self.delivery.backoff(failed))
+                    }
+                }
+            };
+            match (wait, &mut changes) {
+                (Some(wait), _) => tokio::time::sleep(wait).await,
+                (None, Some(changes)) => {
                     let _ = tokio::time::timeout(interval, changes.changed()).await;
                 }
-                _ => tokio::time::sleep(interval).await,
+                (None, None) => tokio::time::sleep(interval).await,
             }
         }
     }

@@ -66,7 +66,7 @@ pub static MODULE: Module = Module {
 fn start(start: Start) -> anyhow::Result<Started> {
     let ports: Arc<dyn PortsApi> = start.api(&ports_api::CONTRACT)?;
     let store = store::open(start.db);
-    let events = follow::PortEvents::new(store.clone(), ports.clone());
+    let events = follow::PortEvents::new(store.clone(), ports.clone(), start.delivery);
     Ok(Started::new()
         .data(web::Data::new(Laptops::new(store, ports)))
         .task(events.follow(FOLLOW_INTERVAL)))

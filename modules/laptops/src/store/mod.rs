@@ -7,7 +7,7 @@ mod sqlite;
 use std::sync::Arc;
 
 use app_kernel::db::{Db, StoreError};
-use app_kernel::event::Events;
+use app_kernel::event::{CloudEvent, Events};
 use app_kernel::page::PageRequest;
 
 use ports_api::PortRef;
@@ -54,7 +54,8 @@ pub trait LaptopStore: Send + Sync {
     async fn delete(&self, id: i64, version: i64) -> Result<bool, StoreError>;
     /// Applies the ports module's event `id`, at `seq` in its feed, unless
     /// it was applied before: its change, the record that it was applied
-    /// and the feed's new position, at once. A deleted port leaves every
+    /// and the feed's new position, at once (and, if it was dead-lettered,
+    /// its leaving `events_dead`). A deleted port leaves every
     /// laptop that lists it (a new version of each). Returns how many
     /// laptops changed, or `None` when the event was applied before.
     async fn apply_port_event(
@@ -63,6 +64,16 @@ pub trait LaptopStore: Send + Sync {
         seq: i64,
         change: Option<&PortChange>,
     ) -> Result<Option<u64>, StoreError>;
+    /// Keeps `event` of the ports feed apart, failed `attempts` times
+    /// with `error`, and moves the feed's position past it, at once.
+    async fn dead_letter(
+        &self,
+        event: &CloudEvent,
+        error: &str,
+        attempts: u32,
+    ) -> Result<(), StoreError>;
+    /// The dead-lettered events `app events retry` asked for again, by seq.
+    async fn retries(&self) -> Result<Vec<CloudEvent>, StoreError>;
     /// The `seq` of the last event of the ports module applied; 0 at first.
     async fn ports_read(&self) -> Result<i64, StoreError>;
     /// The ports among `ids` this module knows of, in no order.

@@ -1,5 +1,5 @@
 use app_kernel::db::{Pool, StoreError};
-use app_kernel::event::{self, Event, Events};
+use app_kernel::event::{self, CloudEvent, Event, Events};
 use app_kernel::page::PageRequest;
 use sqlx::{Connection as _, Sqlite, Transaction};
 
@@ -134,6 +134,12 @@ impl LaptopStore for SqliteLaptops {
                 .await?
                 .rows_affected()
                 == 1;
+        if fresh {
+            sqlx::query("delete from events_dead where id = ?1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
         let changed = match change {
             _ if !fresh => None,
             None => Some(0),
@@ -160,6 +166,46 @@ impl LaptopStore for SqliteLaptops {
             .await?;
         tx.commit().await?;
         Ok(changed)
+    }
+
+    #[tracing::instrument(level = "debug", skip(self, event), fields(module = "laptops", event = %event.id))]
+    async fn dead_letter(
+        &self,
+        event: &CloudEvent,
+        error: &str,
+        attempts: u32,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.0.acquire().await?;
+        let mut tx = conn.begin().await?;
+        sqlx::query("insert into events_dead (id, feed, seq, event, error, attempts, failed_at, retry) values (?1, 'ports', ?2, ?3, ?4, ?5, ?6, 0) on conflict (id) do update set error = excluded.error, attempts = events_dead.attempts + excluded.attempts, failed_at = excluded.failed_at, retry = 0")
+            .bind(&event.id)
+            .bind(event.seq)
+            .bind(serde_json::to_value(event).expect("an event is JSON"))
+            .bind(error)
+            .bind(i64::from(attempts))
+            .bind(chrono::Utc::now())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("update feeds_read set seq = max(seq, ?1) where feed = 'ports'")
+            .bind(event.seq)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(level = "debug", skip(self), fields(module = "laptops"))]
+    async fn retries(&self) -> Result<Vec<CloudEvent>, StoreError> {
+        let rows: Vec<(serde_json::Value,)> =
+            sqlx::query_as("select event from events_dead where retry = 1 order by seq")
+                .fetch_all(&mut *self.0.acquire().await?)
+                .await?;
+        rows.into_iter()
+            .map(|(event,)| {
+                serde_json::from_value(event)
+                    .map_err(|e| StoreError::Other(sqlx::Error::Decode(Box::new(e))))
+            })
+            .collect()
     }
 
     #[tracing::instrument(level = "debug", skip(self), fields(module = "laptops"))]

@@ -19,6 +19,7 @@ api_tests!(
     deleting_a_port_removes_it_from_every_laptop,
     every_laptop_change_is_an_event,
     an_expanded_laptop_learns_a_ports_new_name_from_its_event,
+    a_list_expands_the_ports_of_every_laptop,
 );
 
 async fn a_laptop_is_created_read_replaced_patched_and_deleted(app: &TestApp) {
@@ -481,4 +482,42 @@ async fn an_expanded_laptop_learns_a_ports_new_name_from_its_event(app: &TestApp
         assert!(std::time::Instant::now() < deadline, "the rename arrives");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+}
+
+async fn a_list_expands_the_ports_of_every_laptop(app: &TestApp) {
+    let usb = app.create("/api/v1/ports", &json!({"name": "USB-C"})).await;
+    let hdmi = app.create("/api/v1/ports", &json!({"name": "HDMI"})).await;
+    let both = app
+        .create(
+            "/api/v1/laptops",
+            &json!({"title": "Both", "model": "1", "port_ids": [hdmi["id"], usb["id"]]}),
+        )
+        .await;
+    let none = app
+        .create("/api/v1/laptops", &json!({"title": "None", "model": "2"}))
+        .await;
+    let page = app.get_json("/api/v1/laptops?expand=ports").await;
+    let items = page["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[0]["id"], both["id"]);
+    assert_eq!(
+        items[0]["ports"],
+        json!([{"id": hdmi["id"], "name": "HDMI"}, {"id": usb["id"], "name": "USB-C"}]),
+        "in the laptop's order"
+    );
+    assert_eq!(
+        (&items[1]["id"], &items[1]["ports"]),
+        (&none["id"], &json!([]))
+    );
+    let plain = app.get_json("/api/v1/laptops").await;
+    assert!(plain["items"][0].get("ports").is_none(), "only when asked");
+    let filtered = app
+        .get_json(&format!(
+            "/api/v1/laptops?port_id={}&expand=ports",
+            usb["id"]
+        ))
+        .await;
+    assert_eq!(filtered["items"].as_array().unwrap().len(), 1);
+    let bad = app.get("/api/v1/laptops?expand=everything").await;
+    assert_problem(bad, 400).await;
 }

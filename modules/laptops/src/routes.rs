@@ -69,6 +69,10 @@ struct ListQuery {
     /// Only laptops that list this port.
     #[param(minimum = 1)]
     port_id: Option<i64>,
+    /// `ports` embeds each laptop's `ports: [{id, name}]`, from what this
+    /// module knows of ports.
+    #[param(inline)]
+    expand: Option<Expand>,
 }
 
 /// List laptops, by id.
@@ -88,9 +92,12 @@ async fn list_laptops(
             "port_id must be a positive 64-bit integer".to_owned(),
         ));
     }
-    let found = laptops
+    let mut found = laptops
         .list(query.title.as_deref(), query.port_id, page)
         .await?;
+    if let Some(Expand::Ports) = query.expand {
+        laptops.expand(&mut found.items).await?;
+    }
     Ok(HttpResponse::Ok().json(found))
 }
 
@@ -128,8 +135,8 @@ enum Expand {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 struct GetQuery {
-    /// `ports` embeds `ports: [{id, name}]`, asking the ports module once.
-    /// An expanded laptop has no ETag: it holds another module's data.
+    /// `ports` embeds `ports: [{id, name}]`, from what this module knows of
+    /// ports. An expanded laptop has no ETag: it holds another module's data.
     #[param(inline)]
     expand: Option<Expand>,
 }

@@ -4,7 +4,7 @@ use app_kernel::etag::{IfMatch, Versioned};
 use app_kernel::event::Events;
 use app_kernel::page::{Page, PageRequest};
 use app_kernel::text::filter_key;
-use ports_api::PortsApi;
+use ports_api::{MAX_FIND, PortsApi};
 use serde_json::Value;
 
 use crate::error::Error;
@@ -52,29 +52,47 @@ impl Laptops {
         self.store.get(id).await?.ok_or(Error::NotFound(id))
     }
 
-    /// The laptop with `ports` filled in from what this module knows of
-    /// ports, so it answers while ports is down; a port not known yet (its
-    /// event still on its way) is asked of the ports module. A port deleted
-    /// but not yet dropped from the laptop is left out.
+    /// The laptop with `ports` filled in, as [`Laptops::expand`] does.
     pub(crate) async fn get_expanded(&self, id: i64) -> Result<Laptop, Error> {
-        let mut laptop = self.get(id).await?;
-        let mut known = self.store.port_refs(&laptop.port_ids).await?;
-        let unknown: Vec<i64> = laptop
-            .port_ids
+        let mut laptop = [self.get(id).await?];
+        self.expand(&mut laptop).await?;
+        let [laptop] = laptop;
+        Ok(laptop)
+    }
+
+    /// Fills in `ports` of each laptop from what this module knows of
+    /// ports, so it answers while ports is down; ports not known yet (their
+    /// events still on their way) are asked of the ports module, at most
+    /// [`MAX_FIND`] a call. A port deleted but not yet dropped from a
+    /// laptop is left out.
+    pub(crate) async fn expand(&self, laptops: &mut [Laptop]) -> Result<(), Error> {
+        let mut ids: Vec<i64> = laptops
             .iter()
-            .copied()
+            .flat_map(|l| l.port_ids.iter().copied())
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut known = if ids.is_empty() {
+            Vec::new()
+        } else {
+            self.store.port_refs(&ids).await?
+        };
+        let unknown: Vec<i64> = ids
+            .into_iter()
             .filter(|id| !known.iter().any(|port| port.id == *id))
             .collect();
-        if !unknown.is_empty() {
-            known.extend(self.ports.find(&unknown).await?);
+        for chunk in unknown.chunks(MAX_FIND) {
+            known.extend(self.ports.find(chunk).await?);
         }
-        let ports = laptop
-            .port_ids
-            .iter()
-            .filter_map(|id| known.iter().find(|port| port.id == *id).cloned())
-            .collect();
-        laptop.ports = Some(ports);
-        Ok(laptop)
+        for laptop in laptops {
+            let ports = laptop
+                .port_ids
+                .iter()
+                .filter_map(|id| known.iter().find(|port| port.id == *id).cloned())
+                .collect();
+            laptop.ports = Some(ports);
+        }
+        Ok(())
     }
 
     pub(crate) async fn create(&self, laptop: NewLaptop) -> Result<Laptop, Error> {

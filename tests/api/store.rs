@@ -371,6 +371,31 @@ async fn laptop_store_conforms(backend: Backend) {
         6,
         "the position never goes back"
     );
+    // A page at once: one transaction, each event once.
+    use laptops::store::PortEvent;
+    let (vga, first) = (event(8), event(1));
+    let vga_named = named(50, "VGA", 1);
+    let batch = [
+        PortEvent {
+            id: &vga,
+            seq: 8,
+            change: Some(&vga_named),
+        },
+        PortEvent {
+            id: &first,
+            seq: 1,
+            change: Some(&usb),
+        },
+    ];
+    assert_eq!(
+        store.apply_port_events(&batch).await.unwrap(),
+        [Some(0), None]
+    );
+    assert_eq!(store.ports_read().await.unwrap(), 8);
+    assert_eq!(
+        refs(store.port_refs(&[50]).await.unwrap()),
+        [(50, "VGA".to_owned())]
+    );
 
     // Deleting a laptop takes its ports with it.
     assert!(store.delete(a.id, 3).await.unwrap());
@@ -515,6 +540,7 @@ async fn each_module_has_its_own_postgres_schema_and_migration_history() {
     let expected = [
         ("laptops", "_sqlx_migrations"),
         ("laptops", "events"),
+        ("laptops", "events_dead"),
         ("laptops", "events_handled"),
         ("laptops", "feeds_read"),
         ("laptops", "laptop_ports"),

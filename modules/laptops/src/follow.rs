@@ -14,7 +14,7 @@ use app_kernel::event::{CloudEvent, Delivery};
 use ports_api::PortsApi;
 
 use crate::error::Error;
-use crate::store::{LaptopStore, PortChange};
+use crate::store::{LaptopStore, PortChange, PortEvent};
 
 /// How many events one read of the feed asks for.
 const BATCH: i64 = 100;
@@ -110,6 +110,48 @@ impl PortEvents {
         Ok(())
     }
 
+    /// Applies a page of events in one transaction (one commit, one sync
+    /// to disk); if the page cannot be read or fails as a whole, one event
+    /// at a time, so the one that fails is found and the others applied.
+    async fn apply_page(&self, events: &[CloudEvent]) -> Result<(), Failure> {
+        let changes: Result<Vec<Option<PortChange>>, String> = events.iter().map(change).collect();
+        if let Ok(changes) = changes {
+            let batch: Vec<PortEvent<'_>> = events
+                .iter()
+                .zip(&changes)
+                .map(|(event, change)| PortEvent {
+                    id: &event.id,
+                    seq: event.seq,
+                    change: change.as_ref(),
+                })
+                .collect();
+            match self.store.apply_port_events(&batch).await {
+                Ok(applied) => {
+                    for (change, laptops) in changes.iter().zip(applied) {
+                        if let (Some(PortChange::Deleted { id }), Some(laptops)) = (change, laptops)
+                        {
+                            tracing::info!(
+                                module = crate::NAME,
+                                port_id = id,
+                                laptops,
+                                "deleted port removed from laptops"
+                            );
+                        }
+                    }
+                    return Ok(());
+                }
+                Err(app_kernel::db::StoreError::Unavailable(error)) => {
+                    return Err(app_kernel::db::StoreError::Unavailable(error).into());
+                }
+                Err(_) => {}
+            }
+        }
+        for event in events {
+            self.apply_one(event).await?;
+        }
+        Ok(())
+    }
+
     /// Applies the events not yet applied, and those `app events retry`
     /// asked for; returns how many there were.
     async fn apply(&self) -> Result<usize, Failure> {
@@ -126,9 +168,7 @@ impl PortEvents {
                     .set(rows as f64);
             };
             behind(page.remaining);
-            for event in &page.items {
-                self.apply_one(event).await?;
-            }
+            self.apply_page(&page.items).await?;
             let count = page.items.len();
             applied += count;
             behind(page.remaining - count as i64);

@@ -28,6 +28,17 @@ pub enum PortChange {
     },
 }
 
+/// An event of the ports module, as this module applies it.
+#[derive(Debug, Clone, Copy)]
+pub struct PortEvent<'a> {
+    /// The event's id.
+    pub id: &'a str,
+    /// Its place in the feed.
+    pub seq: i64,
+    /// What it changes here, if anything.
+    pub change: Option<&'a PortChange>,
+}
+
 /// Filters of the list operation.
 #[derive(Debug, Default, Clone)]
 pub struct Filter {
@@ -52,18 +63,29 @@ pub trait LaptopStore: Send + Sync {
     ) -> Result<Option<Laptop>, StoreError>;
     /// Deletes the row if it is still at `version`.
     async fn delete(&self, id: i64, version: i64) -> Result<bool, StoreError>;
-    /// Applies the ports module's event `id`, at `seq` in its feed, unless
-    /// it was applied before: its change, the record that it was applied
-    /// and the feed's new position, at once (and, if it was dead-lettered,
-    /// its leaving `events_dead`). A deleted port leaves every
-    /// laptop that lists it (a new version of each). Returns how many
-    /// laptops changed, or `None` when the event was applied before.
+    /// Applies the ports module's events, each unless it was applied
+    /// before, in one transaction: their changes, the record that they
+    /// were applied and the feed's new position (and, for one that was
+    /// dead-lettered, its leaving `events_dead`). A deleted port leaves
+    /// every laptop that lists it (a new version of each). Returns, for
+    /// each, how many laptops changed, or `None` if it was applied before.
+    async fn apply_port_events(
+        &self,
+        events: &[PortEvent<'_>],
+    ) -> Result<Vec<Option<u64>>, StoreError>;
+
+    /// [`LaptopStore::apply_port_events`] for one event.
     async fn apply_port_event(
         &self,
         id: &str,
         seq: i64,
         change: Option<&PortChange>,
-    ) -> Result<Option<u64>, StoreError>;
+    ) -> Result<Option<u64>, StoreError> {
+        let applied = self
+            .apply_port_events(&[PortEvent { id, seq, change }])
+            .await?;
+        Ok(applied.into_iter().next().flatten())
+    }
     /// Keeps `event` of the ports feed apart, failed `attempts` times
     /// with `error`, and moves the feed's position past it, at once.
     async fn dead_letter(

@@ -5,7 +5,7 @@ use sqlx::{Connection as _, Postgres, Transaction};
 
 use ports_api::PortRef;
 
-use super::{Filter, LaptopStore, PortChange};
+use super::{Filter, LaptopStore, PortChange, PortEvent};
 use crate::model::{Laptop, NewLaptop};
 
 /// The module's schema.
@@ -129,54 +129,57 @@ impl LaptopStore for PgLaptops {
     }
 
     #[tracing::instrument(level = "debug", skip(self), fields(module = "laptops"))]
-    async fn apply_port_event(
+    async fn apply_port_events(
         &self,
-        id: &str,
-        seq: i64,
-        change: Option<&PortChange>,
-    ) -> Result<Option<u64>, StoreError> {
+        events: &[PortEvent<'_>],
+    ) -> Result<Vec<Option<u64>>, StoreError> {
         let mut conn = self.0.acquire().await?;
         let mut tx = conn.begin().await?;
-        let fresh = sqlx::query(
-            "insert into laptops.events_handled (id) values ($1::uuid) on conflict do nothing",
-        )
-        .bind(id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        if fresh {
-            sqlx::query("delete from laptops.events_dead where id = $1::uuid")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+        let mut applied = Vec::with_capacity(events.len());
+        for &PortEvent { id, change, .. } in events {
+            let fresh = sqlx::query(
+                "insert into laptops.events_handled (id) values ($1::uuid) on conflict do nothing",
+            )
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+            if fresh {
+                sqlx::query("delete from laptops.events_dead where id = $1::uuid")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let changed = match change {
+                _ if !fresh => None,
+                None => Some(0),
+                Some(PortChange::Named { id, name, version }) => {
+                    sqlx::query("insert into laptops.port_refs (id, name, version) values ($1, $2, $3) on conflict (id) do update set name = excluded.name, version = excluded.version where excluded.version > laptops.port_refs.version")
+                        .bind(id)
+                        .bind(name)
+                        .bind(version)
+                        .execute(&mut *tx)
+                        .await?;
+                    Some(0)
+                }
+                Some(PortChange::Deleted { id }) => {
+                    sqlx::query("delete from laptops.port_refs where id = $1")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                    Some(remove_port(&mut tx, *id).await?)
+                }
+            };
+            applied.push(changed);
         }
-        let changed = match change {
-            _ if !fresh => None,
-            None => Some(0),
-            Some(PortChange::Named { id, name, version }) => {
-                sqlx::query("insert into laptops.port_refs (id, name, version) values ($1, $2, $3) on conflict (id) do update set name = excluded.name, version = excluded.version where excluded.version > laptops.port_refs.version")
-                    .bind(id)
-                    .bind(name)
-                    .bind(version)
-                    .execute(&mut *tx)
-                    .await?;
-                Some(0)
-            }
-            Some(PortChange::Deleted { id }) => {
-                sqlx::query("delete from laptops.port_refs where id = $1")
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-                Some(remove_port(&mut tx, *id).await?)
-            }
-        };
+        let seq = events.iter().map(|e| e.seq).max().unwrap_or(0);
         sqlx::query("update laptops.feeds_read set seq = greatest(seq, $1) where feed = 'ports'")
             .bind(seq)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(changed)
+        Ok(applied)
     }
 
     #[tracing::instrument(level = "debug", skip(self, event), fields(module = "laptops", event = %event.id))]

@@ -2,7 +2,8 @@
 
 use std::process::{Command, Output};
 
-fn app(args: &[&str]) -> Output {
+/// Runs the binary with `args`, as a user would, without the test's environment.
+pub fn app(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_app"))
         .args(args)
         .env_remove("APP_DATABASE_URL")

@@ -2,22 +2,14 @@
 //! --event-max-attempts while the events after them flow on, listed by
 //! `app events dead` and applied again after `app events retry`.
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use sqlx::Connection as _;
 
+use crate::cli::app;
 use crate::process::Process;
-
-fn app(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_app"))
-        .args(args)
-        .env_remove("APP_DATABASE_URL")
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("the binary runs")
-}
 
 /// `app events dead` on `data`, parsed.
 fn dead(data: &str) -> Vec<Value> {

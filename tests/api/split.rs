@@ -491,3 +491,57 @@ async fn the_gateway_serves_the_document_of_every_module_and_each_process_its_ow
         .unwrap();
     assert_eq!(ui.status(), 200);
 }
+
+#[tokio::test]
+async fn two_laptops_replicas_following_one_feed_apply_each_event_once() {
+    let url = crate::postgres::shared().fresh_database().await;
+    let split = Split::start(&url).await;
+    let base = &split.nginx.address;
+    let client = crate::auth::client();
+    let port_id = create_port(&client, base, "USB-C").await;
+    let mut paths = Vec::new();
+    for n in 0..6 {
+        let laptop = client
+            .post(format!("{base}/api/v1/laptops"))
+            .json(&json!({"title": "Dell", "model": format!("XPS {n}"), "port_ids": [port_id]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(laptop.status(), 201);
+        paths.push(laptop.headers()["location"].to_str().unwrap().to_owned());
+    }
+    let deleted = client
+        .delete(format!("{base}/api/v1/ports/{port_id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 204);
+
+    // Both replicas read the deletion; only one may apply it.
+    for path in &paths {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let laptop: Value = json_at(&client, format!("{base}{path}")).await;
+            if laptop["port_ids"] == json!([]) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the deletion reaches {path}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    // Give the slower replica time to try, then count.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let events = json_at(&client, format!("{base}/api/v1/laptops/events?limit=100")).await;
+    let updated: Vec<&Value> = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "laptop.updated")
+        .collect();
+    assert_eq!(updated.len(), paths.len(), "one laptop.updated per laptop: {updated:?}");
+    assert!(updated.iter().all(|e| e["data"]["version"] == 2));
+    for path in &paths {
+        let response = client.get(format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(response.headers()["etag"], "\"2\"", "{path}: one new version");
+    }
+}

@@ -165,7 +165,11 @@ fn payload(event: &EventType, schemas: &mut Schemas) -> Value {
             "required": ["id", "version"],
             "properties": {
                 "id": {"type": "integer", "minimum": 1},
-                "version": {"type": "integer", "minimum": 1},
+                "version": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "description": "0 when not known: a deletion recorded before events were.",
+                },
             },
         }),
     };

@@ -185,20 +185,29 @@ pub mod sqlite {
 pub mod postgres {
     use super::*;
 
-    /// Records `event` on `conn`, which holds the change's transaction.
+    /// Takes the module's events lock, first thing in a transaction that
+    /// will record events.
     ///
-    /// The table lock makes events commit in the order of their `seq`: a
-    /// reader that has seen `seq` N never later finds a smaller one appear.
-    /// It is held from here to the commit, so the record comes last.
+    /// It makes events commit in the order of their `seq`: a reader that
+    /// has seen `seq` N never later finds a smaller one appear. Taken
+    /// before any row, it is every writer's first lock, so writers that
+    /// then lock rows in different orders never deadlock. It is held to
+    /// the commit: one module's writes on PostgreSQL take turns.
+    pub async fn lock(conn: &mut PgConnection, schema: &'static str) -> Result<(), sqlx::Error> {
+        let lock = format!("lock table {schema}.events in share row exclusive mode");
+        sqlx::query(sqlx::AssertSqlSafe(lock)).execute(conn).await?;
+        Ok(())
+    }
+
+    /// Records `event` on `conn`, which holds the change's transaction and
+    /// (see [`lock`]) the events lock.
     pub async fn record(
         conn: &mut PgConnection,
         schema: &'static str,
         event: &Event,
     ) -> Result<(), sqlx::Error> {
-        let lock = format!("lock table {schema}.events in share row exclusive mode");
-        sqlx::query(sqlx::AssertSqlSafe(lock))
-            .execute(&mut *conn)
-            .await?;
+        // Taken already by a writer that locked first; a no-op then.
+        lock(&mut *conn, schema).await?;
         let insert = format!(
             "insert into {schema}.events (id, type, subject, time, data, traceparent) \
              values ($1::uuid, $2, $3, $4, $5, $6)"
@@ -397,7 +406,7 @@ pub mod dead {
                     .await?
             }
             Db::Postgres(pool) => {
-                let select = format!("select id::text, feed, seq, event, error, attempts, failed_at, retry from {module}.events_dead order by failed_at, seq");
+                let select = format!("select id, feed, seq, event, error, attempts, failed_at, retry from {module}.events_dead order by failed_at, seq");
                 sqlx::query_as(sqlx::AssertSqlSafe(select))
                     .fetch_all(pool.sqlx())
                     .await?
@@ -430,8 +439,7 @@ pub mod dead {
                 .await?
                 .rows_affected(),
             Db::Postgres(pool) => {
-                let update =
-                    format!("update {module}.events_dead set retry = true where id::text = $1");
+                let update = format!("update {module}.events_dead set retry = true where id = $1");
                 sqlx::query(sqlx::AssertSqlSafe(update))
                     .bind(id)
                     .execute(pool.sqlx())

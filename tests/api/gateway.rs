@@ -223,11 +223,16 @@ impl Split {
 
     /// The first replica of module `name`.
     pub fn replica(&self, name: &str) -> &Process {
+        &self.replicas(name)[0]
+    }
+
+    /// Every replica of module `name`.
+    pub fn replicas(&self, name: &str) -> &[Process] {
         let (_, processes) = self
             .modules
             .iter()
             .find(|(module, _)| module.name == name)
             .unwrap_or_else(|| panic!("no module {name} in the split"));
-        &processes[0]
+        processes
     }
 }

@@ -361,7 +361,13 @@ async fn a_hung_ports_is_cut_off_by_the_circuit_breaker_and_recovers() {
             .json(&json!({"title": "Dell", "model": "XPS", "port_ids": [port_id]}))
             .send()
     };
-    caught_up_with_ports(&client, &[laptops]).await;
+    // The replicas share one database: between them they apply each event.
+    let replicas: Vec<&str> = split
+        .replicas("laptops")
+        .iter()
+        .map(|r| r.address.as_str())
+        .collect();
+    caught_up_with_ports(&client, &replicas).await;
 
     // Stopped, not dead: connections are accepted and never answered.
     split.replica("ports").hang();

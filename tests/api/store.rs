@@ -168,7 +168,7 @@ async fn laptop_store_conforms(backend: Backend) {
     use laptops::NewLaptop;
     use laptops::store::Filter;
     let (db, _dir) = open(backend, &laptops::MODULE).await;
-    let store = laptops::store::open(db);
+    let store = laptops::store::open(db.clone());
     let new = |title: &str, model: &str| NewLaptop {
         title: title.into(),
         model: model.into(),
@@ -397,6 +397,66 @@ async fn laptop_store_conforms(backend: Backend) {
         [(50, "VGA".to_owned())]
     );
 
+    // Dead letters: kept apart, the position moved past; applied at last
+    // (even by another replica first), they leave the list.
+    let dead_event = app_kernel::event::CloudEvent {
+        specversion: "1.0".into(),
+        id: event(9),
+        source: "/api/v1/ports".into(),
+        kind: "port.renamed".into(),
+        subject: "50".into(),
+        time: "2026-12-01T00:00:00Z".parse().unwrap(),
+        datacontenttype: "application/json".into(),
+        data: serde_json::json!({"id": 50}),
+        traceparent: None,
+        seq: 9,
+    };
+    store.dead_letter(&dead_event, "no name", 5).await.unwrap();
+    assert_eq!(store.ports_read().await.unwrap(), 9);
+    let dead = app_kernel::event::dead::list(&db, "laptops").await.unwrap();
+    assert_eq!(
+        dead.iter()
+            .map(|d| (d.event.id.as_str(), d.attempts, d.retry))
+            .collect::<Vec<_>>(),
+        [(dead_event.id.as_str(), 5, false)]
+    );
+    assert!(store.retries().await.unwrap().is_empty(), "until asked for");
+    assert!(
+        app_kernel::event::dead::retry(&db, "laptops", &dead_event.id)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.retries().await.unwrap(), [dead_event.clone()]);
+    let mended = named(50, "VGA 2", 2);
+    assert_eq!(
+        store
+            .apply_port_event(&event(9), 9, Some(&mended))
+            .await
+            .unwrap(),
+        Some(0)
+    );
+    assert!(
+        app_kernel::event::dead::list(&db, "laptops")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    store.dead_letter(&dead_event, "late", 1).await.unwrap();
+    assert_eq!(
+        store
+            .apply_port_event(&event(9), 9, Some(&mended))
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(
+        app_kernel::event::dead::list(&db, "laptops")
+            .await
+            .unwrap()
+            .is_empty(),
+        "an event applied before leaves the dead letters too"
+    );
+
     // Deleting a laptop takes its ports with it.
     assert!(store.delete(a.id, 3).await.unwrap());
     assert_eq!(
@@ -568,4 +628,72 @@ async fn each_module_has_its_own_postgres_schema_and_migration_history() {
         .filter(|(s, _)| ["laptops", "ports"].contains(s))
         .collect();
     assert_eq!(tables, expected);
+}
+
+/// Ports and deletions recorded before events survive the migration that
+/// added them: each port as a `port.created`, each deletion (which a
+/// follower may not have read yet) as a `port.deleted`.
+async fn ports_and_deletions_before_events_become_events(backend: Backend) {
+    let (url, _dir) = fresh_storage(backend).await;
+    let storage: app_kernel::db::Storage = url.parse().unwrap();
+    let db = storage.open(ports::MODULE.name).await.unwrap();
+    let full = (ports::MODULE.migrations)(backend);
+    let before_events = sqlx::migrate::Migrator {
+        migrations: std::borrow::Cow::Owned(full.migrations[..2].to_vec()),
+        table_name: full.table_name.clone(),
+        create_schemas: full.create_schemas.clone(),
+        ..sqlx::migrate::Migrator::DEFAULT
+    };
+    db.migrate(&before_events).await.unwrap();
+    let table = match backend {
+        Backend::Sqlite => "ports",
+        Backend::Postgres => "ports.ports",
+    };
+    let statements = [
+        format!("insert into {table} (name, name_key) values ('Gone', 'gone')"),
+        format!("insert into {table} (name, name_key) values ('Kept', 'kept')"),
+        format!("delete from {table} where name_key = 'gone'"),
+    ];
+    for statement in statements {
+        match &db {
+            Db::Sqlite(pool) => {
+                sqlx::query(sqlx::AssertSqlSafe(statement))
+                    .execute(pool.sqlx())
+                    .await
+                    .unwrap();
+            }
+            Db::Postgres(pool) => {
+                sqlx::query(sqlx::AssertSqlSafe(statement))
+                    .execute(pool.sqlx())
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+
+    db.migrate(full).await.unwrap();
+    let store = ports::store::open(db);
+    let events = store.events(0, 10).await.unwrap();
+    let kinds: Vec<(&str, &str)> = events
+        .items
+        .iter()
+        .map(|e| (e.kind.as_str(), e.subject.as_str()))
+        .collect();
+    assert_eq!(kinds, [("port.deleted", "1"), ("port.created", "2")]);
+    assert_eq!(
+        events.items[0].data,
+        serde_json::json!({"id": 1, "version": 0})
+    );
+    assert_eq!(events.items[1].data["name"], "Kept");
+    assert_eq!(events.items[1].data["version"], 1);
+}
+
+#[tokio::test]
+async fn sqlite_ports_and_deletions_before_events_become_events() {
+    ports_and_deletions_before_events_become_events(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn postgres_ports_and_deletions_before_events_become_events() {
+    ports_and_deletions_before_events_become_events(Backend::Postgres).await;
 }

@@ -1,6 +1,6 @@
 -- Every change to a laptop, as a CloudEvent, written in the transaction of
 -- the change: an event exists if and only if its change committed. Writers
--- lock the table from their insert to their commit, so seq is commit order
+-- lock the table first thing and to their commit, so seq is commit order
 -- (GET /api/v1/laptops/events).
 create table laptops.events (
     seq bigint generated always as identity primary key,

@@ -10,7 +10,7 @@ create table laptops.port_refs (
 -- The events this module applied, by id, each recorded with its effect: an
 -- event delivered again changes nothing.
 create table laptops.events_handled (
-    id uuid primary key,
+    id text primary key,
     handled_at timestamptz not null default now()
 );
 

@@ -2,7 +2,7 @@
 -- the last error, out of the way of the events after them, until
 -- `app events retry ID` sets retry and the follower applies them again.
 create table laptops.events_dead (
-    id uuid primary key,
+    id text primary key,
     feed text not null,
     seq bigint not null,
     event jsonb not null,

@@ -1,6 +1,6 @@
 -- Every change to a port, as a CloudEvent, written in the transaction of the
 -- change: an event exists if and only if its change committed. Writers lock
--- the table from their insert to their commit, so seq is commit order.
+-- the table first thing and to their commit, so seq is commit order.
 -- Other modules follow them by seq (GET /api/v1/ports/events).
 create table ports.events (
     seq bigint generated always as identity primary key,
@@ -11,6 +11,13 @@ create table ports.events (
     data jsonb not null,
     traceparent text
 );
+
+-- Deletions recorded before events, which a follower may not have read
+-- yet: applying one again changes nothing. Their last version is not known.
+insert into ports.events (id, type, subject, time, data)
+select gen_random_uuid(), 'port.deleted', port_id::text, deleted_at,
+       jsonb_build_object('id', port_id, 'version', 0)
+from ports.port_deletions order by seq;
 
 -- The ports there are already were created before events were recorded.
 insert into ports.events (id, type, subject, time, data)

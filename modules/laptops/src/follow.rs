@@ -223,14 +223,22 @@ impl PortEvents {
                         _ => 1,
                     };
                     if failed >= self.delivery.max_attempts {
-                        tracing::error!(module = crate::NAME, event = %event.id, kind = %event.kind, %error, attempts = failed, "event dead-lettered");
-                        if let Err(error) = self.store.dead_letter(&event, &error, failed).await {
-                            tracing::warn!(module = crate::NAME, %error, "cannot dead-letter an event; will retry");
+                        match self.store.dead_letter(&event, &error, failed).await {
+                            Ok(()) => {
+                                tracing::error!(module = crate::NAME, event = %event.id, kind = %event.kind, %error, attempts = failed, "event dead-lettered");
+                                metrics::counter!("app_events_dead_lettered_total", "module" => crate::NAME, "feed" => FEED)
+                                    .increment(1);
+                                failing = None;
+                                Some(Duration::ZERO)
+                            }
+                            Err(store) => {
+                                // Kept as failing: the next failure tries to
+                                // dead-letter it again, not to start over.
+                                tracing::warn!(module = crate::NAME, event = %event.id, error = %store, "cannot dead-letter an event; will retry");
+                                failing = Some((event.id, failed));
+                                Some(interval)
+                            }
                         }
-                        metrics::counter!("app_events_dead_lettered_total", "module" => crate::NAME, "feed" => FEED)
-                            .increment(1);
-                        failing = None;
-                        Some(Duration::ZERO)
                     } else {
                         tracing::warn!(module = crate::NAME, event = %event.id, kind = %event.kind, %error, attempt = failed, "event failed; will retry");
                         failing = Some((event.id, failed));

@@ -52,6 +52,7 @@ impl LaptopStore for PgLaptops {
     async fn insert(&self, laptop: &NewLaptop) -> Result<Laptop, StoreError> {
         let mut conn = self.0.acquire().await?;
         let mut tx = conn.begin().await?;
+        event::postgres::lock(&mut tx, SCHEMA).await?;
         let (id,): (i64,) = sqlx::query_as(
             "insert into laptops.laptops (title, title_key, model) values ($1, $2, $3) returning id",
         )
@@ -80,6 +81,7 @@ impl LaptopStore for PgLaptops {
     ) -> Result<Option<Laptop>, StoreError> {
         let mut conn = self.0.acquire().await?;
         let mut tx = conn.begin().await?;
+        event::postgres::lock(&mut tx, SCHEMA).await?;
         let updated = sqlx::query("update laptops.laptops set title = $3, title_key = $4, model = $5, version = version + 1, updated_at = now() where id = $1 and version = $2")
         .bind(id)
         .bind(version)
@@ -110,6 +112,7 @@ impl LaptopStore for PgLaptops {
     async fn delete(&self, id: i64, version: i64) -> Result<bool, StoreError> {
         let mut conn = self.0.acquire().await?;
         let mut tx = conn.begin().await?;
+        event::postgres::lock(&mut tx, SCHEMA).await?;
         let done = sqlx::query("delete from laptops.laptops where id = $1 and version = $2")
             .bind(id)
             .bind(version)
@@ -135,22 +138,22 @@ impl LaptopStore for PgLaptops {
     ) -> Result<Vec<Option<u64>>, StoreError> {
         let mut conn = self.0.acquire().await?;
         let mut tx = conn.begin().await?;
+        event::postgres::lock(&mut tx, SCHEMA).await?;
         let mut applied = Vec::with_capacity(events.len());
         for &PortEvent { id, change, .. } in events {
             let fresh = sqlx::query(
-                "insert into laptops.events_handled (id) values ($1::uuid) on conflict do nothing",
+                "insert into laptops.events_handled (id) values ($1) on conflict do nothing",
             )
             .bind(id)
             .execute(&mut *tx)
             .await?
             .rows_affected()
                 == 1;
-            if fresh {
-                sqlx::query("delete from laptops.events_dead where id = $1::uuid")
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-            }
+            // Applied now or before: it is no longer dead either way.
+            sqlx::query("delete from laptops.events_dead where id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
             let changed = match change {
                 _ if !fresh => None,
                 None => Some(0),
@@ -191,7 +194,7 @@ impl LaptopStore for PgLaptops {
     ) -> Result<(), StoreError> {
         let mut conn = self.0.acquire().await?;
         let mut tx = conn.begin().await?;
-        sqlx::query("insert into laptops.events_dead (id, feed, seq, event, error, attempts, failed_at, retry) values ($1::uuid, 'ports', $2, $3, $4, $5, $6, false) on conflict (id) do update set error = excluded.error, attempts = laptops.events_dead.attempts + excluded.attempts, failed_at = excluded.failed_at, retry = false")
+        sqlx::query("insert into laptops.events_dead (id, feed, seq, event, error, attempts, failed_at, retry) values ($1, 'ports', $2, $3, $4, $5, $6, false) on conflict (id) do update set error = excluded.error, attempts = laptops.events_dead.attempts + excluded.attempts, failed_at = excluded.failed_at, retry = false")
             .bind(&event.id)
             .bind(event.seq)
             .bind(serde_json::to_value(event).expect("an event is JSON"))
@@ -260,8 +263,8 @@ impl LaptopStore for PgLaptops {
 /// Drops `port_id` from every laptop that lists it, each a new version
 /// with its event; returns how many laptops changed.
 async fn remove_port(tx: &mut Transaction<'_, Postgres>, port_id: i64) -> Result<u64, StoreError> {
-    // Laptops rows first, as every laptop write locks them (no deadlock);
-    // then only the bumped laptops lose the port, so a laptop that gained
+    // Under the events lock every writer takes first (so no deadlock): the
+    // bumped laptops, and only they, lose the port, so a laptop that gained
     // it meanwhile never changes without a new version.
     let bumped: Vec<(i64,)> = sqlx::query_as("update laptops.laptops set version = version + 1, updated_at = now() where id in (select laptop_id from laptops.laptop_ports where port_id = $1) returning id")
         .bind(port_id)

@@ -134,12 +134,11 @@ impl LaptopStore for SqliteLaptops {
                     .await?
                     .rows_affected()
                     == 1;
-            if fresh {
-                sqlx::query("delete from events_dead where id = ?1")
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-            }
+            // Applied now or before: it is no longer dead either way.
+            sqlx::query("delete from events_dead where id = ?1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
             let changed = match change {
                 _ if !fresh => None,
                 None => Some(0),

@@ -38,6 +38,7 @@ impl PortStore for PgPorts {
     async fn insert(&self, port: &NewPort) -> Result<Port, StoreError> {
         let mut conn = self.0.acquire().await?;
         let mut tx = conn.begin().await?;
+        event::postgres::lock(&mut tx, SCHEMA).await?;
         let created: Port = sqlx::query_as("insert into ports.ports (name, name_key) values ($1, $2) returning id, name, version, created_at, updated_at")
         .bind(&port.name)
         .bind(port.name_key())
@@ -62,6 +63,7 @@ impl PortStore for PgPorts {
     ) -> Result<Option<Port>, StoreError> {
         let mut conn = self.0.acquire().await?;
         let mut tx = conn.begin().await?;
+        event::postgres::lock(&mut tx, SCHEMA).await?;
         let updated: Option<Port> = sqlx::query_as("update ports.ports set name = $3, name_key = $4, version = version + 1, updated_at = now() where id = $1 and version = $2 returning id, name, version, created_at, updated_at")
         .bind(id)
         .bind(version)
@@ -85,6 +87,7 @@ impl PortStore for PgPorts {
     async fn delete(&self, id: i64, version: i64) -> Result<bool, StoreError> {
         let mut conn = self.0.acquire().await?;
         let mut tx = conn.begin().await?;
+        event::postgres::lock(&mut tx, SCHEMA).await?;
         let done = sqlx::query("delete from ports.ports where id = $1 and version = $2")
             .bind(id)
             .bind(version)

@@ -11,7 +11,7 @@ create table {{name}}.{{name}} (
 
 -- Every change, as a CloudEvent, written in the transaction of the change:
 -- an event exists if and only if its change committed. Writers lock the
--- table from their insert to their commit, so seq is commit order
+-- table first thing and to their commit, so seq is commit order
 -- (GET /api/v1/{{name}}/events).
 create table {{name}}.events (
     seq bigint generated always as identity primary key,

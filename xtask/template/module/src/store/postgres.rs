@@ -37,6 +37,7 @@ impl {{Item}}Store for Pg{{Name}} {
     async fn insert(&self, {{item}}: &New{{Item}}) -> Result<{{Item}}, StoreError> {
         let mut conn = self.0.acquire().await?;
         let mut tx = conn.begin().await?;
+        event::postgres::lock(&mut tx, SCHEMA).await?;
         let created: {{Item}} = sqlx::query_as("insert into {{name}}.{{name}} (name, name_key) values ($1, $2) returning id, name, version, created_at, updated_at")
         .bind(&{{item}}.name)
         .bind({{item}}.name_key())
@@ -56,6 +57,7 @@ impl {{Item}}Store for Pg{{Name}} {
     ) -> Result<Option<{{Item}}>, StoreError> {
         let mut conn = self.0.acquire().await?;
         let mut tx = conn.begin().await?;
+        event::postgres::lock(&mut tx, SCHEMA).await?;
         let updated: Option<{{Item}}> = sqlx::query_as("update {{name}}.{{name}} set name = $3, name_key = $4, version = version + 1, updated_at = now() where id = $1 and version = $2 returning id, name, version, created_at, updated_at")
         .bind(id)
         .bind(version)
@@ -74,6 +76,7 @@ impl {{Item}}Store for Pg{{Name}} {
     async fn delete(&self, id: i64, version: i64) -> Result<bool, StoreError> {
         let mut conn = self.0.acquire().await?;
         let mut tx = conn.begin().await?;
+        event::postgres::lock(&mut tx, SCHEMA).await?;
         let done = sqlx::query("delete from {{name}}.{{name}} where id = $1 and version = $2")
             .bind(id)
             .bind(version)

@@ -426,7 +426,10 @@ async fn laptop_store_conforms(backend: Backend) {
             .await
             .unwrap()
     );
-    assert_eq!(store.retries().await.unwrap(), [dead_event.clone()]);
+    assert_eq!(
+        store.retries().await.unwrap(),
+        std::slice::from_ref(&dead_event)
+    );
     let mended = named(50, "VGA 2", 2);
     assert_eq!(
         store

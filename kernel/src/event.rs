@@ -200,14 +200,13 @@ pub mod postgres {
     }
 
     /// Records `event` on `conn`, which holds the change's transaction and
-    /// (see [`lock`]) the events lock.
+    /// took the events lock first ([`lock`]): without it `seq` would not be
+    /// commit order.
     pub async fn record(
         conn: &mut PgConnection,
         schema: &'static str,
         event: &Event,
     ) -> Result<(), sqlx::Error> {
-        // Taken already by a writer that locked first; a no-op then.
-        lock(&mut *conn, schema).await?;
         let insert = format!(
             "insert into {schema}.events (id, type, subject, time, data, traceparent) \
              values ($1::uuid, $2, $3, $4, $5, $6)"

@@ -156,6 +156,13 @@ impl std::fmt::Display for Chain<'_> {
     }
 }
 
+/// A handler for a path that answers GET and HEAD only, mounted after its
+/// GET: every other method gets a 405 rather than falling through to a
+/// `/{id}` beside it (which would answer 400).
+pub async fn only_get(req: actix_web::HttpRequest) -> HttpResponse {
+    method_not_allowed(req.method(), "GET, HEAD")
+}
+
 /// 405 with `Allow`, as a problem: `method` is not one of `allow`.
 pub fn method_not_allowed(method: &actix_web::http::Method, allow: &str) -> HttpResponse {
     let detail = format!("{method} is not allowed here; allowed: {allow}");

@@ -49,6 +49,19 @@ fn change(event: &CloudEvent) -> Result<Option<PortChange>, String> {
     }))
 }
 
+/// Says what applying a deletion did: how many laptops it changed (`None`:
+/// it was applied before).
+fn log_applied(change: Option<&PortChange>, laptops: Option<u64>) {
+    if let (Some(PortChange::Deleted { id }), Some(laptops)) = (change, laptops) {
+        tracing::info!(
+            module = crate::NAME,
+            port_id = id,
+            laptops,
+            "deleted port removed from laptops"
+        );
+    }
+}
+
 /// Why an event was not applied.
 enum Failure {
     /// Ports or this module's database cannot be reached: the same event
@@ -99,14 +112,7 @@ impl PortEvents {
             }
             Err(error) => return Err(Failure::Event(event.clone(), error.to_string())),
         };
-        if let (Some(PortChange::Deleted { id }), Some(laptops)) = (&change, changed) {
-            tracing::info!(
-                module = crate::NAME,
-                port_id = id,
-                laptops,
-                "deleted port removed from laptops"
-            );
-        }
+        log_applied(change.as_ref(), changed);
         Ok(())
     }
 
@@ -128,15 +134,7 @@ impl PortEvents {
             match self.store.apply_port_events(&batch).await {
                 Ok(applied) => {
                     for (change, laptops) in changes.iter().zip(applied) {
-                        if let (Some(PortChange::Deleted { id }), Some(laptops)) = (change, laptops)
-                        {
-                            tracing::info!(
-                                module = crate::NAME,
-                                port_id = id,
-                                laptops,
-                                "deleted port removed from laptops"
-                            );
-                        }
+                        log_applied(change.as_ref(), laptops);
                     }
                     return Ok(());
                 }

@@ -26,17 +26,13 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .service(list_laptops)
             .service(list_laptop_events)
             // Else `/{id}` would answer other methods here with a 400.
-            .route("/events", web::route().to(only_get))
+            .route("/events", web::route().to(app_kernel::problem::only_get))
             .service(create_laptop)
             .service(get_laptop)
             .service(replace_laptop)
             .service(patch_laptop)
             .service(delete_laptop),
     );
-}
-
-async fn only_get(req: HttpRequest) -> HttpResponse {
-    app_kernel::problem::method_not_allowed(req.method(), "GET, HEAD")
 }
 
 /// List the module's events, oldest first: every change to a laptop, as a

@@ -26,7 +26,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .service(list_ports)
             .service(list_port_events)
             // Else `/{id}` would answer other methods here with a 400.
-            .route("/events", web::route().to(only_get))
+            .route("/events", web::route().to(app_kernel::problem::only_get))
             .service(create_port)
             .service(get_port)
             .service(replace_port)
@@ -73,10 +73,6 @@ async fn list_ports(
         .transpose()?;
     let found = ports.list(query.name.as_deref(), ids, page).await?;
     Ok(HttpResponse::Ok().json(found))
-}
-
-async fn only_get(req: HttpRequest) -> HttpResponse {
-    app_kernel::problem::method_not_allowed(req.method(), "GET, HEAD")
 }
 
 /// List the module's events, oldest first: every change to a port, as a

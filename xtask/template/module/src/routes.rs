@@ -26,17 +26,13 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .service(list_{{name}})
             .service(list_{{item}}_events)
             // Else `/{id}` would answer other methods here with a 400.
-            .route("/events", web::route().to(only_get))
+            .route("/events", web::route().to(app_kernel::problem::only_get))
             .service(create_{{item}})
             .service(get_{{item}})
             .service(replace_{{item}})
             .service(patch_{{item}})
             .service(delete_{{item}}),
     );
-}
-
-async fn only_get(req: HttpRequest) -> HttpResponse {
-    app_kernel::problem::method_not_allowed(req.method(), "GET, HEAD")
 }
 
 /// List the module's events, oldest first: every change, as a CloudEvent,

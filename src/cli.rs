@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use app_kernel::broker::Broker;
 use app_kernel::db::{DEFAULT_MAX_CONNECTIONS, Storage};
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -194,6 +195,20 @@ pub struct ServeArgs {
         value_parser = clap::value_parser!(u32).range(1..=100)
     )]
     pub event_max_attempts: u32,
+
+    /// Carry events between processes through this RabbitMQ,
+    /// `amqp://user:password@host:5672/vhost`: each module publishes its
+    /// events to it, and follows others' from its own queue on it. Without
+    /// one, a module reads the feeds of the modules it follows. Give a URL
+    /// with a password through the variable, not the command line.
+    #[arg(
+        long,
+        env = "APP_BROKER_URL",
+        value_name = "URL",
+        hide_env_values = true,
+        value_parser = parse_broker
+    )]
+    pub broker: Option<Broker>,
 
     /// Serve HTTPS (TLS 1.2 and 1.3) with this certificate chain, PEM; needs --tls-key.
     #[arg(long, env = "APP_TLS_CERT", value_name = "FILE", requires = "tls_key")]
@@ -485,4 +500,8 @@ fn selected(all: bool, chosen: &[&'static Module]) -> Vec<&'static Module> {
         .copied()
         .filter(|module| all || chosen.contains(module))
         .collect()
+}
+
+fn parse_broker(url: &str) -> Result<Broker, String> {
+    Broker::parse(url)
 }

@@ -28,6 +28,7 @@ pub async fn serve(args: ServeArgs, storage: Storage, dev_key_file: PathBuf) -> 
         delivery: app_kernel::event::Delivery {
             max_attempts: args.event_max_attempts,
         },
+        broker: args.broker.clone(),
         storage,
         bind: args.bind,
         workers: None,

@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use actix_web::web;
 use anyhow::Context as _;
+use app_kernel::broker::{Broker, Relay};
 use app_kernel::db::{Db, Storage};
-use app_kernel::event::Delivery;
+use app_kernel::event::{Delivery, Notifier};
 pub use app_kernel::module::Module;
-use app_kernel::module::{Api, Contract, Start, State};
+use app_kernel::module::{Api, Contract, Events, Start, State};
 use app_kernel::peer::{Peer, TokenFile};
 use tokio::task::AbortHandle;
 
@@ -123,12 +124,14 @@ impl Running {
     /// needs, handing it the API of each: the module itself when it runs
     /// here, an HTTP client when `peers` says where it runs, or one that
     /// answers 503 naming the missing flag. `origin` is this process's own
-    /// address, for `Peers::loopback`. The one place that chooses.
+    /// address, for `Peers::loopback`. The one place that chooses. With a
+    /// `broker`, each module's relay publishes its events there.
     pub fn start(
         mut self,
         peers: &Peers,
         origin: &str,
         delivery: Delivery,
+        broker: Option<&Broker>,
     ) -> anyhow::Result<Self> {
         // The API each started module provides in this process.
         let mut provided: Vec<(&'static str, Api)> = Vec::new();
@@ -151,7 +154,23 @@ impl Running {
                 };
                 needs.push((name, api));
             }
-            let started = (module.start)(Start::new(db, needs, delivery))
+            let committed = Notifier::default();
+            if let Some(broker) = broker.filter(|_| !module.events.is_empty()) {
+                let relay = Relay {
+                    broker: broker.clone(),
+                    module: module.name,
+                    source: module.path(),
+                    db: db.clone(),
+                    changes: committed.subscribe(),
+                };
+                tasks.push(tokio::spawn(relay.run()).abort_handle());
+            }
+            let events = Events {
+                delivery,
+                committed,
+                broker: broker.cloned(),
+            };
+            let started = (module.start)(Start::new(db, needs, events))
                 .with_context(|| format!("cannot start module {}", module.name))?;
             let (state, module_tasks, api) = started.into_parts();
             if let Some(api) = api {

@@ -17,6 +17,7 @@ use utoipa_actix_web::AppExt as _;
 use crate::http::{docs, fallback, guard, health, metrics, request};
 use crate::modules::{Module, Peers, Running};
 use crate::security::{Guard, KeySource, Security};
+use app_kernel::broker::Broker;
 use app_kernel::event::Delivery;
 
 /// How long an idle client connection stays open.
@@ -58,6 +59,8 @@ pub struct Settings {
     pub metrics: Metrics,
     /// How modules treat the events they follow that fail.
     pub delivery: Delivery,
+    /// The broker events go through between processes, if any.
+    pub broker: Option<Broker>,
 }
 
 /// Where `/metrics` is served.
@@ -93,7 +96,12 @@ impl Application {
         }
         let running = Running::open(&settings.modules, &settings.storage, settings.migrate)
             .await?
-            .start(&settings.peers, &origin, settings.delivery)?;
+            .start(
+                &settings.peers,
+                &origin,
+                settings.delivery,
+                settings.broker.as_ref(),
+            )?;
         let port = listener.local_addr()?.port();
         let guard = web::Data::new(Guard::open(&settings.security).await?);
         if let KeySource::Development(path) = &settings.security.keys {

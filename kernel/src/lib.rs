@@ -4,6 +4,7 @@
 
 pub mod body;
 pub mod breaker;
+pub mod broker;
 pub mod db;
 pub mod etag;
 pub mod event;

@@ -19,8 +19,9 @@ use actix_web::web;
 use sqlx::migrate::Migrator;
 use utoipa_actix_web::service_config::ServiceConfig;
 
+use crate::broker::Broker;
 use crate::db::{Backend, Db};
-use crate::event::{Delivery, EventType};
+use crate::event::{Delivery, EventType, Notifier};
 use crate::peer::Peer;
 
 /// A domain module, as the binary sees it.
@@ -126,18 +127,27 @@ pub struct Start {
     /// Its own database, opened and migrated.
     pub db: Db,
     needs: Vec<(&'static str, Api)>,
+    /// How it treats the events it follows.
+    pub events: Events,
+}
+
+/// How a module's events travel.
+#[derive(Debug, Clone, Default)]
+pub struct Events {
     /// How its followers treat events that fail.
     pub delivery: Delivery,
+    /// What it tells after each commit of events: the relay and the
+    /// followers of this process wait on it.
+    pub committed: Notifier,
+    /// The broker it follows others' events from, if any; without one, it
+    /// reads their feeds.
+    pub broker: Option<Broker>,
 }
 
 impl Start {
     /// `needs`: the API of every module named in [`Module::needs`].
-    pub fn new(db: Db, needs: Vec<(&'static str, Api)>, delivery: Delivery) -> Self {
-        Self {
-            db,
-            needs,
-            delivery,
-        }
+    pub fn new(db: Db, needs: Vec<(&'static str, Api)>, events: Events) -> Self {
+        Self { db, needs, events }
     }
 
     /// The API of the module `contract` is for, as `T`.

@@ -132,6 +132,26 @@ fn describe() {
         "app_follower_applied_total",
         "Entries of a followed feed applied."
     );
+    describe_gauge!(
+        "app_broker_connected",
+        "1 while a module's relay or consumer holds a connection to the broker, else 0."
+    );
+    describe_counter!(
+        "app_events_published_total",
+        "Events of a module's outbox the broker confirmed."
+    );
+    describe_gauge!(
+        "app_relay_behind_rows",
+        "Events of a module's outbox not yet confirmed by the broker, as of the relay's last read."
+    );
+    describe_counter!(
+        "app_events_received_total",
+        "Events received from the broker, by queue."
+    );
+    describe_counter!(
+        "app_broker_dropped_total",
+        "Messages received from the broker that were not events, dropped, by queue."
+    );
     describe_counter!(
         "app_trace_spans_ended_total",
         "Sampled spans handed to the OTLP exporter's queue."

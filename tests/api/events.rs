@@ -2,7 +2,6 @@
 //! --event-max-attempts while the events after them flow on, listed by
 //! `app events dead` and applied again after `app events retry`.
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -29,15 +28,20 @@ async fn until<F: AsyncFnMut() -> bool>(what: &str, mut check: F) {
 
 #[tokio::test]
 async fn a_poison_event_is_dead_lettered_the_rest_flow_on_and_a_retry_applies_it() {
+    poison_is_dead_lettered(&[]).await;
+}
+
+#[tokio::test]
+async fn a_poison_event_from_the_broker_is_dead_lettered_and_the_rest_flow_on() {
+    let broker = crate::rabbitmq::shared().fresh_url();
+    poison_is_dead_lettered(&[("APP_BROKER_URL", &broker)]).await;
+}
+
+/// A process of every module, with `env`.
+async fn poison_is_dead_lettered(env: &[(&str, &str)]) {
     let dir = tempfile::tempdir().unwrap();
     let data = format!("sqlite:{}", dir.path().display());
-    let server = Process::start_with(
-        &data,
-        &["--event-max-attempts", "2"],
-        "warn",
-        Stdio::inherit(),
-    )
-    .await;
+    let server = Process::start_with_env(&data, &["--event-max-attempts", "2"], "warn", env).await;
     let client = crate::auth::client();
     let base = &server.address;
     let port: Value = client
@@ -70,6 +74,25 @@ async fn a_poison_event_is_dead_lettered_the_rest_flow_on_and_a_retry_applies_it
             .unwrap();
         laptop["ports"][0]["name"].clone()
     };
+
+    // Laptops know the port from its event, not from asking ports.
+    until("laptops apply port.created", async || {
+        let metrics = client
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        metrics
+            .lines()
+            .filter(|line| line.starts_with("app_follower_applied_total{"))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>()
+            >= 1.0
+    })
+    .await;
 
     // A port.renamed with no name, as a broken producer might write it.
     let poison = uuid::Uuid::new_v4().to_string();

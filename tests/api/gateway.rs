@@ -165,6 +165,11 @@ impl Split {
 
     /// The split with `extra` arguments for every process.
     pub async fn start_with(database_url: &str, extra: &[&str]) -> Split {
+        Split::start_with_env(database_url, extra, &[]).await
+    }
+
+    /// The split with `extra` arguments and `env` for every process.
+    pub async fn start_with_env(database_url: &str, extra: &[&str], env: &[(&str, &str)]) -> Split {
         // A module's peers are the first replica of each module it needs.
         let ports: Vec<(&Module, Vec<u16>)> = modules::ALL
             .iter()
@@ -193,7 +198,7 @@ impl Split {
             };
             let processes: Vec<Process> = replicas
                 .iter()
-                .map(|&port| Process::spawn(port, &args, log, Stdio::inherit()))
+                .map(|&port| Process::spawn_with_env(port, &args, log, Stdio::inherit(), env))
                 .collect();
             modules.push((*module, processes));
         }
@@ -208,6 +213,15 @@ impl Split {
             .collect();
         let nginx = Nginx::start(&upstreams).await;
         Split { nginx, modules }
+    }
+
+    /// The addresses of the replicas of module `name`.
+    pub fn addresses_of(&self, name: &str) -> Vec<String> {
+        self.modules
+            .iter()
+            .filter(|(module, _)| module.name == name)
+            .flat_map(|(_, processes)| processes.iter().map(|p| p.address.clone()))
+            .collect()
     }
 
     /// The replicas of module `name`, taken out of the split (they still

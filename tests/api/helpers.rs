@@ -64,6 +64,34 @@ pub async fn spawn_split() -> TestApp {
     }
 }
 
+/// The split on a fresh database of `backend`, its events carried by
+/// the shared RabbitMQ (a virtual host of its own) when `broker`, else read
+/// from the feeds.
+pub async fn spawn_split_on(backend: Backend, broker: bool) -> TestApp {
+    let (url, dir) = fresh_storage(backend).await;
+    // Migrated once before the replicas start: SQLite has no lock that
+    // would keep two processes from migrating one file at once.
+    let migrated = std::process::Command::new(env!("CARGO_BIN_EXE_app"))
+        .args(["migrate", "--database-url", &url])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(migrated.success(), "app migrate");
+    let broker_url = broker.then(|| crate::rabbitmq::shared().fresh_url());
+    let env: Vec<(&str, &str)> = broker_url
+        .iter()
+        .map(|url| ("APP_BROKER_URL", url.as_str()))
+        .collect();
+    let split = Split::start_with_env(&url, &[], &env).await;
+    TestApp {
+        address: split.nginx.address.clone(),
+        client: client(),
+        handle: None,
+        _dir: dir,
+        _split: Some(split),
+    }
+}
+
 /// The split, every process signing with one development key at
 /// `key_file`, as `app token` does; the client sends `token`.
 pub async fn spawn_split_with_dev_keys(key_file: &std::path::Path, token: &str) -> TestApp {
@@ -103,6 +131,7 @@ pub async fn spawn_configured(
         tls: None,
         metrics: Metrics::WithApi,
         delivery: Default::default(),
+        broker: None,
     })
     .await
 }
@@ -124,6 +153,7 @@ pub async fn spawn_secured(security: Security, cors_origins: &[&str]) -> TestApp
         tls: None,
         metrics: Metrics::WithApi,
         delivery: Default::default(),
+        broker: None,
     })
     .await;
     app._dir = dir;
@@ -283,6 +313,33 @@ macro_rules! api_tests {
     };
 }
 pub(crate) use api_tests;
+
+/// Generates one test per split topology for each named test of events:
+/// the feeds read over HTTP on SQLite (PostgreSQL is in [`api_tests`]),
+/// and RabbitMQ carrying the events on both backends.
+macro_rules! event_tests {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite_split {
+            $(#[tokio::test] async fn $test() {
+                let app = $crate::helpers::spawn_split_on(app_kernel::db::Backend::Sqlite, false).await;
+                super::$test(&app).await;
+            })*
+        }
+        mod sqlite_split_broker {
+            $(#[tokio::test] async fn $test() {
+                let app = $crate::helpers::spawn_split_on(app_kernel::db::Backend::Sqlite, true).await;
+                super::$test(&app).await;
+            })*
+        }
+        mod postgres_split_broker {
+            $(#[tokio::test] async fn $test() {
+                let app = $crate::helpers::spawn_split_on(app_kernel::db::Backend::Postgres, true).await;
+                super::$test(&app).await;
+            })*
+        }
+    };
+}
+pub(crate) use event_tests;
 
 /// GETs `url` and decodes its JSON body.
 pub async fn json_at(client: &reqwest::Client, url: String) -> Value {

@@ -3,7 +3,7 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, api_tests, assert_problem, error_fields};
+use crate::helpers::{TestApp, api_tests, assert_problem, error_fields, event_tests};
 
 api_tests!(
     a_laptop_is_created_read_replaced_patched_and_deleted,
@@ -16,6 +16,13 @@ api_tests!(
     broken_port_ids_are_rejected,
     a_laptops_ports_can_be_added_reordered_and_removed,
     laptops_filter_by_port_id,
+    deleting_a_port_removes_it_from_every_laptop,
+    every_laptop_change_is_an_event,
+    an_expanded_laptop_learns_a_ports_new_name_from_its_event,
+    a_list_expands_the_ports_of_every_laptop,
+);
+
+event_tests!(
     deleting_a_port_removes_it_from_every_laptop,
     every_laptop_change_is_an_event,
     an_expanded_laptop_learns_a_ports_new_name_from_its_event,

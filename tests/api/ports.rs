@@ -3,7 +3,7 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, api_tests, assert_problem, error_fields};
+use crate::helpers::{TestApp, api_tests, assert_problem, error_fields, event_tests};
 
 api_tests!(
     creating_a_port_answers_201_with_location_etag_and_body,
@@ -25,6 +25,8 @@ api_tests!(
     listing_filters_by_ids,
     every_change_is_an_event_with_the_trace_of_its_request,
 );
+
+event_tests!(every_change_is_an_event_with_the_trace_of_its_request);
 
 async fn creating_a_port_answers_201_with_location_etag_and_body(app: &TestApp) {
     let response = app.post("/api/v1/ports", &json!({"name": "USB-C"})).await;

@@ -56,6 +56,20 @@ impl Process {
         Process::serve(free_port(), &all, log, stderr).await
     }
 
+    /// [`Process::start_with`], with `env` set too.
+    pub async fn start_with_env(
+        database_url: &str,
+        args: &[&str],
+        log: &str,
+        env: &[(&str, &str)],
+    ) -> Process {
+        let mut all = vec!["--all", "--database-url", database_url];
+        all.extend_from_slice(args);
+        let process = Process::spawn_with_env(free_port(), &all, log, Stdio::inherit(), env);
+        process.ready().await;
+        process
+    }
+
     /// Runs `serve --bind 127.0.0.1:port args...` and waits until it is ready.
     pub async fn serve(port: u16, args: &[&str], log: &str, stderr: Stdio) -> Process {
         let process = Process::spawn(port, args, log, stderr);

@@ -500,8 +500,19 @@ async fn the_gateway_serves_the_document_of_every_module_and_each_process_its_ow
 
 #[tokio::test]
 async fn two_laptops_replicas_following_one_feed_apply_each_event_once() {
+    two_replicas_apply_each_event_once(&[]).await;
+}
+
+#[tokio::test]
+async fn two_laptops_replicas_sharing_one_queue_apply_each_event_once() {
+    let broker = crate::rabbitmq::shared().fresh_url();
+    two_replicas_apply_each_event_once(&[("APP_BROKER_URL", &broker)]).await;
+}
+
+/// The split on PostgreSQL, every process with `env`.
+async fn two_replicas_apply_each_event_once(env: &[(&str, &str)]) {
     let url = crate::postgres::shared().fresh_database().await;
-    let split = Split::start(&url).await;
+    let split = Split::start_with_env(&url, &[], env).await;
     let base = &split.nginx.address;
     let client = crate::auth::client();
     let port_id = create_port(&client, base, "USB-C").await;
@@ -562,12 +573,26 @@ async fn two_laptops_replicas_following_one_feed_apply_each_event_once() {
 
 #[tokio::test]
 async fn laptops_killed_while_applying_a_deletion_apply_it_once_after_restart() {
+    killed_mid_batch_apply_once(&[]).await;
+}
+
+#[tokio::test]
+async fn laptops_killed_while_consuming_a_deletion_apply_it_once_after_restart() {
+    let broker = crate::rabbitmq::shared().fresh_url();
+    killed_mid_batch_apply_once(&[("APP_BROKER_URL", &broker)]).await;
+}
+
+/// Ports and laptops as processes on SQLite, each with `env`.
+async fn killed_mid_batch_apply_once(env: &[(&str, &str)]) {
     let (url, _dir) = crate::helpers::fresh_storage(Backend::Sqlite).await;
-    let ports = Process::serve(
+    let serve = async |port: u16, args: &[&str]| {
+        let process = Process::spawn_with_env(port, args, "warn", Stdio::inherit(), env);
+        process.ready().await;
+        process
+    };
+    let ports = serve(
         crate::process::free_port(),
         &["--module", "ports", "--database-url", &url],
-        "warn",
-        Stdio::inherit(),
     )
     .await;
     let peer = format!("ports={}", ports.address);
@@ -580,7 +605,7 @@ async fn laptops_killed_while_applying_a_deletion_apply_it_once_after_restart() 
         "--peer",
         &peer,
     ];
-    let laptops = Process::serve(laptops_port, &args, "warn", Stdio::inherit()).await;
+    let laptops = serve(laptops_port, &args).await;
     let client = crate::auth::client();
     let port_id = create_port(&client, &ports.address, "USB-C").await;
     let many = 200;
@@ -604,7 +629,7 @@ async fn laptops_killed_while_applying_a_deletion_apply_it_once_after_restart() 
     // outcome must be the same): whatever it had done is all or nothing.
     tokio::time::sleep(Duration::from_millis(300)).await;
     laptops.kill();
-    let laptops = Process::serve(laptops_port, &args, "warn", Stdio::inherit()).await;
+    let laptops = serve(laptops_port, &args).await;
 
     let deadline = Instant::now() + Duration::from_secs(20);
     let all = loop {

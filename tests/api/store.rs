@@ -605,12 +605,14 @@ async fn each_module_has_its_own_postgres_schema_and_migration_history() {
         ("laptops", "events"),
         ("laptops", "events_dead"),
         ("laptops", "events_handled"),
+        ("laptops", "events_relay"),
         ("laptops", "feeds_read"),
         ("laptops", "laptop_ports"),
         ("laptops", "laptops"),
         ("laptops", "port_refs"),
         ("ports", "_sqlx_migrations"),
         ("ports", "events"),
+        ("ports", "events_relay"),
         ("ports", "ports"),
     ];
     // Every module has a schema of its own with its own history; nothing

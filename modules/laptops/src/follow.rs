@@ -2,15 +2,20 @@
 //! port's name for `expand=ports`, and a deleted port leaves every laptop
 //! that lists it.
 //!
-//! The feed is read the same way whether ports runs in this process or
-//! another; in this process each commit of ports wakes the reader, else it
-//! polls. Each event is applied with the record that it was, so a restart,
-//! a replica or a dead peer loses nothing and applies nothing twice.
+//! With a broker (`--broker`), they come from this module's queue on it,
+//! acknowledged once applied. Without one, or while it is down, they are
+//! read from ports' feed, the same way whether ports runs in this process
+//! or another: in this process each commit of ports wakes the reader, else
+//! it polls. Each event is applied with the record that it was, so a
+//! restart, a replica or a dead peer loses nothing and applies nothing
+//! twice.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use app_kernel::event::{CloudEvent, Delivery};
+use app_kernel::broker::{self, Broker, Inbox, Received};
+use app_kernel::event::{CloudEvent, Notifier};
+use app_kernel::module::Events;
 use ports_api::PortsApi;
 
 use crate::error::Error;
@@ -25,7 +30,27 @@ const FEED: &str = "ports.events";
 pub(crate) struct PortEvents {
     store: Arc<dyn LaptopStore>,
     ports: Arc<dyn PortsApi>,
-    delivery: Delivery,
+    events: Events,
+}
+
+/// Where the follower takes ports' events from.
+enum Source {
+    /// Ports' feed.
+    Feed,
+    /// This module's queue on the broker, once subscribed; the feed is read
+    /// while it cannot be.
+    Queue {
+        broker: Broker,
+        inbox: Option<Box<Inbox>>,
+        /// Received and not yet acknowledged: what the next attempt applies.
+        received: Received,
+        /// Whether the feed was read to its end since subscribing: until
+        /// then the queue waits, so an event that fails in the feed is tried
+        /// again there, not passed over.
+        caught_up: bool,
+        /// Whether the broker was found down, and said so.
+        down: bool,
+    },
 }
 
 /// What `event` changes here: `None` for a type this module does not use;
@@ -87,13 +112,17 @@ impl PortEvents {
     pub(crate) fn new(
         store: Arc<dyn LaptopStore>,
         ports: Arc<dyn PortsApi>,
-        delivery: Delivery,
+        events: Events,
     ) -> Self {
         Self {
             store,
             ports,
-            delivery,
+            events,
         }
+    }
+
+    fn committed(&self) -> &Notifier {
+        &self.events.committed
     }
 
     /// Applies one event, unless applied before.
@@ -136,6 +165,7 @@ impl PortEvents {
                     for (change, laptops) in changes.iter().zip(applied) {
                         log_applied(change.as_ref(), laptops);
                     }
+                    self.committed().notify();
                     return Ok(());
                 }
                 Err(app_kernel::db::StoreError::Unavailable(error)) => {
@@ -144,46 +174,124 @@ impl PortEvents {
                 Err(_) => {}
             }
         }
+        let applied = self.apply_each(events).await;
+        self.committed().notify();
+        applied
+    }
+
+    async fn apply_each(&self, events: &[CloudEvent]) -> Result<(), Failure> {
         for event in events {
             self.apply_one(event).await?;
         }
         Ok(())
     }
 
-    /// Applies the events not yet applied, and those `app events retry`
-    /// asked for; returns how many there were.
-    async fn apply(&self) -> Result<usize, Failure> {
+    /// Applies the events `app events retry` asked for, then the next from
+    /// `source`; `true` if more may be there at once.
+    async fn apply(&self, source: &mut Source, interval: Duration) -> Result<bool, Failure> {
         for event in self.store.retries().await? {
             self.apply_one(&event).await?;
+            self.committed().notify();
             tracing::info!(module = crate::NAME, event = %event.id, "dead-lettered event applied on retry");
         }
-        let mut applied = 0;
+        let Source::Queue {
+            broker,
+            inbox,
+            received,
+            caught_up,
+            down,
+        } = source
+        else {
+            self.catch_up().await?;
+            return Ok(false);
+        };
+        let Some(queue) = inbox else {
+            match broker
+                .subscribe(
+                    crate::NAME,
+                    ports_api::NAME,
+                    crate::MODULE.follows,
+                    BATCH as u16,
+                )
+                .await
+            {
+                Ok(subscribed) => {
+                    tracing::info!(
+                        module = crate::NAME,
+                        "consuming port events from the broker"
+                    );
+                    broker::connected(crate::NAME, "consumer", true);
+                    *down = false;
+                    *caught_up = false;
+                    *inbox = Some(Box::new(subscribed));
+                }
+                Err(error) => {
+                    if !*down {
+                        *down = true;
+                        tracing::warn!(module = crate::NAME, broker = %broker.redacted(), %error, "cannot reach the broker; reading the feed of port events meanwhile");
+                    }
+                    self.catch_up().await?;
+                    return Ok(false);
+                }
+            }
+            return Ok(true);
+        };
+        if !*caught_up {
+            // What was published before the queue was bound, or while this
+            // module read no queue, is only in the feed.
+            self.catch_up().await?;
+            *caught_up = true;
+            return Ok(true);
+        }
+        if received.is_empty() {
+            match queue.receive(BATCH as usize, interval).await {
+                Ok(messages) => *received = messages,
+                Err(error) => {
+                    tracing::warn!(module = crate::NAME, %error, "lost the broker; will subscribe again");
+                    broker::connected(crate::NAME, "consumer", false);
+                    *inbox = None;
+                    return Ok(false);
+                }
+            }
+        }
+        // Those at or before the feed's position were applied, read from
+        // the feed, or dead-lettered: the queue gives events in order.
+        let read = self.store.ports_read().await?;
+        let fresh: Vec<CloudEvent> = received
+            .events
+            .iter()
+            .filter(|event| event.seq > read)
+            .cloned()
+            .collect();
+        self.apply_page(&fresh).await?;
+        applied(fresh.len());
+        let drained = received.len() < BATCH as usize;
+        if let Err(error) = queue.ack(received).await {
+            // Unacknowledged, they are delivered again, and skipped then.
+            tracing::warn!(module = crate::NAME, %error, "lost the broker; will subscribe again");
+            broker::connected(crate::NAME, "consumer", false);
+            *inbox = None;
+        }
+        *received = Received::default();
+        if drained {
+            mark_caught_up();
+        }
+        Ok(true)
+    }
+
+    /// Applies the events of ports' feed not yet applied.
+    async fn catch_up(&self) -> Result<(), Failure> {
         loop {
             let read = self.store.ports_read().await?;
             let page = self.ports.events(read, BATCH).await.map_err(Error::from)?;
-            let behind = |rows: i64| {
-                metrics::gauge!("app_follower_behind_rows", "module" => crate::NAME, "feed" => FEED)
-                    .set(rows as f64);
-            };
             behind(page.remaining);
             self.apply_page(&page.items).await?;
             let count = page.items.len();
-            applied += count;
             behind(page.remaining - count as i64);
-            metrics::counter!("app_follower_applied_total", "module" => crate::NAME, "feed" => FEED)
-                .increment(count as u64);
+            applied(count);
             if (count as i64) < BATCH {
-                // Caught up: the lag is the time since, `time() - this`.
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap_or_default();
-                metrics::gauge!(
-                    "app_follower_caught_up_timestamp_seconds",
-                    "module" => crate::NAME,
-                    "feed" => FEED,
-                )
-                .set(now.as_secs_f64());
-                return Ok(applied);
+                mark_caught_up();
+                return Ok(());
             }
         }
     }
@@ -196,17 +304,27 @@ impl PortEvents {
     /// it flow on.
     pub(crate) async fn follow(self, interval: Duration) {
         let mut changes = self.ports.changes();
+        let mut source = match &self.events.broker {
+            Some(broker) => Source::Queue {
+                broker: broker.clone(),
+                inbox: None,
+                received: Received::default(),
+                caught_up: false,
+                down: false,
+            },
+            None => Source::Feed,
+        };
         let mut unavailable = false;
         let mut failing: Option<(String, u32)> = None;
         loop {
-            let wait = match self.apply().await {
-                Ok(_) => {
+            let wait = match self.apply(&mut source, interval).await {
+                Ok(more) => {
                     if unavailable {
                         unavailable = false;
                         tracing::info!(module = crate::NAME, "following port events again");
                     }
                     failing = None;
-                    None
+                    more.then_some(Duration::ZERO)
                 }
                 Err(Failure::Unavailable(error)) => {
                     if !unavailable {
@@ -220,7 +338,7 @@ impl PortEvents {
                         Some((id, failed)) if *id == event.id => failed + 1,
                         _ => 1,
                     };
-                    if failed >= self.delivery.max_attempts {
+                    if failed >= self.events.delivery.max_attempts {
                         match self.store.dead_letter(&event, &error, failed).await {
                             Ok(()) => {
                                 tracing::error!(module = crate::NAME, event = %event.id, kind = %event.kind, %error, attempts = failed, "event dead-lettered");
@@ -240,11 +358,12 @@ impl PortEvents {
                     } else {
                         tracing::warn!(module = crate::NAME, event = %event.id, kind = %event.kind, %error, attempt = failed, "event failed; will retry");
                         failing = Some((event.id, failed));
-                        Some(self.delivery.backoff(failed))
+                        Some(self.events.delivery.backoff(failed))
                     }
                 }
             };
             match (wait, &mut changes) {
+                (Some(Duration::ZERO), _) => {}
                 (Some(wait), _) => tokio::time::sleep(wait).await,
                 (None, Some(changes)) => {
                     let _ = tokio::time::timeout(interval, changes.changed()).await;
@@ -253,4 +372,27 @@ impl PortEvents {
             }
         }
     }
+}
+
+fn behind(rows: i64) {
+    metrics::gauge!("app_follower_behind_rows", "module" => crate::NAME, "feed" => FEED)
+        .set(rows as f64);
+}
+
+fn applied(count: usize) {
+    metrics::counter!("app_follower_applied_total", "module" => crate::NAME, "feed" => FEED)
+        .increment(count as u64);
+}
+
+/// Caught up: the lag is the time since, `time() - this`.
+fn mark_caught_up() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    metrics::gauge!(
+        "app_follower_caught_up_timestamp_seconds",
+        "module" => crate::NAME,
+        "feed" => FEED,
+    )
+    .set(now.as_secs_f64());
 }

@@ -66,9 +66,10 @@ pub static MODULE: Module = Module {
 fn start(start: Start) -> anyhow::Result<Started> {
     let ports: Arc<dyn PortsApi> = start.api(&ports_api::CONTRACT)?;
     let store = store::open(start.db);
-    let events = follow::PortEvents::new(store.clone(), ports.clone(), start.delivery);
+    let committed = start.events.committed.clone();
+    let events = follow::PortEvents::new(store.clone(), ports.clone(), start.events);
     Ok(Started::new()
-        .data(web::Data::new(Laptops::new(store, ports)))
+        .data(web::Data::new(Laptops::new(store, ports, committed)))
         .task(events.follow(FOLLOW_INTERVAL)))
 }
 

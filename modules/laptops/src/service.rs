@@ -1,7 +1,7 @@
 use std::sync::Arc;
 
 use app_kernel::etag::{IfMatch, Versioned};
-use app_kernel::event::Events;
+use app_kernel::event::{Events, Notifier};
 use app_kernel::page::{Page, PageRequest};
 use app_kernel::text::filter_key;
 use ports_api::{MAX_FIND, PortsApi};
@@ -12,17 +12,31 @@ use crate::model::{Laptop, NewLaptop};
 use crate::store::{Filter, LaptopStore};
 
 /// The laptops module's state: its store, the ports module it asks about
-/// ports (in this process or not, it cannot tell), and the rules every write
-/// obeys.
+/// ports (in this process or not, it cannot tell), the rules every write
+/// obeys, and whom to tell that events were committed.
 #[derive(Clone)]
 pub struct Laptops {
     store: Arc<dyn LaptopStore>,
     ports: Arc<dyn PortsApi>,
+    committed: Notifier,
 }
 
 impl Laptops {
-    pub fn new(store: Arc<dyn LaptopStore>, ports: Arc<dyn PortsApi>) -> Self {
-        Self { store, ports }
+    /// Tells `committed` after each write.
+    pub fn new(store: Arc<dyn LaptopStore>, ports: Arc<dyn PortsApi>, committed: Notifier) -> Self {
+        Self {
+            store,
+            ports,
+            committed,
+        }
+    }
+
+    /// `written`, once its events are told of.
+    fn told<T>(&self, written: Result<T, Error>) -> Result<T, Error> {
+        if written.is_ok() {
+            self.committed.notify();
+        }
+        written
     }
 
     /// A page of laptops: only those whose title equals `title` (ignoring
@@ -97,7 +111,7 @@ impl Laptops {
 
     pub(crate) async fn create(&self, laptop: NewLaptop) -> Result<Laptop, Error> {
         self.check_ports(&laptop.port_ids, &[]).await?;
-        Ok(self.store.insert(&laptop).await?)
+        self.told(self.store.insert(&laptop).await.map_err(Error::from))
     }
 
     /// Every port in `port_ids` but not in `known` must exist; those in
@@ -154,7 +168,7 @@ impl Laptops {
         if_match: &IfMatch,
         change: impl Fn(&Laptop) -> Result<NewLaptop, Error>,
     ) -> Result<Laptop, Error> {
-        if_match
+        let written = if_match
             .write(
                 async || self.get(id).await,
                 async |current: Laptop| {
@@ -164,18 +178,20 @@ impl Laptops {
                     Ok(self.store.update(id, current.version, &laptop).await?)
                 },
             )
-            .await
+            .await;
+        self.told(written)
     }
 
     pub(crate) async fn delete(&self, id: i64, if_match: &IfMatch) -> Result<(), Error> {
-        if_match
+        let deleted = if_match
             .write(
                 async || self.get(id).await,
                 async |current: Laptop| {
                     Ok(self.store.delete(id, current.version).await?.then_some(()))
                 },
             )
-            .await
+            .await;
+        self.told(deleted)
     }
 }
 

@@ -55,7 +55,7 @@ pub static MODULE: Module = Module {
 };
 
 fn start(start: Start) -> anyhow::Result<Started> {
-    let ports = Ports::new(start.db);
+    let ports = Ports::new(start.db, start.events.committed);
     Ok(Started::new()
         .provides(ports_api::api(ports.clone()))
         .data(web::Data::new(ports)))

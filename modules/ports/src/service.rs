@@ -21,10 +21,11 @@ pub struct Ports {
 }
 
 impl Ports {
-    pub fn new(db: Db) -> Self {
+    /// Tells `committed` after each write.
+    pub fn new(db: Db, committed: Notifier) -> Self {
         Self {
             store: store::open(db),
-            committed: Notifier::default(),
+            committed,
         }
     }
 

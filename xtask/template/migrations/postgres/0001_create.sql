@@ -22,3 +22,12 @@ create table {{name}}.events (
     data jsonb not null,
     traceparent text
 );
+
+-- How far the relay has published these events to the broker (--broker),
+-- by seq: an event leaves the outbox once the broker confirmed it.
+create table {{name}}.events_relay (
+    id integer primary key check (id = 1),
+    seq bigint not null
+);
+
+insert into {{name}}.events_relay (id, seq) values (1, 0);

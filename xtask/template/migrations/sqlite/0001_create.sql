@@ -21,3 +21,12 @@ create table events (
     data text not null,
     traceparent text
 );
+
+-- How far the relay has published these events to the broker (--broker),
+-- by seq: an event leaves the outbox once the broker confirmed it.
+create table events_relay (
+    id integer primary key check (id = 1),
+    seq integer not null
+);
+
+insert into events_relay (id, seq) values (1, 0);

@@ -10,7 +10,7 @@ use app_kernel::event::{CloudEvent, EventType, Schemas};
 use crate::modules::Module;
 
 /// The content type of every message.
-pub const CONTENT_TYPE: &str = "application/cloudevents+json";
+pub const CONTENT_TYPE: &str = app_kernel::broker::CONTENT_TYPE;
 
 /// The document of `modules`: their channels, and those of the modules
 /// whose events they follow.
@@ -48,11 +48,25 @@ pub fn asyncapi(modules: &[&'static Module]) -> Value {
                 "title": format!("Events of the {} module", producer.name),
                 "description": format!(
                     "Every change to the {name} module's data, in the order the changes \
-                     committed (`seq`). Read over HTTP from `{path}/events?after=SEQ`.",
+                     committed (`seq`). With `--broker`, published to RabbitMQ's topic \
+                     exchange `{name}.events`, routed by type; read over HTTP from \
+                     `{path}/events?after=SEQ` in any case.",
                     name = producer.name,
                     path = producer.path(),
                 ),
+                "servers": [{"$ref": "#/servers/broker"}],
                 "messages": channel_messages,
+                "bindings": {"amqp": {
+                    "is": "routingKey",
+                    "exchange": {
+                        "name": app_kernel::broker::Broker::exchange(producer.name),
+                        "type": "topic",
+                        "durable": true,
+                        "autoDelete": false,
+                        "vhost": "/",
+                    },
+                    "bindingVersion": "0.3.0",
+                }},
             }),
         );
     }
@@ -67,6 +81,7 @@ pub fn asyncapi(modules: &[&'static Module]) -> Value {
                     "messages": module.events.iter().map(|e| json!({
                         "$ref": format!("#/channels/{}/messages/{}", module.name, e.kind)
                     })).collect::<Vec<_>>(),
+                    "bindings": {"amqp": {"deliveryMode": 2, "bindingVersion": "0.3.0"}},
                 }),
             );
         }
@@ -85,7 +100,14 @@ pub fn asyncapi(modules: &[&'static Module]) -> Value {
                 json!({
                     "action": "receive",
                     "title": format!("The {} module follows the {} module", module.name, producer.name),
+                    "description": format!(
+                        "With `--broker`, from the durable queue `{}.{}.events`, bound to \
+                         these types and shared by the module's replicas; acknowledged once \
+                         applied.",
+                        module.name, producer.name
+                    ),
                     "channel": {"$ref": format!("#/channels/{}", producer.name)},
+                    "bindings": {"amqp": {"ack": true, "cc": kinds, "bindingVersion": "0.3.0"}},
                     "messages": kinds.iter().map(|kind| json!({
                         "$ref": format!("#/channels/{}/messages/{kind}", producer.name)
                     })).collect::<Vec<_>>(),
@@ -111,6 +133,14 @@ pub fn asyncapi(modules: &[&'static Module]) -> Value {
                             (structured, in JSON), in the transaction of the change.",
         },
         "defaultContentType": CONTENT_TYPE,
+        "servers": {
+            "broker": {
+                "host": "localhost:5672",
+                "protocol": "amqp",
+                "protocolVersion": "0.9.1",
+                "description": "The RabbitMQ that `--broker` (`APP_BROKER_URL`) names.",
+            },
+        },
         "channels": channels,
         "operations": operations,
         "components": {
@@ -135,6 +165,7 @@ fn message(event: &EventType) -> Value {
         "summary": event.summary,
         "contentType": CONTENT_TYPE,
         "payload": {"$ref": format!("#/components/schemas/{}", event.kind)},
+        "bindings": {"amqp": {"messageType": event.kind, "bindingVersion": "0.3.0"}},
     })
 }
 

@@ -29,13 +29,15 @@ fn run(args: &[String], env: &[(String, String)]) -> Output {
 }
 
 /// What a test runs in place of what the deployment files name outside
-/// the process: the database, Redis, the identity provider's JWKS (serving
+/// the process: the database, Redis, RabbitMQ, the identity provider's JWKS (serving
 /// the test key), and the files of the development key and the service token.
 struct Local {
     database: String,
     redis: Redis,
     jwks: JwksServer,
     collector: Collector,
+    /// A virtual host of the shared RabbitMQ.
+    broker: String,
     files: tempfile::TempDir,
 }
 
@@ -46,6 +48,7 @@ impl Local {
             redis: Redis::start().await,
             jwks: JwksServer::start(&[&crate::auth::test_key().key]).await,
             collector: Collector::start().await,
+            broker: crate::rabbitmq::shared().fresh_url(),
             files: tempfile::tempdir().unwrap(),
         }
     }
@@ -99,6 +102,7 @@ fn localize(
                 "APP_METRICS_BIND" => format!("127.0.0.1:{}", free_port()),
                 "APP_DATABASE_URL" => stand_ins.database.clone(),
                 "APP_RATE_LIMIT_REDIS" => stand_ins.redis.url(),
+                "APP_BROKER_URL" => stand_ins.broker.clone(),
                 "APP_JWT_JWKS_URL" => stand_ins.jwks.url.clone(),
                 "OTEL_EXPORTER_OTLP_ENDPOINT" => stand_ins.collector.endpoint.clone(),
                 "APP_DEV_KEY_FILE" => stand_ins.dev_key_file().display().to_string(),

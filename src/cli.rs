@@ -505,3 +505,28 @@ fn selected(all: bool, chosen: &[&'static Module]) -> Vec<&'static Module> {
 fn parse_broker(url: &str) -> Result<Broker, String> {
     Broker::parse(url)
 }
+
+/// `text` with the password of every `scheme://user:password@` in it
+/// replaced by `***`: error messages quote the values they reject.
+pub fn redact_passwords(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("://") {
+        let (head, tail) = rest.split_at(at + 3);
+        out.push_str(head);
+        let end = tail
+            .find(|c: char| c.is_whitespace() || "'\"/@".contains(c))
+            .unwrap_or(tail.len());
+        let userinfo = &tail[..end];
+        match (tail[end..].starts_with('@'), userinfo.split_once(':')) {
+            (true, Some((user, _))) => {
+                out.push_str(user);
+                out.push_str(":***");
+            }
+            _ => out.push_str(userinfo),
+        }
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
+}

@@ -20,7 +20,8 @@ fn main() -> ExitCode {
                 .lines()
                 .next()
                 .unwrap_or("error: invalid arguments");
-            eprintln!("{first} (try 'app --help')");
+            // A rejected URL is quoted: not its password.
+            eprintln!("{} (try 'app --help')", app::cli::redact_passwords(first));
             return ExitCode::from(2);
         }
     };

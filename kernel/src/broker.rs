@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt as _;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, BasicRejectOptions,
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
     ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
@@ -269,19 +269,6 @@ impl Inbox {
         }
         Ok(())
     }
-
-    /// Gives the messages of `received` back to the queue, to be received
-    /// again (by this replica or another).
-    pub async fn give_back(&self, received: &Received) -> Result<(), BrokerError> {
-        if let Some(tag) = received.last {
-            within(
-                self.channel
-                    .basic_reject(tag, BasicRejectOptions { requeue: true }),
-            )
-            .await?;
-        }
-        Ok(())
-    }
 }
 
 /// The relay of one module: publishes its outbox to its exchange, in
@@ -330,6 +317,7 @@ impl Relay {
                         self::connected(self.module, "relay", false);
                         down = true;
                         tracing::warn!(module = self.module, %error, "lost the broker; events wait in the outbox");
+                        tokio::time::sleep(POLL).await;
                         break;
                     }
                     Err(Failure::Db(error)) => {

@@ -124,6 +124,7 @@ async fn events_wait_in_the_outbox_while_the_broker_is_down_and_arrive_once_afte
         "nothing is published while the broker is down"
     );
 
+    let applied = counted_at(&client, &laptops, "app_follower_applied_total").await;
     broker.restart();
     until(
         "the deletion leaves the outbox once the broker is back",
@@ -136,6 +137,11 @@ async fn events_wait_in_the_outbox_while_the_broker_is_down_and_arrive_once_afte
     .await;
     // Delivered twice (feed, then broker), applied once.
     tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        counted_at(&client, &laptops, "app_follower_applied_total").await,
+        applied,
+        "the redelivered deletion is not applied again"
+    );
     let laptop = client.get(format!("{base}{path}")).send().await.unwrap();
     assert_eq!(laptop.headers()["etag"], "\"2\"", "one new version");
     let events = json_at(&client, format!("{base}/api/v1/laptops/events?limit=100")).await;
@@ -193,6 +199,14 @@ async fn an_event_committed_just_before_ports_was_killed_is_published_after_its_
         "port.created reaches laptops through the broker",
         async || counted_at(&client, &laptops_at, "app_events_received_total").await >= 1.0,
     )
+    .await;
+
+    // Confirmed (a consumer may get a message before its publisher has the
+    // broker's confirm, which waits for the disk).
+    let first_ports = vec![ports.address.clone()];
+    until("the broker confirms port.created", async || {
+        counted_at(&client, &first_ports, "app_events_published_total").await >= 1.0
+    })
     .await;
 
     // Committed, then the process dies before the broker could take it.

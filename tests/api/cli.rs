@@ -265,3 +265,59 @@ fn migrate_creates_one_database_per_module_and_can_run_twice() {
     assert!(output.status.success());
     assert!(only.path().join("ports.db").exists() && !only.path().join("laptops.db").exists());
 }
+
+#[test]
+fn a_broker_url_is_refused_without_showing_its_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = format!("sqlite:{}", dir.path().display());
+    for url in [
+        "amqps://app:hunter2@broker:5671/%2f",
+        "http://app:hunter2@broker:5672/",
+        "amqp://app:hunter2@[broken",
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_app"))
+            .args(["serve", "--all", "--database-url", &sqlite])
+            .env("APP_BROKER_URL", url)
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap();
+        let err = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{url}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err:?}");
+        assert!(err.contains("--broker"), "{err:?}");
+        assert!(!err.contains("hunter2"), "the password is shown: {err:?}");
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_broker_is_logged_without_its_password_and_serving_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = format!("sqlite:{}", dir.path().display());
+    let nobody = crate::process::free_port();
+    let url = format!("amqp://app:hunter2@127.0.0.1:{nobody}/%2f");
+    let mut process = crate::process::Process::spawn_with_env(
+        crate::process::free_port(),
+        &["--all", "--database-url", &sqlite],
+        "warn",
+        std::process::Stdio::piped(),
+        &[("APP_BROKER_URL", &url)],
+    );
+    process.ready().await;
+    let ports = reqwest::get(format!("{}/api/v1/ports", process.address))
+        .await
+        .unwrap();
+    assert_eq!(ports.status(), 200, "serves with the broker down");
+    process.terminate();
+    let mut logs = String::new();
+    use std::io::Read as _;
+    process
+        .child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut logs)
+        .unwrap();
+    assert!(logs.contains("cannot reach the broker"), "{logs}");
+    assert!(logs.contains("app:***@"), "{logs}");
+    assert!(!logs.contains("hunter2"), "the password is logged: {logs}");
+}

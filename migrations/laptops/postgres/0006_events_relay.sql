@@ -6,4 +6,6 @@ create table laptops.events_relay (
     seq bigint not null
 );
 
-insert into laptops.events_relay (id, seq) values (1, 0);
+-- What is already in the outbox, followers read from the feed when they
+-- subscribe: the relay starts after it, not publishing the history again.
+insert into laptops.events_relay (id, seq) select 1, coalesce(max(seq), 0) from laptops.events;

@@ -6,4 +6,6 @@ create table events_relay (
     seq integer not null
 );
 
-insert into events_relay (id, seq) values (1, 0);
+-- What is already in the outbox, followers read from the feed when they
+-- subscribe: the relay starts after it, not publishing the history again.
+insert into events_relay (id, seq) select 1, coalesce(max(seq), 0) from events;

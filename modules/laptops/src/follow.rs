@@ -11,7 +11,7 @@
 //! twice.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use app_kernel::broker::{self, Broker, Inbox, Received};
 use app_kernel::event::{CloudEvent, Notifier};
@@ -23,6 +23,8 @@ use crate::store::{LaptopStore, PortChange, PortEvent};
 
 /// How many events one read of the feed asks for.
 const BATCH: i64 = 100;
+/// How often a module that consumes its queue reads the feed too.
+const RECHECK: Duration = Duration::from_secs(5);
 /// The feed, as metrics name it.
 const FEED: &str = "ports.events";
 
@@ -44,10 +46,14 @@ enum Source {
         inbox: Option<Box<Inbox>>,
         /// Received and not yet acknowledged: what the next attempt applies.
         received: Received,
-        /// Whether the feed was read to its end since subscribing: until
-        /// then the queue waits, so an event that fails in the feed is tried
-        /// again there, not passed over.
-        caught_up: bool,
+        /// When `received` came.
+        received_at: Instant,
+        /// When the feed was last read to its end since subscribing. Until
+        /// it is, the queue waits, so an event that fails in the feed is
+        /// tried again there, not passed over; and it is read again every
+        /// [`RECHECK`], for what the queue never got (a producer serving
+        /// without the broker, a message an operator purged).
+        checked: Option<Instant>,
         /// Whether the broker was found down, and said so.
         down: bool,
     },
@@ -198,7 +204,8 @@ impl PortEvents {
             broker,
             inbox,
             received,
-            caught_up,
+            received_at,
+            checked,
             down,
         } = source
         else {
@@ -222,7 +229,7 @@ impl PortEvents {
                     );
                     broker::connected(crate::NAME, "consumer", true);
                     *down = false;
-                    *caught_up = false;
+                    *checked = None;
                     *inbox = Some(Box::new(subscribed));
                 }
                 Err(error) => {
@@ -236,22 +243,28 @@ impl PortEvents {
             }
             return Ok(true);
         };
-        if !*caught_up {
+        if checked.is_none_or(|at| at.elapsed() >= RECHECK) {
             // What was published before the queue was bound, or while this
             // module read no queue, is only in the feed.
             self.catch_up().await?;
-            *caught_up = true;
+            *checked = Some(Instant::now());
             return Ok(true);
         }
         if received.is_empty() {
             match queue.receive(BATCH as usize, interval).await {
-                Ok(messages) => *received = messages,
+                Ok(messages) => {
+                    *received = messages;
+                    *received_at = Instant::now();
+                }
                 Err(error) => {
                     tracing::warn!(module = crate::NAME, %error, "lost the broker; will subscribe again");
                     broker::connected(crate::NAME, "consumer", false);
                     *inbox = None;
                     return Ok(false);
                 }
+            }
+            if received.is_empty() {
+                return Ok(true);
             }
         }
         // Those at or before the feed's position were applied, read from
@@ -263,8 +276,17 @@ impl PortEvents {
             .filter(|event| event.seq > read)
             .cloned()
             .collect();
-        self.apply_page(&fresh).await?;
-        applied(fresh.len());
+        let gap = fresh.first().is_some_and(|event| event.seq > read + 1);
+        if gap && checked.is_some_and(|at| at < *received_at) {
+            // Events the queue does not have: in the feed, if anywhere (a
+            // PostgreSQL sequence skips the numbers of rolled-back writes).
+            *checked = None;
+            return Ok(true);
+        }
+        if !fresh.is_empty() {
+            self.apply_page(&fresh).await?;
+            applied(fresh.len());
+        }
         let drained = received.len() < BATCH as usize;
         if let Err(error) = queue.ack(received).await {
             // Unacknowledged, they are delivered again, and skipped then.
@@ -309,7 +331,8 @@ impl PortEvents {
                 broker: broker.clone(),
                 inbox: None,
                 received: Received::default(),
-                caught_up: false,
+                received_at: Instant::now(),
+                checked: None,
                 down: false,
             },
             None => Source::Feed,

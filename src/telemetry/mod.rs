@@ -1,6 +1,7 @@
 //! Logging, JSON for machines and one line per event for people, and, when
 //! `OTEL_EXPORTER_OTLP_ENDPOINT` asks for them, OpenTelemetry traces.
 
+mod otlp;
 mod queries;
 mod traces;
 

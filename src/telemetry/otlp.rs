@@ -70,8 +70,7 @@ impl OtlpHttp {
             headers.insert(
                 reqwest::header::HeaderName::from_bytes(name.trim().as_bytes())
                     .with_context(|| format!("OTLP header name {:?}", name.trim()))?,
-                reqwest::header::HeaderValue::from_str(&value)
-                    .context("an OTLP header value")?,
+                reqwest::header::HeaderValue::from_str(&value).context("an OTLP header value")?,
             );
         }
         let timeout = var("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT")
@@ -205,7 +204,10 @@ fn encode_request(
         one.clear();
         encode_scope(instrumentation, &mut one);
         bytes(1, &one, scope);
-        for data in spans.iter().filter(|s| &s.instrumentation_scope == instrumentation) {
+        for data in spans
+            .iter()
+            .filter(|s| &s.instrumentation_scope == instrumentation)
+        {
             one.clear();
             encode_span(data, &mut one);
             bytes(2, &one, scope);
@@ -466,7 +468,11 @@ mod tests {
             span_context: context(parent + 1, false),
             parent_span_id: SpanId::from(parent),
             parent_span_is_remote: parent == 1,
-            span_kind: if parent == 0 { SpanKind::Server } else { SpanKind::Client },
+            span_kind: if parent == 0 {
+                SpanKind::Server
+            } else {
+                SpanKind::Client
+            },
             name: name.into(),
             start_time: SystemTime::UNIX_EPOCH + Duration::from_nanos(1_700_000_000_123_456_789),
             end_time: SystemTime::UNIX_EPOCH + Duration::from_nanos(1_700_000_000_223_456_789),
@@ -502,7 +508,9 @@ mod tests {
             .with_attribute(KeyValue::new("service.version", "0.1.0"))
             .with_schema_url([], "https://opentelemetry.io/schemas/1.30.0")
             .build();
-        let app = InstrumentationScope::builder("app").with_version("0.1.0").build();
+        let app = InstrumentationScope::builder("app")
+            .with_version("0.1.0")
+            .build();
         let other = InstrumentationScope::builder("other")
             .with_schema_url("https://example.com/schema")
             .with_attributes([KeyValue::new("k", "v")])

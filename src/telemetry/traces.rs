@@ -65,8 +65,8 @@ impl Traces {
                 "OTLP endpoint {endpoint}: expected http://host:port (TLS to the collector is not built in; run a collector beside the process)"
             );
         }
-        let exporter = super::otlp::OtlpHttp::from_env(var)
-            .context("cannot set up the OTLP span exporter")?;
+        let exporter =
+            super::otlp::OtlpHttp::from_env(var).context("cannot set up the OTLP span exporter")?;
         let batches = BatchSpanProcessor::builder(Counted::new(exporter)).build();
         let provider = SdkTracerProvider::builder()
             .with_resource(resource(&service.name))

@@ -4,16 +4,16 @@
 //! applied twice.
 
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use app_kernel::db::Backend;
 use serde_json::{Value, json};
 
 use crate::gateway::Split;
-use crate::helpers::json_at;
+use crate::helpers::{json_at, until};
 use crate::process::{Process, free_port};
 use crate::rabbitmq::RabbitMq;
-use crate::split::create_port;
+use crate::split::{create_port, port_and_laptop};
 
 /// The sum of the series of counter `name` at `address`'s `/metrics`.
 async fn counted(client: &reqwest::Client, address: &str, name: &str) -> f64 {
@@ -68,15 +68,6 @@ async fn connected(client: &reqwest::Client, producers: &[String], consumers: &[
     .await;
 }
 
-/// Polls `check` every 100 ms for up to 30 s.
-async fn until<F: AsyncFnMut() -> bool>(what: &str, mut check: F) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !check().await {
-        assert!(Instant::now() < deadline, "{what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test]
 async fn events_wait_in_the_outbox_while_the_broker_is_down_and_arrive_once_after() {
     let mut broker = RabbitMq::start();
@@ -88,15 +79,7 @@ async fn events_wait_in_the_outbox_while_the_broker_is_down_and_arrive_once_afte
     let laptops = split.addresses_of("laptops");
     let client = crate::auth::client();
     connected(&client, &ports, &laptops).await;
-    let port_id = create_port(&client, base, "USB-C").await;
-    let created = client
-        .post(format!("{base}/api/v1/laptops"))
-        .json(&json!({"title": "Dell", "model": "XPS", "port_ids": [port_id]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), 201);
-    let path = created.headers()["location"].to_str().unwrap().to_owned();
+    let (port_id, path) = port_and_laptop(&client, base).await;
     until(
         "port.created reaches laptops through the broker",
         async || counted_at(&client, &laptops, "app_events_received_total").await >= 1.0,

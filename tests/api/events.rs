@@ -2,12 +2,11 @@
 //! --event-max-attempts while the events after them flow on, listed by
 //! `app events dead` and applied again after `app events retry`.
 
-use std::time::{Duration, Instant};
-
 use serde_json::{Value, json};
 use sqlx::Connection as _;
 
 use crate::cli::app;
+use crate::helpers::until;
 use crate::process::Process;
 
 /// `app events dead` on `data`, parsed.
@@ -15,15 +14,6 @@ fn dead(data: &str) -> Vec<Value> {
     let output = app(&["events", "dead", "--database-url", data]);
     assert!(output.status.success(), "{output:?}");
     serde_json::from_slice(&output.stdout).unwrap()
-}
-
-/// Polls `check` every 50 ms for up to 20 s.
-async fn until<F: AsyncFnMut() -> bool>(what: &str, mut check: F) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !check().await {
-        assert!(Instant::now() < deadline, "{what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 #[tokio::test]

@@ -350,3 +350,13 @@ pub async fn json_at(client: &reqwest::Client, url: String) -> Value {
 pub async fn status_at(url: String) -> u16 {
     reqwest::get(url).await.unwrap().status().as_u16()
 }
+
+/// Polls `check` every 50 ms until it holds, for up to 30 s; `what` says
+/// what did not happen.
+pub async fn until<F: AsyncFnMut() -> bool>(what: &str, mut check: F) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !check().await {
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

@@ -17,7 +17,7 @@ use crate::process::Process;
 
 /// Creates a port and a laptop listing it through `base`; returns the
 /// port's id and the laptop's path.
-async fn port_and_laptop(client: &reqwest::Client, base: &str) -> (i64, String) {
+pub async fn port_and_laptop(client: &reqwest::Client, base: &str) -> (i64, String) {
     let port_id = create_port(client, base, "USB-C").await;
     let laptop = client
         .post(format!("{base}/api/v1/laptops"))

@@ -55,7 +55,7 @@ impl PgServer {
             .expect("initdb runs");
         assert!(status.success(), "initdb failed");
         let mut server = PgServer {
-            port: free_port(),
+            port: crate::process::free_port(),
             bin,
             data,
             user,
@@ -172,14 +172,6 @@ fn as_user(mut command: Command, user: Option<(u32, u32)>) -> Command {
         command.uid(uid).gid(gid);
     }
     command
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// The server every test shares, started once per test run. It lives on a

@@ -34,13 +34,24 @@ pub fn as_container(args: &[String], env: &[(String, String)]) -> Command {
     command
 }
 
-/// A port nobody listens on now.
+/// A port nobody listens on now, and that no other call of this test
+/// binary got: the kernel may hand a port it just freed out again, and two
+/// servers told the same port collide (nginx refuses a config that listens
+/// twice on one).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 impl Process {

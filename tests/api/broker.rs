@@ -10,30 +10,16 @@ use app_kernel::db::Backend;
 use serde_json::{Value, json};
 
 use crate::gateway::Split;
-use crate::helpers::{json_at, until};
+use crate::helpers::{json_at, metric_sum, until};
 use crate::process::{Process, free_port};
 use crate::rabbitmq::RabbitMq;
-use crate::split::{create_port, port_and_laptop};
-
-/// The sum of the series of counter `name` at `address`'s `/metrics`.
-async fn counted(client: &reqwest::Client, address: &str, name: &str) -> f64 {
-    let Ok(response) = client.get(format!("{address}/metrics")).send().await else {
-        return 0.0;
-    };
-    let text = response.text().await.unwrap_or_default();
-    text.lines()
-        .filter(|line| {
-            line.starts_with(&format!("{name}{{")) || line.starts_with(&format!("{name} "))
-        })
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
+use crate::split::{create_port, port_and_laptop, rename_port};
 
 /// The sum over `addresses` of counter `name`.
 async fn counted_at(client: &reqwest::Client, addresses: &[String], name: &str) -> f64 {
     let mut sum = 0.0;
     for address in addresses {
-        sum += counted(client, address, name).await;
+        sum += metric_sum(client, address, name).await;
     }
     sum
 }
@@ -194,14 +180,7 @@ async fn an_event_committed_just_before_ports_was_killed_is_published_after_its_
 
     // Committed, then the process dies before the broker could take it.
     broker.stop();
-    let renamed = client
-        .patch(format!("{}/api/v1/ports/{port_id}", ports.address))
-        .header("content-type", "application/merge-patch+json")
-        .body(json!({"name": "USB4"}).to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(renamed.status(), 200);
+    rename_port(&client, &ports.address, port_id, "USB4").await;
     ports.kill();
     broker.restart();
     let received = counted_at(&client, &laptops_at, "app_events_received_total").await;

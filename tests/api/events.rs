@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use sqlx::Connection as _;
 
 use crate::cli::app;
-use crate::helpers::until;
+use crate::helpers::{metric_sum, until};
 use crate::process::Process;
 
 /// `app events dead` on `data`, parsed.
@@ -67,20 +67,7 @@ async fn poison_is_dead_lettered(env: &[(&str, &str)]) {
 
     // Laptops know the port from its event, not from asking ports.
     until("laptops apply port.created", async || {
-        let metrics = client
-            .get(format!("{base}/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        metrics
-            .lines()
-            .filter(|line| line.starts_with("app_follower_applied_total{"))
-            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum::<f64>()
-            >= 1.0
+        metric_sum(&client, base, "app_follower_applied_total").await >= 1.0
     })
     .await;
 
@@ -98,14 +85,7 @@ async fn poison_is_dead_lettered(env: &[(&str, &str)]) {
         .await
         .unwrap();
     // And a good change after it.
-    let renamed = client
-        .patch(format!("{base}/api/v1/ports/{}", port["id"]))
-        .header("content-type", "application/merge-patch+json")
-        .body(json!({"name": "USB4"}).to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(renamed.status(), 200);
+    crate::split::rename_port(&client, base, port["id"].as_i64().unwrap(), "USB4").await;
     until("the change after the poison arrives", async || {
         name().await == "USB4"
     })

@@ -360,3 +360,19 @@ pub async fn until<F: AsyncFnMut() -> bool>(what: &str, mut check: F) {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+/// The sum of every series of metric `name` at `address`'s `/metrics`; 0
+/// while it does not answer.
+pub async fn metric_sum(client: &reqwest::Client, address: &str, name: &str) -> f64 {
+    let Ok(response) = client.get(format!("{address}/metrics")).send().await else {
+        return 0.0;
+    };
+    let text = response.text().await.unwrap_or_default();
+    text.lines()
+        .filter(|line| {
+            line.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}

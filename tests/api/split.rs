@@ -30,6 +30,18 @@ pub async fn port_and_laptop(client: &reqwest::Client, base: &str) -> (i64, Stri
     (port_id, path)
 }
 
+/// Renames port `id` through `base` with a merge patch.
+pub async fn rename_port(client: &reqwest::Client, base: &str, id: i64, name: &str) {
+    let renamed = client
+        .patch(format!("{base}/api/v1/ports/{id}"))
+        .header("content-type", "application/merge-patch+json")
+        .body(json!({"name": name}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(renamed.status(), 200, "renaming port {id}");
+}
+
 /// Creates a port through `base`; returns its id.
 pub async fn create_port(client: &reqwest::Client, base: &str, name: &str) -> i64 {
     let port: Value = client

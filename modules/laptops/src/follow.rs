@@ -155,6 +155,10 @@ impl PortEvents {
     /// to disk); if the page cannot be read or fails as a whole, one event
     /// at a time, so the one that fails is found and the others applied.
     async fn apply_page(&self, events: &[CloudEvent]) -> Result<(), Failure> {
+        if events.is_empty() {
+            // An idle poll: no transaction (on PostgreSQL, no events lock).
+            return Ok(());
+        }
         let changes: Result<Vec<Option<PortChange>>, String> = events.iter().map(change).collect();
         if let Ok(changes) = changes {
             let batch: Vec<PortEvent<'_>> = events
@@ -283,10 +287,8 @@ impl PortEvents {
             *checked = None;
             return Ok(true);
         }
-        if !fresh.is_empty() {
-            self.apply_page(&fresh).await?;
-            applied(fresh.len());
-        }
+        self.apply_page(&fresh).await?;
+        applied(fresh.len());
         let drained = received.len() < BATCH as usize;
         if let Err(error) = queue.ack(received).await {
             // Unacknowledged, they are delivered again, and skipped then.

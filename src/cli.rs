@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use app_kernel::broker::Broker;
+use app_kernel::cache;
 use app_kernel::db::{DEFAULT_MAX_CONNECTIONS, Storage};
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -210,6 +211,38 @@ pub struct ServeArgs {
     )]
     pub broker: Option<Broker>,
 
+    /// Resources each module keeps in memory for `GET` of one (and as many
+    /// again with `expand=ports`); 0 turns the cache off.
+    #[arg(
+        long,
+        env = "APP_CACHE_MAX_ENTRIES",
+        value_name = "N",
+        default_value_t = cache::Settings::default().max_entries
+    )]
+    pub cache_max_entries: u64,
+
+    /// The most bytes of JSON each of those caches holds.
+    #[arg(
+        long,
+        env = "APP_CACHE_MAX_BYTES",
+        value_name = "BYTES",
+        default_value_t = cache::Settings::default().max_bytes,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub cache_max_bytes: u64,
+
+    /// The longest a replica serves a resource from memory after reading
+    /// it, if the event of a write made elsewhere never reaches it (events
+    /// usually drop it within milliseconds); older entries are read again.
+    #[arg(
+        long,
+        env = "APP_CACHE_MAX_STALENESS",
+        value_name = "DURATION",
+        default_value = "1s",
+        value_parser = humantime::parse_duration
+    )]
+    pub cache_max_staleness: Duration,
+
     /// Serve HTTPS (TLS 1.2 and 1.3) with this certificate chain, PEM; needs --tls-key.
     #[arg(long, env = "APP_TLS_CERT", value_name = "FILE", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -287,6 +320,15 @@ pub struct LimitArgs {
 impl ServeArgs {
     pub fn modules(&self) -> Vec<&'static Module> {
         selected(self.all, &self.module)
+    }
+
+    /// How big each module's caches may grow, and how old what they serve.
+    pub fn cache(&self) -> cache::Settings {
+        cache::Settings {
+            max_entries: self.cache_max_entries,
+            max_bytes: self.cache_max_bytes,
+            max_staleness: self.cache_max_staleness,
+        }
     }
 
     /// The `service.name` of exported spans, unless the environment gives

@@ -29,6 +29,7 @@ pub async fn serve(args: ServeArgs, storage: Storage, dev_key_file: PathBuf) -> 
             max_attempts: args.event_max_attempts,
         },
         broker: args.broker.clone(),
+        cache: args.cache(),
         storage,
         bind: args.bind,
         workers: None,

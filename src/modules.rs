@@ -8,6 +8,7 @@ use std::time::Duration;
 use actix_web::web;
 use anyhow::Context as _;
 use app_kernel::broker::{Broker, Relay};
+use app_kernel::cache;
 use app_kernel::db::{Db, Storage};
 use app_kernel::event::{Delivery, Notifier};
 pub use app_kernel::module::Module;
@@ -132,6 +133,7 @@ impl Running {
         origin: &str,
         delivery: Delivery,
         broker: Option<&Broker>,
+        cache: cache::Settings,
     ) -> anyhow::Result<Self> {
         // The API each started module provides in this process.
         let mut provided: Vec<(&'static str, Api)> = Vec::new();
@@ -170,7 +172,7 @@ impl Running {
                 committed,
                 broker: broker.cloned(),
             };
-            let started = (module.start)(Start::new(db, needs, events))
+            let started = (module.start)(Start::new(db, needs, events, cache))
                 .with_context(|| format!("cannot start module {}", module.name))?;
             let (state, module_tasks, api) = started.into_parts();
             if let Some(api) = api {

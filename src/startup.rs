@@ -18,6 +18,7 @@ use crate::http::{docs, fallback, guard, health, metrics, request};
 use crate::modules::{Module, Peers, Running};
 use crate::security::{Guard, KeySource, Security};
 use app_kernel::broker::Broker;
+use app_kernel::cache;
 use app_kernel::event::Delivery;
 
 /// How long an idle client connection stays open.
@@ -61,6 +62,8 @@ pub struct Settings {
     pub delivery: Delivery,
     /// The broker events go through between processes, if any.
     pub broker: Option<Broker>,
+    /// How big each module's caches may grow, and how old what they serve.
+    pub cache: cache::Settings,
 }
 
 /// Where `/metrics` is served.
@@ -101,6 +104,7 @@ impl Application {
                 &origin,
                 settings.delivery,
                 settings.broker.as_ref(),
+                settings.cache,
             )?;
         let port = listener.local_addr()?.port();
         let guard = web::Data::new(Guard::open(&settings.security).await?);

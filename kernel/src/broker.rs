@@ -171,6 +171,51 @@ impl Broker {
     }
 }
 
+impl Broker {
+    /// A queue of this process's own, bound to every event of `module`,
+    /// that the broker drops when the process goes: how each replica
+    /// hears of the writes of the others.
+    pub async fn watch(&self, module: &str, prefetch: u16) -> Result<Inbox, BrokerError> {
+        let connection = self.connect(&format!("{module} cache")).await?;
+        let channel = within(connection.create_channel()).await?;
+        declare_exchange(&channel, module).await?;
+        let declared = within(channel.queue_declare(
+            "".into(),
+            QueueDeclareOptions {
+                exclusive: true,
+                auto_delete: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        ))
+        .await?;
+        let queue = declared.name().to_string();
+        within(channel.queue_bind(
+            queue.as_str().into(),
+            Self::exchange(module).as_str().into(),
+            "#".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        ))
+        .await?;
+        within(channel.basic_qos(prefetch, BasicQosOptions::default())).await?;
+        let consumer = within(channel.basic_consume(
+            queue.as_str().into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        ))
+        .await?;
+        Ok(Inbox {
+            _connection: connection,
+            channel,
+            consumer,
+            // Named for what it is in metrics: one per process.
+            queue: format!("{module}.cache"),
+        })
+    }
+}
+
 async fn declare_exchange(channel: &Channel, module: &str) -> Result<(), BrokerError> {
     within(channel.exchange_declare(
         Broker::exchange(module).as_str().into(),

@@ -5,11 +5,14 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
+use futures_util::future::BoxFuture;
 use sqlx::migrate::{Migrate, Migrator};
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions, Postgres};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Connection as _, Database, Sqlite};
+use sqlx::{Connection, Database, Sqlite};
+use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument as _;
 
 use crate::ApiError;
 use crate::problem::Chain;
@@ -22,6 +25,8 @@ pub const DEFAULT_MAX_CONNECTIONS: u32 = 16;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// PostgreSQL's `statement_timeout`: the longest a query may run.
 const STATEMENT_TIMEOUT: &str = "5s";
+/// The most writes one group commit holds.
+const MAX_GROUP: usize = 256;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -104,7 +109,11 @@ impl Storage {
                     .acquire_timeout(ACQUIRE_TIMEOUT)
                     .connect_with(options)
                     .await?;
-                Ok(Db::Sqlite(Pool::new(pool, module)))
+                // SQLite commits one writer at a time, each with an fsync:
+                // writes that wait are committed together.
+                Ok(Db::Sqlite(
+                    Pool::new(pool, module).grouping(module, "BEGIN IMMEDIATE"),
+                ))
             }
             Self::Postgres {
                 options,
@@ -138,18 +147,96 @@ impl Storage {
 /// `app_db_pool_wait_seconds{module}`.
 ///
 /// It is not an executor: a store asks for a connection here, and begins
-/// its transactions on that, so no wait goes unmeasured.
+/// its transactions on that, so no wait goes unmeasured; or it hands a
+/// write to [`Pool::write`].
 pub struct Pool<DB: Database> {
     pool: sqlx::Pool<DB>,
     wait: metrics::Histogram,
+    /// Where writes wait for the next group commit, if they are grouped.
+    group: Option<mpsc::UnboundedSender<Job<DB>>>,
 }
+
+/// A write, as the group commit runs it: its work, in a savepoint of the
+/// group's transaction, then whom to tell the group's outcome. `false`: the
+/// savepoint could not be undone, so the group must not commit.
+type Job<DB> = Box<
+    dyn for<'c> FnOnce(&'c mut <DB as Database>::Connection) -> BoxFuture<'c, (Deliver, bool)>
+        + Send,
+>;
+/// Tells a writer how its group's commit went.
+type Deliver = Box<dyn FnOnce(Result<(), &sqlx::Error>) + Send>;
 
 impl<DB: Database> Pool<DB> {
     /// The wait is recorded where the process's recorder is, so that is
     /// installed first; without one, recording costs a clock read.
     fn new(pool: sqlx::Pool<DB>, module: &str) -> Self {
         let wait = metrics::histogram!("app_db_pool_wait_seconds", "module" => module.to_owned());
-        Self { pool, wait }
+        Self {
+            pool,
+            wait,
+            group: None,
+        }
+    }
+
+    /// Writes go through one task that runs those waiting at once in one
+    /// transaction, begun with `begin`, and commits them together.
+    /// Their sizes are recorded in `app_db_group_commit_writes{module}`.
+    fn grouping(mut self, module: &str, begin: &'static str) -> Self {
+        let (jobs, waiting) = mpsc::unbounded_channel();
+        let sizes =
+            metrics::histogram!("app_db_group_commit_writes", "module" => module.to_owned());
+        tokio::spawn(commit_in_groups(self.clone(), begin, waiting, sizes));
+        self.group = Some(jobs);
+        self
+    }
+
+    /// Runs `work` in a transaction of its own, and returns what it did
+    /// once that is committed. If writes are grouped, the transaction is a
+    /// savepoint in the group's: an error undoes `work` alone, and the
+    /// result waits for the group's commit. `work` returning an error
+    /// changes nothing.
+    pub async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut DB::Connection) -> BoxFuture<'c, Result<T, StoreError>>
+            + Send
+            + 'static,
+    {
+        let Some(group) = &self.group else {
+            let mut conn = self.acquire().await?;
+            let mut tx = conn.begin().await?;
+            let done = work(&mut *tx).await?;
+            tx.commit().await?;
+            return Ok(done);
+        };
+        let (tell, told) = oneshot::channel();
+        // The write runs on the group's task, but as part of this request.
+        let span = tracing::Span::current();
+        let trace = crate::trace::Context::current();
+        let job: Job<DB> = Box::new(move |conn| {
+            Box::pin(
+                async move {
+                    let work = in_savepoint::<DB, T, F>(conn, work);
+                    let (done, clean) = match trace {
+                        Some(trace) => trace.scope(work).await,
+                        None => work.await,
+                    };
+                    let deliver: Deliver = Box::new(move |committed| {
+                        let _ = tell.send(match committed {
+                            Ok(()) => done,
+                            Err(error) => Err(group_failed(error)),
+                        });
+                    });
+                    (deliver, clean)
+                }
+                .instrument(span),
+            )
+        });
+        let gone = || StoreError::Unavailable(sqlx::Error::PoolClosed);
+        group.send(job).map_err(|_| gone())?;
+        // Dropped untold: the group never began (no connection in time).
+        told.await
+            .map_err(|_| StoreError::Unavailable(sqlx::Error::PoolTimedOut))?
     }
 
     /// A connection of the pool, after at most the acquire timeout.
@@ -171,6 +258,76 @@ impl<DB: Database> Clone for Pool<DB> {
         Self {
             pool: self.pool.clone(),
             wait: self.wait.clone(),
+            group: self.group.clone(),
+        }
+    }
+}
+
+/// `work` in a savepoint of `conn`'s transaction: released if it succeeds,
+/// rolled back if it fails; `false` if rolling back failed too.
+async fn in_savepoint<DB, T, F>(conn: &mut DB::Connection, work: F) -> (Result<T, StoreError>, bool)
+where
+    DB: Database,
+    F: for<'c> FnOnce(&'c mut DB::Connection) -> BoxFuture<'c, Result<T, StoreError>>,
+{
+    let mut savepoint = match conn.begin().await {
+        Ok(savepoint) => savepoint,
+        Err(error) => return (Err(error.into()), false),
+    };
+    match work(&mut *savepoint).await {
+        Ok(done) => match savepoint.commit().await {
+            Ok(()) => (Ok(done), true),
+            Err(error) => (Err(error.into()), false),
+        },
+        Err(error) => {
+            let clean = savepoint.rollback().await.is_ok();
+            (Err(error), clean)
+        }
+    }
+}
+
+/// Every write of the group failed with the group's commit.
+fn group_failed(error: &sqlx::Error) -> StoreError {
+    let cause = std::io::Error::other(format!("the group's commit failed: {error}"));
+    StoreError::Unavailable(sqlx::Error::Io(cause))
+}
+
+/// The group commit of a pool: takes every write waiting (up to
+/// [`MAX_GROUP`]), runs each in its savepoint of one transaction, commits
+/// once (one fsync), then tells each writer. Writes wait while a commit
+/// runs, so the busier the module, the larger its groups.
+async fn commit_in_groups<DB: Database>(
+    pool: Pool<DB>,
+    begin: &'static str,
+    mut waiting: mpsc::UnboundedReceiver<Job<DB>>,
+    sizes: metrics::Histogram,
+) {
+    let mut jobs = Vec::with_capacity(MAX_GROUP);
+    while waiting.recv_many(&mut jobs, MAX_GROUP).await > 0 {
+        sizes.record(jobs.len() as f64);
+        let mut told = Vec::with_capacity(jobs.len());
+        let committed = async {
+            let mut conn = pool.acquire().await?;
+            let mut tx = conn.begin_with(begin).await?;
+            for job in jobs.drain(..) {
+                let (deliver, clean) = job(&mut *tx).await;
+                told.push(deliver);
+                if !clean {
+                    return Err(sqlx::Error::Protocol(
+                        "a write could not be undone, so its group was".into(),
+                    ));
+                }
+            }
+            tx.commit().await
+        }
+        .await;
+        if let Err(error) = &committed {
+            tracing::warn!(error = %Chain(error), writes = told.len(), "a group commit failed");
+        }
+        // Jobs never run are dropped here, and their writers told so.
+        jobs.clear();
+        for deliver in told {
+            deliver(committed.as_ref().map(|_| ()));
         }
     }
 }

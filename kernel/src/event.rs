@@ -139,6 +139,97 @@ fn page(rows: Vec<Row>, source: &str) -> Events {
     }
 }
 
+/// What an event says changed, as a cache needs it: which resource, and
+/// its version since.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub seq: i64,
+    pub kind: String,
+    pub subject: String,
+    /// The resource's version after the change (its last, if deleted).
+    pub version: Option<i64>,
+}
+
+impl Change {
+    pub fn of(event: &CloudEvent) -> Self {
+        Self {
+            seq: event.seq,
+            kind: event.kind.clone(),
+            subject: event.subject.clone(),
+            version: event
+                .data
+                .get("version")
+                .and_then(serde_json::Value::as_i64),
+        }
+    }
+
+    /// The resource is gone.
+    pub fn is_deletion(&self) -> bool {
+        self.kind.ends_with(".deleted")
+    }
+}
+
+/// Up to `limit` changes of `module`'s events after `after`, oldest first:
+/// its feed, without what only a follower needs.
+pub async fn changes(
+    db: &crate::db::Db,
+    module: &'static str,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<Change>, sqlx::Error> {
+    type Row = (i64, String, String, Option<i64>);
+    let rows: Vec<Row> = match db {
+        crate::db::Db::Sqlite(pool) => {
+            sqlx::query_as(
+                "select seq, type, subject, json_extract(data, '$.version') \
+                 from events where seq > ?1 order by seq limit ?2",
+            )
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&mut *pool.acquire().await?)
+            .await?
+        }
+        crate::db::Db::Postgres(pool) => {
+            let select = format!(
+                "select seq, type, subject, (data->>'version')::bigint \
+                 from {module}.events where seq > $1 order by seq limit $2"
+            );
+            sqlx::query_as(sqlx::AssertSqlSafe(select))
+                .bind(after)
+                .bind(limit)
+                .fetch_all(&mut *pool.acquire().await?)
+                .await?
+        }
+    };
+    Ok(rows
+        .into_iter()
+        .map(|(seq, kind, subject, version)| Change {
+            seq,
+            kind,
+            subject,
+            version,
+        })
+        .collect())
+}
+
+/// The `seq` of `module`'s last event; 0 if none.
+pub async fn last_seq(db: &crate::db::Db, module: &'static str) -> Result<i64, sqlx::Error> {
+    let (seq,): (Option<i64>,) = match db {
+        crate::db::Db::Sqlite(pool) => {
+            sqlx::query_as("select max(seq) from events")
+                .fetch_one(&mut *pool.acquire().await?)
+                .await?
+        }
+        crate::db::Db::Postgres(pool) => {
+            let select = format!("select max(seq) from {module}.events");
+            sqlx::query_as(sqlx::AssertSqlSafe(select))
+                .fetch_one(&mut *pool.acquire().await?)
+                .await?
+        }
+    };
+    Ok(seq.unwrap_or(0))
+}
+
 /// The `events` table of a module on SQLite: one file per module, so the
 /// table needs no schema, and writes are serialized by the database, so
 /// `seq` is commit order.

@@ -5,6 +5,7 @@
 pub mod body;
 pub mod breaker;
 pub mod broker;
+pub mod cache;
 pub mod db;
 pub mod etag;
 pub mod event;

@@ -20,6 +20,7 @@ use sqlx::migrate::Migrator;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::broker::Broker;
+use crate::cache;
 use crate::db::{Backend, Db};
 use crate::event::{Delivery, EventType, Notifier};
 use crate::peer::Peer;
@@ -129,6 +130,9 @@ pub struct Start {
     needs: Vec<(&'static str, Api)>,
     /// How it treats the events it follows.
     pub events: Events,
+    /// How big its caches of resources may grow, and how old what they
+    /// serve may be.
+    pub cache: cache::Settings,
 }
 
 /// How a module's events travel.
@@ -146,8 +150,36 @@ pub struct Events {
 
 impl Start {
     /// `needs`: the API of every module named in [`Module::needs`].
-    pub fn new(db: Db, needs: Vec<(&'static str, Api)>, events: Events) -> Self {
-        Self { db, needs, events }
+    pub fn new(
+        db: Db,
+        needs: Vec<(&'static str, Api)>,
+        events: Events,
+        cache: cache::Settings,
+    ) -> Self {
+        Self {
+            db,
+            needs,
+            events,
+            cache,
+        }
+    }
+
+    /// A cache of each of `views` of `module`'s resources, and the task
+    /// that keeps them true to the writes of the module's other replicas:
+    /// run it with [`Started::task`].
+    pub fn caches<const N: usize>(
+        &self,
+        module: &'static str,
+        views: [&'static str; N],
+    ) -> ([cache::Cache; N], impl Future<Output = ()> + Send + 'static) {
+        let caches = views.map(|view| cache::Cache::new(module, view, &self.cache));
+        let invalidator = cache::Invalidator {
+            db: self.db.clone(),
+            module,
+            broker: self.events.broker.clone(),
+            caches: caches.to_vec(),
+        };
+        (caches, invalidator.run())
     }
 
     /// The API of the module `contract` is for, as `T`.

@@ -32,6 +32,8 @@ const BUCKETS: &[f64] = &[
 const WAIT_BUCKETS: &[f64] = &[
     0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0,
 ];
+/// Buckets of the writes one group commit holds, up to its most (256).
+const GROUP_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
 /// How often histograms drop what a scrape no longer needs.
 const UPKEEP: Duration = Duration::from_secs(5);
 
@@ -45,6 +47,11 @@ pub fn handle() -> &'static PrometheusHandle {
             .set_buckets_for_metric(
                 Matcher::Full("app_db_pool_wait_seconds".into()),
                 WAIT_BUCKETS,
+            )
+            .expect("the buckets are not empty")
+            .set_buckets_for_metric(
+                Matcher::Full("app_db_group_commit_writes".into()),
+                GROUP_BUCKETS,
             )
             .expect("the buckets are not empty")
             .install_recorder()
@@ -93,6 +100,18 @@ fn describe() {
         "app_db_pool_wait_seconds",
         Unit::Seconds,
         "How long each module's work waited for a database connection."
+    );
+    describe_histogram!(
+        "app_db_group_commit_writes",
+        "Writes each SQLite group commit held: one transaction and one sync to disk for all."
+    );
+    describe_counter!(
+        "app_cache_hits_total",
+        "GETs of one resource answered from a module's cache, by view."
+    );
+    describe_counter!(
+        "app_cache_misses_total",
+        "GETs of one resource a module's cache could not answer, read from its database, by view."
     );
     describe_counter!(
         "app_auth_failures_total",

@@ -132,6 +132,7 @@ pub async fn spawn_configured(
         metrics: Metrics::WithApi,
         delivery: Default::default(),
         broker: None,
+        cache: Default::default(),
     })
     .await
 }
@@ -154,6 +155,7 @@ pub async fn spawn_secured(security: Security, cors_origins: &[&str]) -> TestApp
         metrics: Metrics::WithApi,
         delivery: Default::default(),
         broker: None,
+        cache: Default::default(),
     })
     .await;
     app._dir = dir;

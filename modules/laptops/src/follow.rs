@@ -19,6 +19,7 @@ use app_kernel::module::Events;
 use ports_api::PortsApi;
 
 use crate::error::Error;
+use crate::service::Caches;
 use crate::store::{LaptopStore, PortChange, PortEvent};
 
 /// How many events one read of the feed asks for.
@@ -33,6 +34,7 @@ pub(crate) struct PortEvents {
     store: Arc<dyn LaptopStore>,
     ports: Arc<dyn PortsApi>,
     events: Events,
+    caches: Caches,
 }
 
 /// Where the follower takes ports' events from.
@@ -119,11 +121,26 @@ impl PortEvents {
         store: Arc<dyn LaptopStore>,
         ports: Arc<dyn PortsApi>,
         events: Events,
+        caches: Caches,
     ) -> Self {
         Self {
             store,
             ports,
             events,
+            caches,
+        }
+    }
+
+    /// `change` was applied, changing `laptops`: what the caches showed of
+    /// it goes. Laptops changed by a deleted port are not named here (their
+    /// own events name them), so every laptop goes.
+    fn applied(&self, change: Option<&PortChange>, laptops: Option<u64>) {
+        log_applied(change, laptops);
+        if laptops.is_some() {
+            self.caches.expanded.clear();
+        }
+        if laptops.is_some_and(|changed| changed > 0) {
+            self.caches.laptop.clear();
         }
     }
 
@@ -147,7 +164,7 @@ impl PortEvents {
             }
             Err(error) => return Err(Failure::Event(event.clone(), error.to_string())),
         };
-        log_applied(change.as_ref(), changed);
+        self.applied(change.as_ref(), changed);
         Ok(())
     }
 
@@ -173,7 +190,7 @@ impl PortEvents {
             match self.store.apply_port_events(&batch).await {
                 Ok(applied) => {
                     for (change, laptops) in changes.iter().zip(applied) {
-                        log_applied(change.as_ref(), laptops);
+                        self.applied(change.as_ref(), laptops);
                     }
                     self.committed().notify();
                     return Ok(());

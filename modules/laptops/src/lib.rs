@@ -65,12 +65,18 @@ pub static MODULE: Module = Module {
 
 fn start(start: Start) -> anyhow::Result<Started> {
     let ports: Arc<dyn PortsApi> = start.api(&ports_api::CONTRACT)?;
+    let ([laptop, expanded], invalidator) = start.caches(NAME, ["laptop", "laptop_expanded"]);
+    let caches = service::Caches { laptop, expanded };
     let store = store::open(start.db);
     let committed = start.events.committed.clone();
-    let events = follow::PortEvents::new(store.clone(), ports.clone(), start.events);
+    let events =
+        follow::PortEvents::new(store.clone(), ports.clone(), start.events, caches.clone());
     Ok(Started::new()
-        .data(web::Data::new(Laptops::new(store, ports, committed)))
-        .task(events.follow(FOLLOW_INTERVAL)))
+        .data(web::Data::new(Laptops::new(
+            store, caches, ports, committed,
+        )))
+        .task(events.follow(FOLLOW_INTERVAL))
+        .task(invalidator))
 }
 
 static SQLITE: Migrator = sqlx::migrate!("../../migrations/laptops/sqlite");

@@ -155,13 +155,9 @@ async fn get_laptop(
     query: web::Query<GetQuery>,
 ) -> Result<HttpResponse, ApiError> {
     if let Some(Expand::Ports) = query.expand {
-        return Ok(HttpResponse::Ok().json(laptops.get_expanded(id.0).await?));
+        return Ok(laptops.read_expanded(id.0, &req).await?.respond_untagged());
     }
-    let laptop = laptops.get(id.0).await?;
-    if etag::not_modified(&req, laptop.version) {
-        return Ok(etag::unchanged(laptop.version));
-    }
-    Ok(etag::tagged(HttpResponse::Ok(), laptop.version, &laptop))
+    Ok(laptops.read(id.0, &req).await?.respond(&req))
 }
 
 /// Replace a laptop.

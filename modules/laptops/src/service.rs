@@ -1,5 +1,8 @@
 use std::sync::Arc;
+use std::time::Instant;
 
+use actix_web::HttpRequest;
+use app_kernel::cache::{Cache, Json};
 use app_kernel::etag::{IfMatch, Versioned};
 use app_kernel::event::{Events, Notifier};
 use app_kernel::page::{Page, PageRequest};
@@ -11,29 +14,49 @@ use crate::error::Error;
 use crate::model::{Laptop, NewLaptop};
 use crate::store::{Filter, LaptopStore};
 
-/// The laptops module's state: its store, the ports module it asks about
-/// ports (in this process or not, it cannot tell), the rules every write
-/// obeys, and whom to tell that events were committed.
+/// The laptops module's state: its store, the caches of what clients
+/// read, the ports module it asks about ports (in this process or not, it
+/// cannot tell), the rules every write obeys, and whom to tell that events
+/// were committed.
 #[derive(Clone)]
 pub struct Laptops {
     store: Arc<dyn LaptopStore>,
+    caches: Caches,
     ports: Arc<dyn PortsApi>,
     committed: Notifier,
 }
 
+/// What clients read of laptops, kept in memory.
+#[derive(Clone)]
+pub struct Caches {
+    /// A laptop as `GET` answers it.
+    pub laptop: Cache,
+    /// A laptop with `expand=ports`: it also changes when a port it lists
+    /// is renamed, which no event of laptops names.
+    pub expanded: Cache,
+}
+
 impl Laptops {
-    /// Tells `committed` after each write.
-    pub fn new(store: Arc<dyn LaptopStore>, ports: Arc<dyn PortsApi>, committed: Notifier) -> Self {
+    /// Keeps `caches` true to its writes; tells `committed` after each.
+    pub fn new(
+        store: Arc<dyn LaptopStore>,
+        caches: Caches,
+        ports: Arc<dyn PortsApi>,
+        committed: Notifier,
+    ) -> Self {
         Self {
             store,
+            caches,
             ports,
             committed,
         }
     }
 
-    /// `written`, once its events are told of.
-    fn told<T>(&self, written: Result<T, Error>) -> Result<T, Error> {
-        if written.is_ok() {
+    /// `written`, once its events are told of and the caches hold it.
+    fn told(&self, written: Result<Laptop, Error>) -> Result<Laptop, Error> {
+        if let Ok(laptop) = &written {
+            self.caches.laptop.written(laptop.id, laptop);
+            self.caches.expanded.changed(laptop.id, laptop.version);
             self.committed.notify();
         }
         written
@@ -66,20 +89,34 @@ impl Laptops {
         self.store.get(id).await?.ok_or(Error::NotFound(id))
     }
 
-    /// The laptop with `ports` filled in, as [`Laptops::expand`] does.
-    pub(crate) async fn get_expanded(&self, id: i64) -> Result<Laptop, Error> {
+    /// The laptop as `req` reads it, from the cache when it may be.
+    pub(crate) async fn read(&self, id: i64, req: &HttpRequest) -> Result<Json, Error> {
+        self.caches.laptop.get(id, req, self.get(id)).await
+    }
+
+    /// The laptop with `ports` filled in, as [`Laptops::expand`] does, from
+    /// the cache when it may be. It is kept only if every port was known
+    /// here: one asked of ports may be renamed with no event yet to say so.
+    pub(crate) async fn read_expanded(&self, id: i64, req: &HttpRequest) -> Result<Json, Error> {
+        if let Some(hit) = self.caches.expanded.lookup(id, req) {
+            return Ok(hit);
+        }
+        let began = Instant::now();
         let mut laptop = [self.get(id).await?];
-        self.expand(&mut laptop).await?;
-        let [laptop] = laptop;
-        Ok(laptop)
+        let all_known = self.expand(&mut laptop).await?;
+        let json = Json::of(&laptop[0]);
+        if all_known {
+            self.caches.expanded.fill(id, &json, began);
+        }
+        Ok(json)
     }
 
     /// Fills in `ports` of each laptop from what this module knows of
     /// ports, so it answers while ports is down; ports not known yet (their
     /// events still on their way) are asked of the ports module, at most
     /// [`MAX_FIND`] a call. A port deleted but not yet dropped from a
-    /// laptop is left out.
-    pub(crate) async fn expand(&self, laptops: &mut [Laptop]) -> Result<(), Error> {
+    /// laptop is left out. `true` if every port was known here.
+    pub(crate) async fn expand(&self, laptops: &mut [Laptop]) -> Result<bool, Error> {
         let mut ids: Vec<i64> = laptops
             .iter()
             .flat_map(|l| l.port_ids.iter().copied())
@@ -95,6 +132,7 @@ impl Laptops {
             .into_iter()
             .filter(|id| !known.iter().any(|port| port.id == *id))
             .collect();
+        let all_known = unknown.is_empty();
         for chunk in unknown.chunks(MAX_FIND) {
             known.extend(self.ports.find(chunk).await?);
         }
@@ -106,7 +144,7 @@ impl Laptops {
                 .collect();
             laptop.ports = Some(ports);
         }
-        Ok(())
+        Ok(all_known)
     }
 
     pub(crate) async fn create(&self, laptop: NewLaptop) -> Result<Laptop, Error> {
@@ -187,11 +225,15 @@ impl Laptops {
             .write(
                 async || self.get(id).await,
                 async |current: Laptop| {
-                    Ok(self.store.delete(id, current.version).await?.then_some(()))
+                    let deleted = self.store.delete(id, current.version).await?;
+                    Ok(deleted.then_some(current.version))
                 },
             )
-            .await;
-        self.told(deleted)
+            .await?;
+        self.caches.laptop.deleted(id, deleted);
+        self.caches.expanded.deleted(id, deleted);
+        self.committed.notify();
+        Ok(())
     }
 }
 

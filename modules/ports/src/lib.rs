@@ -55,10 +55,12 @@ pub static MODULE: Module = Module {
 };
 
 fn start(start: Start) -> anyhow::Result<Started> {
-    let ports = Ports::new(start.db, start.events.committed);
+    let ([cache], invalidator) = start.caches(NAME, ["port"]);
+    let ports = Ports::new(start.db, cache, start.events.committed);
     Ok(Started::new()
         .provides(ports_api::api(ports.clone()))
-        .data(web::Data::new(ports)))
+        .data(web::Data::new(ports))
+        .task(invalidator))
 }
 
 static SQLITE: Migrator = sqlx::migrate!("../../migrations/ports/sqlite");

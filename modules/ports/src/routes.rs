@@ -131,11 +131,7 @@ async fn get_port(
     ports: web::Data<Ports>,
     id: Id,
 ) -> Result<HttpResponse, ApiError> {
-    let port = ports.get(id.0).await?;
-    if etag::not_modified(&req, port.version) {
-        return Ok(etag::unchanged(port.version));
-    }
-    Ok(etag::tagged(HttpResponse::Ok(), port.version, &port))
+    Ok(ports.read(id.0, &req).await?.respond(&req))
 }
 
 /// Replace a port.

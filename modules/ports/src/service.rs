@@ -1,5 +1,7 @@
 use std::sync::Arc;
 
+use actix_web::HttpRequest;
+use app_kernel::cache::{Cache, Json};
 use app_kernel::db::{Db, StoreError};
 use app_kernel::etag::{IfMatch, Versioned};
 use app_kernel::event::{Changes, Events, Notifier};
@@ -12,19 +14,22 @@ use crate::error::Error;
 use crate::model::{NewPort, Port};
 use crate::store::{self, Filter, PortStore};
 
-/// The ports module's state: its store, the rules every write obeys, and
-/// whom to tell in this process that events were committed.
+/// The ports module's state: its store, the cache of what clients read,
+/// the rules every write obeys, and whom to tell in this process that
+/// events were committed.
 #[derive(Clone)]
 pub struct Ports {
     store: Arc<dyn PortStore>,
+    cache: Cache,
     committed: Notifier,
 }
 
 impl Ports {
-    /// Tells `committed` after each write.
-    pub fn new(db: Db, committed: Notifier) -> Self {
+    /// Keeps `cache` true to its writes; tells `committed` after each.
+    pub fn new(db: Db, cache: Cache, committed: Notifier) -> Self {
         Self {
             store: store::open(db),
+            cache,
             committed,
         }
     }
@@ -34,9 +39,10 @@ impl Ports {
         self.committed.subscribe()
     }
 
-    /// `written`, once its events are told of.
-    fn told<T>(&self, written: Result<T, Error>) -> Result<T, Error> {
-        if written.is_ok() {
+    /// `written`, once its events are told of and the cache holds it.
+    fn told<T: Cached>(&self, written: Result<T, Error>) -> Result<T, Error> {
+        if let Ok(written) = &written {
+            written.keep(&self.cache);
             self.committed.notify();
         }
         written
@@ -71,6 +77,11 @@ impl Ports {
 
     pub async fn get(&self, id: i64) -> Result<Port, Error> {
         self.store.get(id).await?.ok_or(Error::NotFound(id))
+    }
+
+    /// The port as `req` reads it, from the cache when it may be.
+    pub(crate) async fn read(&self, id: i64, req: &HttpRequest) -> Result<Json, Error> {
+        self.cache.get(id, req, self.get(id)).await
     }
 
     pub(crate) async fn create(&self, port: NewPort) -> Result<Port, Error> {
@@ -126,11 +137,32 @@ impl Ports {
             .write(
                 async || self.get(id).await,
                 async |current: Port| {
-                    Ok(self.store.delete(id, current.version).await?.then_some(()))
+                    let deleted = self.store.delete(id, current.version).await?;
+                    Ok(deleted.then_some(Deleted(id, current.version)))
                 },
             )
             .await;
-        self.told(deleted)
+        self.told(deleted).map(drop)
+    }
+}
+
+/// What a write leaves in the cache.
+trait Cached {
+    fn keep(&self, cache: &Cache);
+}
+
+impl Cached for Port {
+    fn keep(&self, cache: &Cache) {
+        cache.written(self.id, self);
+    }
+}
+
+/// Port `.0` was deleted at version `.1`.
+struct Deleted(i64, i64);
+
+impl Cached for Deleted {
+    fn keep(&self, cache: &Cache) {
+        cache.deleted(self.0, self.1);
     }
 }
 

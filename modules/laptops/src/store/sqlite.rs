@@ -1,7 +1,7 @@
 use app_kernel::db::{Pool, StoreError};
 use app_kernel::event::{self, CloudEvent, Event, Events};
 use app_kernel::page::PageRequest;
-use sqlx::{Connection as _, Sqlite, Transaction};
+use sqlx::{Connection as _, Sqlite, SqliteConnection, Transaction};
 
 use ports_api::PortRef;
 
@@ -47,24 +47,28 @@ impl LaptopStore for SqliteLaptops {
 
     #[tracing::instrument(level = "debug", skip(self), fields(module = "laptops"))]
     async fn insert(&self, laptop: &NewLaptop) -> Result<Laptop, StoreError> {
-        let mut conn = self.0.acquire().await?;
-        let mut tx = conn.begin().await?;
-        let (id,): (i64,) = sqlx::query_as(
-            "insert into laptops (title, title_key, model) values (?1, ?2, ?3) returning id",
-        )
-        .bind(&laptop.title)
-        .bind(laptop.title_key())
-        .bind(&laptop.model)
-        .fetch_one(&mut *tx)
-        .await?;
-        let written = write_ports(&mut tx, id, &laptop.port_ids).await?;
-        event::sqlite::record(
-            &mut tx,
-            &Event::new("laptop.created", id, &written, written.version),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(written)
+        let laptop = laptop.clone();
+        self.0
+            .write(move |conn| {
+                Box::pin(async move {
+                    let (id,): (i64,) = sqlx::query_as(
+                        "insert into laptops (title, title_key, model) values (?1, ?2, ?3) returning id",
+                    )
+                    .bind(&laptop.title)
+                    .bind(laptop.title_key())
+                    .bind(&laptop.model)
+                    .fetch_one(&mut *conn)
+                    .await?;
+                    let written = write_ports(conn, id, &laptop.port_ids).await?;
+                    event::sqlite::record(
+                        conn,
+                        &Event::new("laptop.created", id, &written, written.version),
+                    )
+                    .await?;
+                    Ok(written)
+                })
+            })
+            .await
     }
 
     #[tracing::instrument(level = "debug", skip(self), fields(module = "laptops"))]
@@ -74,48 +78,56 @@ impl LaptopStore for SqliteLaptops {
         version: i64,
         laptop: &NewLaptop,
     ) -> Result<Option<Laptop>, StoreError> {
-        let mut conn = self.0.acquire().await?;
-        let mut tx = conn.begin().await?;
-        let updated = sqlx::query("update laptops set title = ?3, title_key = ?4, model = ?5, version = version + 1, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') where id = ?1 and version = ?2")
-        .bind(id)
-        .bind(version)
-        .bind(&laptop.title)
-        .bind(laptop.title_key())
-        .bind(&laptop.model)
-        .execute(&mut *tx)
-        .await?;
-        if updated.rows_affected() == 0 {
-            return Ok(None);
-        }
-        sqlx::query("delete from laptop_ports where laptop_id = ?1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        let written = write_ports(&mut tx, id, &laptop.port_ids).await?;
-        event::sqlite::record(
-            &mut tx,
-            &Event::new("laptop.updated", id, &written, written.version),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(Some(written))
+        let laptop = laptop.clone();
+        self.0
+            .write(move |conn| {
+                Box::pin(async move {
+                    let updated = sqlx::query("update laptops set title = ?3, title_key = ?4, model = ?5, version = version + 1, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') where id = ?1 and version = ?2")
+                        .bind(id)
+                        .bind(version)
+                        .bind(&laptop.title)
+                        .bind(laptop.title_key())
+                        .bind(&laptop.model)
+                        .execute(&mut *conn)
+                        .await?;
+                    if updated.rows_affected() == 0 {
+                        return Ok(None);
+                    }
+                    sqlx::query("delete from laptop_ports where laptop_id = ?1")
+                        .bind(id)
+                        .execute(&mut *conn)
+                        .await?;
+                    let written = write_ports(conn, id, &laptop.port_ids).await?;
+                    event::sqlite::record(
+                        conn,
+                        &Event::new("laptop.updated", id, &written, written.version),
+                    )
+                    .await?;
+                    Ok(Some(written))
+                })
+            })
+            .await
     }
 
     #[tracing::instrument(level = "debug", skip(self), fields(module = "laptops"))]
     async fn delete(&self, id: i64, version: i64) -> Result<bool, StoreError> {
-        let mut conn = self.0.acquire().await?;
-        let mut tx = conn.begin().await?;
-        let done = sqlx::query("delete from laptops where id = ?1 and version = ?2")
-            .bind(id)
-            .bind(version)
-            .execute(&mut *tx)
-            .await?;
-        let deleted = done.rows_affected() == 1;
-        if deleted {
-            event::sqlite::record(&mut tx, &Event::deleted("laptop.deleted", id, version)).await?;
-        }
-        tx.commit().await?;
-        Ok(deleted)
+        self.0
+            .write(move |conn| {
+                Box::pin(async move {
+                    let done = sqlx::query("delete from laptops where id = ?1 and version = ?2")
+                        .bind(id)
+                        .bind(version)
+                        .execute(&mut *conn)
+                        .await?;
+                    let deleted = done.rows_affected() == 1;
+                    if deleted {
+                        event::sqlite::record(conn, &Event::deleted("laptop.deleted", id, version))
+                            .await?;
+                    }
+                    Ok(deleted)
+                })
+            })
+            .await
     }
 
     #[tracing::instrument(level = "debug", skip(self), fields(module = "laptops"))]
@@ -250,7 +262,7 @@ async fn remove_port(tx: &mut Transaction<'_, Sqlite>, port_id: i64) -> Result<u
         .execute(&mut **tx)
         .await?;
     for &(id,) in &changed {
-        let laptop = read(tx, id).await?;
+        let laptop = read(&mut *tx, id).await?;
         event::sqlite::record(
             tx,
             &Event::new("laptop.updated", id, &laptop, laptop.version),
@@ -262,7 +274,7 @@ async fn remove_port(tx: &mut Transaction<'_, Sqlite>, port_id: i64) -> Result<u
 
 /// Lists `port_ids` for the laptop, in order, and reads the laptop back.
 async fn write_ports(
-    tx: &mut Transaction<'_, Sqlite>,
+    conn: &mut SqliteConnection,
     id: i64,
     port_ids: &[i64],
 ) -> Result<Laptop, StoreError> {
@@ -270,16 +282,16 @@ async fn write_ports(
         sqlx::query("insert into laptop_ports (laptop_id, port_id, position) select ?1, value, key from json_each(?2)")
             .bind(id)
             .bind(serde_json::Value::from(port_ids).to_string())
-            .execute(&mut **tx)
+            .execute(&mut *conn)
             .await?;
     }
-    read(tx, id).await
+    read(conn, id).await
 }
 
 /// The laptop as the transaction sees it.
-async fn read(tx: &mut Transaction<'_, Sqlite>, id: i64) -> Result<Laptop, StoreError> {
+async fn read(conn: &mut SqliteConnection, id: i64) -> Result<Laptop, StoreError> {
     Ok(sqlx::query_as(concat!(select_laptop!(), " where id = ?1"))
         .bind(id)
-        .fetch_one(&mut **tx)
+        .fetch_one(conn)
         .await?)
 }

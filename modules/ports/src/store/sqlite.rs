@@ -1,7 +1,7 @@
 use app_kernel::db::{Pool, StoreError};
 use app_kernel::event::{self, Event, Events};
 use app_kernel::page::PageRequest;
-use sqlx::{Connection as _, Sqlite};
+use sqlx::Sqlite;
 
 use super::{Filter, PortStore};
 use crate::model::{NewPort, Port};
@@ -33,20 +33,24 @@ impl PortStore for SqlitePorts {
 
     #[tracing::instrument(level = "debug", skip(self), fields(module = "ports"))]
     async fn insert(&self, port: &NewPort) -> Result<Port, StoreError> {
-        let mut conn = self.0.acquire().await?;
-        let mut tx = conn.begin().await?;
-        let created: Port = sqlx::query_as("insert into ports (name, name_key) values (?1, ?2) returning id, name, version, created_at, updated_at")
-        .bind(&port.name)
-        .bind(port.name_key())
-        .fetch_one(&mut *tx)
-        .await?;
-        event::sqlite::record(
-            &mut tx,
-            &Event::new("port.created", created.id, &created, created.version),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(created)
+        let port = port.clone();
+        self.0
+            .write(move |conn| {
+                Box::pin(async move {
+                    let created: Port = sqlx::query_as("insert into ports (name, name_key) values (?1, ?2) returning id, name, version, created_at, updated_at")
+                        .bind(&port.name)
+                        .bind(port.name_key())
+                        .fetch_one(&mut *conn)
+                        .await?;
+                    event::sqlite::record(
+                        conn,
+                        &Event::new("port.created", created.id, &created, created.version),
+                    )
+                    .await?;
+                    Ok(created)
+                })
+            })
+            .await
     }
 
     #[tracing::instrument(level = "debug", skip(self), fields(module = "ports"))]
@@ -56,41 +60,49 @@ impl PortStore for SqlitePorts {
         version: i64,
         port: &NewPort,
     ) -> Result<Option<Port>, StoreError> {
-        let mut conn = self.0.acquire().await?;
-        let mut tx = conn.begin().await?;
-        let updated: Option<Port> = sqlx::query_as("update ports set name = ?3, name_key = ?4, version = version + 1, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') where id = ?1 and version = ?2 returning id, name, version, created_at, updated_at")
-        .bind(id)
-        .bind(version)
-        .bind(&port.name)
-        .bind(port.name_key())
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(port) = &updated {
-            event::sqlite::record(
-                &mut tx,
-                &Event::new("port.renamed", port.id, port, port.version),
-            )
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(updated)
+        let port = port.clone();
+        self.0
+            .write(move |conn| {
+                Box::pin(async move {
+                    let updated: Option<Port> = sqlx::query_as("update ports set name = ?3, name_key = ?4, version = version + 1, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') where id = ?1 and version = ?2 returning id, name, version, created_at, updated_at")
+                        .bind(id)
+                        .bind(version)
+                        .bind(&port.name)
+                        .bind(port.name_key())
+                        .fetch_optional(&mut *conn)
+                        .await?;
+                    if let Some(port) = &updated {
+                        event::sqlite::record(
+                            conn,
+                            &Event::new("port.renamed", port.id, port, port.version),
+                        )
+                        .await?;
+                    }
+                    Ok(updated)
+                })
+            })
+            .await
     }
 
     #[tracing::instrument(level = "debug", skip(self), fields(module = "ports"))]
     async fn delete(&self, id: i64, version: i64) -> Result<bool, StoreError> {
-        let mut conn = self.0.acquire().await?;
-        let mut tx = conn.begin().await?;
-        let done = sqlx::query("delete from ports where id = ?1 and version = ?2")
-            .bind(id)
-            .bind(version)
-            .execute(&mut *tx)
-            .await?;
-        let deleted = done.rows_affected() == 1;
-        if deleted {
-            event::sqlite::record(&mut tx, &Event::deleted("port.deleted", id, version)).await?;
-        }
-        tx.commit().await?;
-        Ok(deleted)
+        self.0
+            .write(move |conn| {
+                Box::pin(async move {
+                    let done = sqlx::query("delete from ports where id = ?1 and version = ?2")
+                        .bind(id)
+                        .bind(version)
+                        .execute(&mut *conn)
+                        .await?;
+                    let deleted = done.rows_affected() == 1;
+                    if deleted {
+                        event::sqlite::record(conn, &Event::deleted("port.deleted", id, version))
+                            .await?;
+                    }
+                    Ok(deleted)
+                })
+            })
+            .await
     }
 
     #[tracing::instrument(level = "debug", skip(self), fields(module = "ports"))]

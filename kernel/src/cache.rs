@@ -71,6 +71,8 @@ pub struct Cache(Option<Arc<Inner>>);
 
 struct Inner {
     entries: moka::sync::Cache<i64, Entry>,
+    /// When everything last went: a read that began before may not fill.
+    cleared: std::sync::Mutex<Option<Instant>>,
     max_staleness: Duration,
     hits: metrics::Counter,
     misses: metrics::Counter,
@@ -144,6 +146,7 @@ impl Cache {
         let labels = [("module", module), ("view", view)];
         Self(Some(Arc::new(Inner {
             entries,
+            cleared: std::sync::Mutex::new(None),
             max_staleness: settings.max_staleness,
             hits: metrics::counter!("app_cache_hits_total", &labels),
             misses: metrics::counter!("app_cache_misses_total", &labels),
@@ -233,6 +236,7 @@ impl Cache {
     /// Everything goes: what the view shows changed in a way no id names.
     pub fn clear(&self) {
         if let Some(inner) = &self.0 {
+            *inner.cleared.lock().expect("never poisoned") = Some(Instant::now());
             inner.entries.invalidate_all();
         }
     }
@@ -262,6 +266,14 @@ impl Inner {
     }
 
     fn keep(&self, id: i64, json: &Json, since: Instant) {
+        if self
+            .cleared
+            .lock()
+            .expect("never poisoned")
+            .is_some_and(|cleared| cleared >= since)
+        {
+            return;
+        }
         self.entries.entry(id).and_compute_with(|kept| match kept {
             // A newer version is known; or this one, as of a later moment.
             Some(kept)
@@ -450,6 +462,17 @@ mod tests {
         assert_eq!(kept(&cache, 1), Some(2), "an event of what is kept");
         cache.deleted(1, 2);
         assert_eq!(kept(&cache, 1), None);
+    }
+
+    #[test]
+    fn a_read_that_began_before_a_clear_keeps_nothing() {
+        let cache = cache(Duration::from_secs(60));
+        let began = Instant::now();
+        cache.clear();
+        cache.fill(1, &Json::of(&Thing { id: 1, version: 1 }), began);
+        assert_eq!(kept(&cache, 1), None);
+        cache.fill(1, &Json::of(&Thing { id: 1, version: 1 }), Instant::now());
+        assert_eq!(kept(&cache, 1), Some(1));
     }
 
     #[test]

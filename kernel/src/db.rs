@@ -111,9 +111,7 @@ impl Storage {
                     .await?;
                 // SQLite commits one writer at a time, each with an fsync:
                 // writes that wait are committed together.
-                Ok(Db::Sqlite(
-                    Pool::new(pool, module).grouping(module, "BEGIN IMMEDIATE"),
-                ))
+                Ok(Db::Sqlite(Pool::new(pool, module).grouping(module)))
             }
             Self::Postgres {
                 options,
@@ -156,9 +154,9 @@ pub struct Pool<DB: Database> {
     group: Option<mpsc::UnboundedSender<Job<DB>>>,
 }
 
-/// A write, as the group commit runs it: its work, in a savepoint of the
-/// group's transaction, then whom to tell the group's outcome. `false`: the
-/// savepoint could not be undone, so the group must not commit.
+/// A write, as the group commit runs it: its work, in the group's
+/// transaction, then whom to tell the group's outcome; and whether the
+/// work succeeded, so its savepoint is released or rolled back.
 type Job<DB> = Box<
     dyn for<'c> FnOnce(&'c mut <DB as Database>::Connection) -> BoxFuture<'c, (Deliver, bool)>
         + Send,
@@ -178,23 +176,11 @@ impl<DB: Database> Pool<DB> {
         }
     }
 
-    /// Writes go through one task that runs those waiting at once in one
-    /// transaction, begun with `begin`, and commits them together.
-    /// Their sizes are recorded in `app_db_group_commit_writes{module}`.
-    fn grouping(mut self, module: &str, begin: &'static str) -> Self {
-        let (jobs, waiting) = mpsc::unbounded_channel();
-        let sizes =
-            metrics::histogram!("app_db_group_commit_writes", "module" => module.to_owned());
-        tokio::spawn(commit_in_groups(self.clone(), begin, waiting, sizes));
-        self.group = Some(jobs);
-        self
-    }
-
     /// Runs `work` in a transaction of its own, and returns what it did
     /// once that is committed. If writes are grouped, the transaction is a
     /// savepoint in the group's: an error undoes `work` alone, and the
     /// result waits for the group's commit. `work` returning an error
-    /// changes nothing.
+    /// changes nothing; it must not begin transactions itself.
     pub async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
@@ -216,18 +202,18 @@ impl<DB: Database> Pool<DB> {
         let job: Job<DB> = Box::new(move |conn| {
             Box::pin(
                 async move {
-                    let work = in_savepoint::<DB, T, F>(conn, work);
-                    let (done, clean) = match trace {
-                        Some(trace) => trace.scope(work).await,
-                        None => work.await,
+                    let done = match trace {
+                        Some(trace) => trace.scope(work(conn)).await,
+                        None => work(conn).await,
                     };
+                    let succeeded = done.is_ok();
                     let deliver: Deliver = Box::new(move |committed| {
                         let _ = tell.send(match committed {
                             Ok(()) => done,
                             Err(error) => Err(group_failed(error)),
                         });
                     });
-                    (deliver, clean)
+                    (deliver, succeeded)
                 }
                 .instrument(span),
             )
@@ -263,66 +249,81 @@ impl<DB: Database> Clone for Pool<DB> {
     }
 }
 
-/// `work` in a savepoint of `conn`'s transaction: released if it succeeds,
-/// rolled back if it fails; `false` if rolling back failed too.
-async fn in_savepoint<DB, T, F>(conn: &mut DB::Connection, work: F) -> (Result<T, StoreError>, bool)
-where
-    DB: Database,
-    F: for<'c> FnOnce(&'c mut DB::Connection) -> BoxFuture<'c, Result<T, StoreError>>,
-{
-    let mut savepoint = match conn.begin().await {
-        Ok(savepoint) => savepoint,
-        Err(error) => return (Err(error.into()), false),
-    };
-    match work(&mut *savepoint).await {
-        Ok(done) => match savepoint.commit().await {
-            Ok(()) => (Ok(done), true),
-            Err(error) => (Err(error.into()), false),
-        },
-        Err(error) => {
-            let clean = savepoint.rollback().await.is_ok();
-            (Err(error), clean)
-        }
-    }
-}
-
 /// Every write of the group failed with the group's commit.
 fn group_failed(error: &sqlx::Error) -> StoreError {
     let cause = std::io::Error::other(format!("the group's commit failed: {error}"));
     StoreError::Unavailable(sqlx::Error::Io(cause))
 }
 
-/// The group commit of a pool: takes every write waiting (up to
-/// [`MAX_GROUP`]), runs each in its savepoint of one transaction, commits
+impl Pool<Sqlite> {
+    /// Writes go through one task that runs those waiting at once in one
+    /// transaction, and commits them together. Their sizes are recorded in
+    /// `app_db_group_commit_writes{module}`.
+    fn grouping(mut self, module: &str) -> Self {
+        let (jobs, waiting) = mpsc::unbounded_channel();
+        let sizes =
+            metrics::histogram!("app_db_group_commit_writes", "module" => module.to_owned());
+        tokio::spawn(commit_in_groups(self.clone(), waiting, sizes));
+        self.group = Some(jobs);
+        self
+    }
+}
+
+/// The group commit of a SQLite pool: takes every write waiting (up to
+/// [`MAX_GROUP`]), runs each in a savepoint of one transaction, commits
 /// once (one fsync), then tells each writer. Writes wait while a commit
 /// runs, so the busier the module, the larger its groups.
-async fn commit_in_groups<DB: Database>(
-    pool: Pool<DB>,
-    begin: &'static str,
-    mut waiting: mpsc::UnboundedReceiver<Job<DB>>,
+///
+/// Each statement is a round trip to the connection's thread, so the
+/// savepoints are managed here, two statements to one: `RELEASE w;
+/// SAVEPOINT w` between writes, `ROLLBACK TO w` (which keeps `w`) after one
+/// that failed. The group keeps its connection while the pool serves.
+async fn commit_in_groups(
+    pool: Pool<Sqlite>,
+    mut waiting: mpsc::UnboundedReceiver<Job<Sqlite>>,
     sizes: metrics::Histogram,
 ) {
     let mut jobs = Vec::with_capacity(MAX_GROUP);
+    let mut held: Option<PoolConnection<Sqlite>> = None;
     while waiting.recv_many(&mut jobs, MAX_GROUP).await > 0 {
         sizes.record(jobs.len() as f64);
         let mut told = Vec::with_capacity(jobs.len());
         let committed = async {
-            let mut conn = pool.acquire().await?;
-            let mut tx = conn.begin_with(begin).await?;
+            let conn = match &mut held {
+                Some(conn) => conn,
+                None => held.insert(pool.acquire().await?),
+            };
+            sqlx::raw_sql("BEGIN IMMEDIATE; SAVEPOINT w")
+                .execute(&mut **conn)
+                .await?;
+            // Whether `w` holds a write that succeeded.
+            let mut kept = false;
             for job in jobs.drain(..) {
-                let (deliver, clean) = job(&mut *tx).await;
-                told.push(deliver);
-                if !clean {
-                    return Err(sqlx::Error::Protocol(
-                        "a write could not be undone, so its group was".into(),
-                    ));
+                if std::mem::take(&mut kept) {
+                    sqlx::raw_sql("RELEASE w; SAVEPOINT w")
+                        .execute(&mut **conn)
+                        .await?;
+                }
+                let (deliver, succeeded) = job(conn).await;
+                if succeeded {
+                    kept = true;
+                    told.push(deliver);
+                } else {
+                    sqlx::raw_sql("ROLLBACK TO w").execute(&mut **conn).await?;
+                    // Its writer is told its own error, whatever the group's fate.
+                    deliver(Ok(()));
                 }
             }
-            tx.commit().await
+            sqlx::raw_sql("COMMIT").execute(&mut **conn).await.map(drop)
         }
         .await;
         if let Err(error) = &committed {
             tracing::warn!(error = %Chain(error), writes = told.len(), "a group commit failed");
+            // Whatever state it is in, it is not reused.
+            if let Some(mut conn) = held.take() {
+                let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
+                conn.close_on_drop();
+            }
         }
         // Jobs never run are dropped here, and their writers told so.
         jobs.clear();

@@ -6,6 +6,7 @@ mod bad_input;
 mod boundary;
 mod broker;
 mod browser;
+mod cache;
 mod cli;
 mod connections;
 mod deploy;

@@ -10,6 +10,18 @@ use crate::model::{Laptop, NewLaptop};
 
 pub(super) struct SqliteLaptops(pub(super) Pool<Sqlite>);
 
+/// What an insert or update returns of the laptop it wrote: its columns,
+/// and its port ids as written, parameter `$ports`, so no read follows.
+macro_rules! written_laptop {
+    ($ports:literal) => {
+        concat!(
+            "id, title, model, version, created_at, updated_at, ",
+            $ports,
+            " as port_ids"
+        )
+    };
+}
+
 /// Every column of a laptop, its port ids as a JSON array.
 macro_rules! select_laptop {
     () => {
@@ -51,15 +63,19 @@ impl LaptopStore for SqliteLaptops {
         self.0
             .write(move |conn| {
                 Box::pin(async move {
-                    let (id,): (i64,) = sqlx::query_as(
-                        "insert into laptops (title, title_key, model) values (?1, ?2, ?3) returning id",
-                    )
+                    let port_ids = serde_json::Value::from(laptop.port_ids.as_slice()).to_string();
+                    let written: Laptop = sqlx::query_as(concat!(
+                        "insert into laptops (title, title_key, model) values (?1, ?2, ?3) returning ",
+                        written_laptop!("?4")
+                    ))
                     .bind(&laptop.title)
                     .bind(laptop.title_key())
                     .bind(&laptop.model)
+                    .bind(&port_ids)
                     .fetch_one(&mut *conn)
                     .await?;
-                    let written = write_ports(conn, id, &laptop.port_ids).await?;
+                    let id = written.id;
+                    write_ports(conn, id, &port_ids).await?;
                     event::sqlite::record(
                         conn,
                         &Event::new("laptop.created", id, &written, written.version),
@@ -82,22 +98,28 @@ impl LaptopStore for SqliteLaptops {
         self.0
             .write(move |conn| {
                 Box::pin(async move {
-                    let updated = sqlx::query("update laptops set title = ?3, title_key = ?4, model = ?5, version = version + 1, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') where id = ?1 and version = ?2")
-                        .bind(id)
-                        .bind(version)
-                        .bind(&laptop.title)
-                        .bind(laptop.title_key())
-                        .bind(&laptop.model)
-                        .execute(&mut *conn)
-                        .await?;
-                    if updated.rows_affected() == 0 {
+                    let port_ids = serde_json::Value::from(laptop.port_ids.as_slice()).to_string();
+                    let updated: Option<Laptop> = sqlx::query_as(concat!(
+                        "update laptops set title = ?3, title_key = ?4, model = ?5, version = version + 1, \
+                         updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') where id = ?1 and version = ?2 returning ",
+                        written_laptop!("?6")
+                    ))
+                    .bind(id)
+                    .bind(version)
+                    .bind(&laptop.title)
+                    .bind(laptop.title_key())
+                    .bind(&laptop.model)
+                    .bind(&port_ids)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                    let Some(written) = updated else {
                         return Ok(None);
-                    }
+                    };
                     sqlx::query("delete from laptop_ports where laptop_id = ?1")
                         .bind(id)
                         .execute(&mut *conn)
                         .await?;
-                    let written = write_ports(conn, id, &laptop.port_ids).await?;
+                    write_ports(conn, id, &port_ids).await?;
                     event::sqlite::record(
                         conn,
                         &Event::new("laptop.updated", id, &written, written.version),
@@ -272,20 +294,20 @@ async fn remove_port(tx: &mut Transaction<'_, Sqlite>, port_id: i64) -> Result<u
     Ok(changed.len() as u64)
 }
 
-/// Lists `port_ids` for the laptop, in order, and reads the laptop back.
+/// Lists `port_ids`, a JSON array, for the laptop, in order.
 async fn write_ports(
     conn: &mut SqliteConnection,
     id: i64,
-    port_ids: &[i64],
-) -> Result<Laptop, StoreError> {
-    if !port_ids.is_empty() {
+    port_ids: &str,
+) -> Result<(), StoreError> {
+    if port_ids != "[]" {
         sqlx::query("insert into laptop_ports (laptop_id, port_id, position) select ?1, value, key from json_each(?2)")
             .bind(id)
-            .bind(serde_json::Value::from(port_ids).to_string())
+            .bind(port_ids)
             .execute(&mut *conn)
             .await?;
     }
-    read(conn, id).await
+    Ok(())
 }
 
 /// The laptop as the transaction sees it.

@@ -143,31 +143,7 @@ impl Broker {
             arguments,
         ))
         .await?;
-        let exchange = Self::exchange(producer);
-        for kind in kinds {
-            within(channel.queue_bind(
-                queue.as_str().into(),
-                exchange.as_str().into(),
-                (*kind).into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            ))
-            .await?;
-        }
-        within(channel.basic_qos(prefetch, BasicQosOptions::default())).await?;
-        let consumer = within(channel.basic_consume(
-            queue.as_str().into(),
-            "".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        ))
-        .await?;
-        Ok(Inbox {
-            _connection: connection,
-            channel,
-            consumer,
-            queue,
-        })
+        Inbox::consume(connection, channel, queue, producer, kinds, prefetch).await
     }
 }
 
@@ -190,29 +166,11 @@ impl Broker {
         ))
         .await?;
         let queue = declared.name().to_string();
-        within(channel.queue_bind(
-            queue.as_str().into(),
-            Self::exchange(module).as_str().into(),
-            "#".into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        ))
-        .await?;
-        within(channel.basic_qos(prefetch, BasicQosOptions::default())).await?;
-        let consumer = within(channel.basic_consume(
-            queue.as_str().into(),
-            "".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        ))
-        .await?;
-        Ok(Inbox {
-            _connection: connection,
-            channel,
-            consumer,
-            // Named for what it is in metrics: one per process.
-            queue: format!("{module}.cache"),
-        })
+        let mut inbox =
+            Inbox::consume(connection, channel, queue, module, &["#"], prefetch).await?;
+        // Named for what it is in metrics: one per process.
+        inbox.queue = format!("{module}.cache");
+        Ok(inbox)
     }
 }
 
@@ -269,6 +227,43 @@ impl Received {
 }
 
 impl Inbox {
+    /// `queue`, declared on `channel`, bound to `producer`'s exchange for
+    /// each of `keys`, and consumed `prefetch` at a time.
+    async fn consume(
+        connection: Connection,
+        channel: Channel,
+        queue: String,
+        producer: &str,
+        keys: &[&str],
+        prefetch: u16,
+    ) -> Result<Self, BrokerError> {
+        let exchange = Broker::exchange(producer);
+        for key in keys {
+            within(channel.queue_bind(
+                queue.as_str().into(),
+                exchange.as_str().into(),
+                (*key).into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            ))
+            .await?;
+        }
+        within(channel.basic_qos(prefetch, BasicQosOptions::default())).await?;
+        let consumer = within(channel.basic_consume(
+            queue.as_str().into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        ))
+        .await?;
+        Ok(Self {
+            _connection: connection,
+            channel,
+            consumer,
+            queue,
+        })
+    }
+
     /// Waits up to `wait` for a message, then takes those already there,
     /// `max` in all. A message that is not an event is dropped, logged.
     pub async fn receive(&mut self, max: usize, wait: Duration) -> Result<Received, BrokerError> {

@@ -10,6 +10,8 @@
 //! - **Others' writes:** every replica drops an entry when the event of its
 //!   change arrives ([`Cache::changed`]); what stays behind is a marker of
 //!   the version, below which nothing may enter.
+//! - **Deletions here:** what stays behind is a marker too, so a read that
+//!   raced the deletion cannot put the resource back.
 //! - **Lost events:** an entry is served for at most `max_staleness` after
 //!   the read that filled it began; after that it is read again.
 //! - **Clients that can tell:** an `If-None-Match` naming a version other
@@ -215,12 +217,16 @@ impl Cache {
     }
 
     /// Resource `id` is now at `version` (an event said so): anything older
-    /// goes, and may not come back.
+    /// goes, and may not come back. Nothing kept, nothing is marked: the
+    /// events of every write would crowd out what is read. (A read that
+    /// began before the write and ends after its event then keeps the old
+    /// version, for at most `max_staleness` from when it began.)
     pub fn changed(&self, id: i64, version: i64) {
         let Some(inner) = &self.0 else { return };
         inner.entries.entry(id).and_compute_with(|kept| match kept {
+            None => Op::Nop,
             Some(kept) if kept.value().version >= version => Op::Nop,
-            _ => Op::Put(Entry {
+            Some(_) => Op::Put(Entry {
                 version,
                 body: None,
                 since: Instant::now(),
@@ -228,9 +234,19 @@ impl Cache {
         });
     }
 
-    /// Resource `id` was deleted at `version`.
+    /// Resource `id` was deleted at `version`: marked, kept or not, so no
+    /// read that raced the deletion puts it back.
     pub fn deleted(&self, id: i64, version: i64) {
-        self.changed(id, version.saturating_add(1));
+        let Some(inner) = &self.0 else { return };
+        let gone = version.saturating_add(1);
+        inner.entries.entry(id).and_compute_with(|kept| match kept {
+            Some(kept) if kept.value().version >= gone => Op::Nop,
+            _ => Op::Put(Entry {
+                version: gone,
+                body: None,
+                since: Instant::now(),
+            }),
+        });
     }
 
     /// Everything goes: what the view shows changed in a way no id names.
@@ -389,11 +405,11 @@ impl Invalidator {
     async fn catch_up(&self, mut after: i64) -> i64 {
         loop {
             match event::changes(&self.db, self.module, after, BATCH as i64).await {
-                Ok(changes) => {
+                Ok((changes, last)) => {
                     for change in &changes {
                         self.apply(change);
                     }
-                    after = changes.last().map_or(after, |change| change.seq);
+                    after = last.unwrap_or(after);
                     if changes.len() < BATCH {
                         return after;
                     }

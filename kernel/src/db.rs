@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument as _;
 
 use crate::ApiError;
+use crate::event;
 use crate::problem::Chain;
 
 /// How long a request waits for a connection before it answers 503.
@@ -259,11 +260,24 @@ impl Pool<Sqlite> {
     /// Writes go through one task that runs those waiting at once in one
     /// transaction, and commits them together. Their sizes are recorded in
     /// `app_db_group_commit_writes{module}`.
+    ///
+    /// The group runs on a thread of its own, with a runtime of one thread:
+    /// each statement is a round trip to the connection's thread, and the
+    /// answer then wakes that one thread, not whichever of a shared
+    /// runtime's workers is parked.
     fn grouping(mut self, module: &str) -> Self {
         let (jobs, waiting) = mpsc::unbounded_channel();
         let sizes =
             metrics::histogram!("app_db_group_commit_writes", "module" => module.to_owned());
-        tokio::spawn(commit_in_groups(self.clone(), waiting, sizes));
+        let pool = self.clone();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime for the group commit");
+        std::thread::Builder::new()
+            .name(format!("{module}-commits"))
+            .spawn(move || runtime.block_on(commit_in_groups(pool, waiting, sizes)))
+            .expect("a thread for the group commit");
         self.group = Some(jobs);
         self
     }
@@ -285,14 +299,31 @@ async fn commit_in_groups(
 ) {
     let mut jobs = Vec::with_capacity(MAX_GROUP);
     let mut held: Option<PoolConnection<Sqlite>> = None;
-    while waiting.recv_many(&mut jobs, MAX_GROUP).await > 0 {
+    let mut closed = pool.pool.close_event();
+    loop {
+        tokio::select! {
+            received = waiting.recv_many(&mut jobs, MAX_GROUP) => if received == 0 {
+                return;
+            },
+            // Closing waits for every connection: the held one goes back,
+            // and writes from now on answer 503.
+            () = &mut closed => return,
+        }
         sizes.record(jobs.len() as f64);
         let mut told = Vec::with_capacity(jobs.len());
-        let committed = async {
-            let conn = match &mut held {
-                Some(conn) => conn,
-                None => held.insert(pool.acquire().await?),
-            };
+        if held.is_none() {
+            match pool.acquire().await {
+                Ok(conn) => held = Some(conn),
+                Err(error) => {
+                    tracing::warn!(error = %Chain(&error), writes = jobs.len(), "no connection for a group commit");
+                    // Dropped untold, their writers answer 503.
+                    jobs.clear();
+                    continue;
+                }
+            }
+        }
+        let conn = held.as_mut().expect("held");
+        let group = async {
             sqlx::raw_sql("BEGIN IMMEDIATE; SAVEPOINT w")
                 .execute(&mut **conn)
                 .await?;
@@ -304,16 +335,24 @@ async fn commit_in_groups(
                         .execute(&mut **conn)
                         .await?;
                 }
+                let recorded = event::sqlite::held();
                 let (deliver, succeeded) = job(conn).await;
                 if succeeded {
                     kept = true;
                     told.push(deliver);
                 } else {
+                    event::sqlite::truncate(recorded);
                     sqlx::raw_sql("ROLLBACK TO w").execute(&mut **conn).await?;
                     // Its writer is told its own error, whatever the group's fate.
                     deliver(Ok(()));
                 }
             }
+            Ok::<_, sqlx::Error>(())
+        };
+        let (ran, events) = event::sqlite::grouped(Default::default(), group).await;
+        let committed = async {
+            ran?;
+            event::sqlite::insert(conn, &events).await?;
             sqlx::raw_sql("COMMIT").execute(&mut **conn).await.map(drop)
         }
         .await;

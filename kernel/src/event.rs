@@ -141,9 +141,8 @@ fn page(rows: Vec<Row>, source: &str) -> Events {
 
 /// What an event says changed, as a cache needs it: which resource, and
 /// its version since.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Change {
-    pub seq: i64,
     pub kind: String,
     pub subject: String,
     /// The resource's version after the change (its last, if deleted).
@@ -153,7 +152,6 @@ pub struct Change {
 impl Change {
     pub fn of(event: &CloudEvent) -> Self {
         Self {
-            seq: event.seq,
             kind: event.kind.clone(),
             subject: event.subject.clone(),
             version: event
@@ -169,47 +167,45 @@ impl Change {
     }
 }
 
-/// Up to `limit` changes of `module`'s events after `after`, oldest first:
-/// its feed, without what only a follower needs.
+/// Up to `limit` changes of `module`'s events after `after`, oldest first,
+/// and the `seq` of the last: its feed, without what only a follower
+/// needs. One row, however many changes: each row is a round trip from
+/// SQLite's thread.
 pub async fn changes(
     db: &crate::db::Db,
     module: &'static str,
     after: i64,
     limit: i64,
-) -> Result<Vec<Change>, sqlx::Error> {
-    type Row = (i64, String, String, Option<i64>);
-    let rows: Vec<Row> = match db {
+) -> Result<(Vec<Change>, Option<i64>), sqlx::Error> {
+    let (changes, last): (String, Option<i64>) = match db {
         crate::db::Db::Sqlite(pool) => {
             sqlx::query_as(
-                "select seq, type, subject, json_extract(data, '$.version') \
-                 from events where seq > ?1 order by seq limit ?2",
+                "select json_group_array(json_object('kind', type, 'subject', subject, \
+                 'version', json_extract(data, '$.version'))), max(seq) from \
+                 (select seq, type, subject, data from events where seq > ?1 order by seq limit ?2)",
             )
             .bind(after)
             .bind(limit)
-            .fetch_all(&mut *pool.acquire().await?)
+            .fetch_one(&mut *pool.acquire().await?)
             .await?
         }
         crate::db::Db::Postgres(pool) => {
             let select = format!(
-                "select seq, type, subject, (data->>'version')::bigint \
-                 from {module}.events where seq > $1 order by seq limit $2"
+                "select coalesce(json_agg(json_build_object('kind', type, 'subject', subject, \
+                 'version', (data->>'version')::bigint) order by seq), '[]')::text, max(seq) from \
+                 (select seq, type, subject, data from {module}.events where seq > $1 \
+                 order by seq limit $2) page"
             );
             sqlx::query_as(sqlx::AssertSqlSafe(select))
                 .bind(after)
                 .bind(limit)
-                .fetch_all(&mut *pool.acquire().await?)
+                .fetch_one(&mut *pool.acquire().await?)
                 .await?
         }
     };
-    Ok(rows
-        .into_iter()
-        .map(|(seq, kind, subject, version)| Change {
-            seq,
-            kind,
-            subject,
-            version,
-        })
-        .collect())
+    let changes =
+        serde_json::from_str(&changes).map_err(|error| sqlx::Error::Decode(Box::new(error)))?;
+    Ok((changes, last))
 }
 
 /// The `seq` of `module`'s last event; 0 if none.
@@ -234,22 +230,93 @@ pub async fn last_seq(db: &crate::db::Db, module: &'static str) -> Result<i64, s
 /// table needs no schema, and writes are serialized by the database, so
 /// `seq` is commit order.
 pub mod sqlite {
+    use std::cell::RefCell;
+
     use super::*;
 
+    tokio::task_local! {
+        /// The events of a group commit's writes, while it runs them.
+        static GROUP: RefCell<Vec<Recorded>>;
+    }
+
+    /// An event as its row holds it.
+    pub(crate) struct Recorded {
+        id: String,
+        kind: &'static str,
+        subject: String,
+        time: DateTime<Utc>,
+        data: serde_json::Value,
+        traceparent: Option<String>,
+    }
+
     /// Records `event` on `conn`, which holds the change's transaction.
+    ///
+    /// Within a group commit ([`crate::db::Pool::write`]) it is kept with the
+    /// group's other events, and they are all inserted in one statement
+    /// before the group commits: on SQLite every statement is a round trip
+    /// to the connection's thread.
     pub async fn record(conn: &mut SqliteConnection, event: &Event) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "insert into events (id, type, subject, time, data, traceparent) \
-             values (?1, ?2, ?3, ?4, ?5, ?6)",
-        )
-        .bind(uuid::Uuid::new_v4().to_string())
-        .bind(event.kind)
-        .bind(&event.subject)
-        .bind(Utc::now())
-        .bind(&event.data)
-        .bind(crate::trace::traceparent())
-        .execute(conn)
-        .await?;
+        let recorded = Recorded {
+            id: uuid::Uuid::new_v4().to_string(),
+            kind: event.kind,
+            subject: event.subject.clone(),
+            time: Utc::now(),
+            data: event.data.clone(),
+            traceparent: crate::trace::traceparent(),
+        };
+        let mut alone = Some(recorded);
+        let _ = GROUP.try_with(|group| group.borrow_mut().push(alone.take().expect("once")));
+        match alone {
+            None => Ok(()),
+            Some(recorded) => insert(conn, std::slice::from_ref(&recorded)).await,
+        }
+    }
+
+    /// Runs `group` keeping the events its writes record; they are the
+    /// caller's to insert, with [`insert`].
+    pub(crate) async fn grouped<T>(
+        events: RefCell<Vec<Recorded>>,
+        group: impl Future<Output = T>,
+    ) -> (T, Vec<Recorded>) {
+        GROUP
+            .scope(events, async {
+                let done = group.await;
+                (done, GROUP.with(|events| events.take()))
+            })
+            .await
+    }
+
+    /// How many events the running group holds: what a write that fails
+    /// gives back with [`truncate`].
+    pub(crate) fn held() -> usize {
+        GROUP.try_with(|events| events.borrow().len()).unwrap_or(0)
+    }
+
+    /// Forgets the group's events after the first `len`.
+    pub(crate) fn truncate(len: usize) {
+        let _ = GROUP.try_with(|events| events.borrow_mut().truncate(len));
+    }
+
+    /// Inserts `events`, in order, in one statement.
+    pub(crate) async fn insert(
+        conn: &mut SqliteConnection,
+        events: &[Recorded],
+    ) -> Result<(), sqlx::Error> {
+        // Six parameters an event, far below SQLite's 32766.
+        for chunk in events.chunks(1000) {
+            let mut insert = sqlx::QueryBuilder::new(
+                "insert into events (id, type, subject, time, data, traceparent) ",
+            );
+            insert.push_values(chunk, |mut row, event| {
+                row.push_bind(&event.id)
+                    .push_bind(event.kind)
+                    .push_bind(&event.subject)
+                    .push_bind(event.time)
+                    .push_bind(&event.data)
+                    .push_bind(&event.traceparent);
+            });
+            insert.build().execute(&mut *conn).await?;
+        }
         Ok(())
     }
 

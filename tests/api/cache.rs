@@ -134,29 +134,14 @@ async fn a_client_reads_its_own_writes_and_repeated_reads_come_from_memory() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    until("laptops learn of the port", async || {
-        let laptop: Value = client
-            .get(&expanded)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        laptop["ports"] == json!([{"id": port, "name": "USB-C"}])
-    })
-    .await;
+    let shows = async |name: &str| {
+        let laptop = crate::helpers::json_at(&client, expanded.clone()).await;
+        laptop["ports"] == json!([{"id": port, "name": name}])
+    };
+    until("laptops learn of the port", async || shows("USB-C").await).await;
     crate::split::rename_port(&client, base, port, "USB4").await;
     until("the expanded laptop shows the new name", async || {
-        let laptop: Value = client
-            .get(&expanded)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        laptop["ports"] == json!([{"id": port, "name": "USB4"}])
+        shows("USB4").await
     })
     .await;
     let deleted = client

@@ -52,11 +52,14 @@ impl Laptops {
         }
     }
 
-    /// `written`, once its events are told of and the caches hold it.
-    fn told(&self, written: Result<Laptop, Error>) -> Result<Laptop, Error> {
+    /// `written`, once its events are told of and the caches hold it. A
+    /// laptop just `created` is in no expanded view yet.
+    fn told(&self, written: Result<Laptop, Error>, created: bool) -> Result<Laptop, Error> {
         if let Ok(laptop) = &written {
             self.caches.laptop.written(laptop.id, laptop);
-            self.caches.expanded.changed(laptop.id, laptop.version);
+            if !created {
+                self.caches.expanded.changed(laptop.id, laptop.version);
+            }
             self.committed.notify();
         }
         written
@@ -149,7 +152,7 @@ impl Laptops {
 
     pub(crate) async fn create(&self, laptop: NewLaptop) -> Result<Laptop, Error> {
         self.check_ports(&laptop.port_ids, &[]).await?;
-        self.told(self.store.insert(&laptop).await.map_err(Error::from))
+        self.told(self.store.insert(&laptop).await.map_err(Error::from), true)
     }
 
     /// Every port in `port_ids` but not in `known` must exist; those in
@@ -217,7 +220,7 @@ impl Laptops {
                 },
             )
             .await;
-        self.told(written)
+        self.told(written, false)
     }
 
     pub(crate) async fn delete(&self, id: i64, if_match: &IfMatch) -> Result<(), Error> {

@@ -59,7 +59,7 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Self {
-            max_entries: 10_000,
+            max_entries: 5_000,
             max_bytes: 16 << 20,
             max_staleness: Duration::from_secs(1),
         }
@@ -104,7 +104,8 @@ impl Json {
         let body = serde_json::to_vec(value).expect("a resource serializes to JSON");
         Self {
             version: value.version(),
-            body: body.into(),
+            // Exactly as long as the JSON: kept bodies take no spare room.
+            body: Bytes::from(body.into_boxed_slice()),
         }
     }
 

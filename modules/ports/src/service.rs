@@ -40,9 +40,9 @@ impl Ports {
     }
 
     /// `written`, once its events are told of and the cache holds it.
-    fn told<T: Cached>(&self, written: Result<T, Error>) -> Result<T, Error> {
-        if let Ok(written) = &written {
-            written.keep(&self.cache);
+    fn told(&self, written: Result<Port, Error>) -> Result<Port, Error> {
+        if let Ok(port) = &written {
+            self.cache.written(port.id, port);
             self.committed.notify();
         }
         written
@@ -138,31 +138,13 @@ impl Ports {
                 async || self.get(id).await,
                 async |current: Port| {
                     let deleted = self.store.delete(id, current.version).await?;
-                    Ok(deleted.then_some(Deleted(id, current.version)))
+                    Ok(deleted.then_some(current.version))
                 },
             )
-            .await;
-        self.told(deleted).map(drop)
-    }
-}
-
-/// What a write leaves in the cache.
-trait Cached {
-    fn keep(&self, cache: &Cache);
-}
-
-impl Cached for Port {
-    fn keep(&self, cache: &Cache) {
-        cache.written(self.id, self);
-    }
-}
-
-/// Port `.0` was deleted at version `.1`.
-struct Deleted(i64, i64);
-
-impl Cached for Deleted {
-    fn keep(&self, cache: &Cache) {
-        cache.deleted(self.0, self.1);
+            .await?;
+        self.cache.deleted(id, deleted);
+        self.committed.notify();
+        Ok(())
     }
 }
 

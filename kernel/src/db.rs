@@ -5,18 +5,17 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use futures_util::future::BoxFuture;
 use sqlx::migrate::{Migrate, Migrator};
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions, Postgres};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Connection, Database, Sqlite};
-use tokio::sync::{mpsc, oneshot};
-use tracing::Instrument as _;
 
 use crate::ApiError;
-use crate::event;
 use crate::problem::Chain;
+
+mod commit;
+pub use commit::{Write, json_column, time_column};
 
 /// How long a request waits for a connection before it answers 503.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -26,8 +25,6 @@ pub const DEFAULT_MAX_CONNECTIONS: u32 = 16;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// PostgreSQL's `statement_timeout`: the longest a query may run.
 const STATEMENT_TIMEOUT: &str = "5s";
-/// The most writes one group commit holds.
-const MAX_GROUP: usize = 256;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -98,8 +95,9 @@ impl Storage {
         match self {
             Self::Sqlite(dir) => {
                 std::fs::create_dir_all(dir)?;
+                let file = dir.join(format!("{module}.db"));
                 let options = SqliteConnectOptions::new()
-                    .filename(dir.join(format!("{module}.db")))
+                    .filename(&file)
                     .create_if_missing(true)
                     .journal_mode(SqliteJournalMode::Wal)
                     // An acknowledged write is on disk before the response leaves.
@@ -112,7 +110,9 @@ impl Storage {
                     .await?;
                 // SQLite commits one writer at a time, each with an fsync:
                 // writes that wait are committed together.
-                Ok(Db::Sqlite(Pool::new(pool, module).grouping(module)))
+                let mut pool = Pool::new(pool, module);
+                pool.writer = Some(commit::Writer::start(module, file)?);
+                Ok(Db::Sqlite(pool))
             }
             Self::Postgres {
                 options,
@@ -146,24 +146,14 @@ impl Storage {
 /// `app_db_pool_wait_seconds{module}`.
 ///
 /// It is not an executor: a store asks for a connection here, and begins
-/// its transactions on that, so no wait goes unmeasured; or it hands a
-/// write to [`Pool::write`].
+/// its transactions on that, so no wait goes unmeasured; or, on SQLite, it
+/// hands a write to [`Pool::write`].
 pub struct Pool<DB: Database> {
     pool: sqlx::Pool<DB>,
     wait: metrics::Histogram,
-    /// Where writes wait for the next group commit, if they are grouped.
-    group: Option<mpsc::UnboundedSender<Job<DB>>>,
+    /// SQLite's group commit, where a module's writes wait.
+    writer: Option<commit::Writer>,
 }
-
-/// A write, as the group commit runs it: its work, in the group's
-/// transaction, then whom to tell the group's outcome; and whether the
-/// work succeeded, so its savepoint is released or rolled back.
-type Job<DB> = Box<
-    dyn for<'c> FnOnce(&'c mut <DB as Database>::Connection) -> BoxFuture<'c, (Deliver, bool)>
-        + Send,
->;
-/// Tells a writer how its group's commit went.
-type Deliver = Box<dyn FnOnce(Result<(), &sqlx::Error>) + Send>;
 
 impl<DB: Database> Pool<DB> {
     /// The wait is recorded where the process's recorder is, so that is
@@ -173,57 +163,8 @@ impl<DB: Database> Pool<DB> {
         Self {
             pool,
             wait,
-            group: None,
+            writer: None,
         }
-    }
-
-    /// Runs `work` in a transaction of its own, and returns what it did
-    /// once that is committed. If writes are grouped, the transaction is a
-    /// savepoint in the group's: an error undoes `work` alone, and the
-    /// result waits for the group's commit. `work` returning an error
-    /// changes nothing; it must not begin transactions itself.
-    pub async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut DB::Connection) -> BoxFuture<'c, Result<T, StoreError>>
-            + Send
-            + 'static,
-    {
-        let Some(group) = &self.group else {
-            let mut conn = self.acquire().await?;
-            let mut tx = conn.begin().await?;
-            let done = work(&mut *tx).await?;
-            tx.commit().await?;
-            return Ok(done);
-        };
-        let (tell, told) = oneshot::channel();
-        // The write runs on the group's task, but as part of this request.
-        let span = tracing::Span::current();
-        let trace = crate::trace::Context::current();
-        let job: Job<DB> = Box::new(move |conn| {
-            Box::pin(
-                async move {
-                    let done = match trace {
-                        Some(trace) => trace.scope(work(conn)).await,
-                        None => work(conn).await,
-                    };
-                    let succeeded = done.is_ok();
-                    let deliver: Deliver = Box::new(move |committed| {
-                        let _ = tell.send(match committed {
-                            Ok(()) => done,
-                            Err(error) => Err(group_failed(error)),
-                        });
-                    });
-                    (deliver, succeeded)
-                }
-                .instrument(span),
-            )
-        });
-        let gone = || StoreError::Unavailable(sqlx::Error::PoolClosed);
-        group.send(job).map_err(|_| gone())?;
-        // Dropped untold: the group never began (no connection in time).
-        told.await
-            .map_err(|_| StoreError::Unavailable(sqlx::Error::PoolTimedOut))?
     }
 
     /// A connection of the pool, after at most the acquire timeout.
@@ -245,129 +186,25 @@ impl<DB: Database> Clone for Pool<DB> {
         Self {
             pool: self.pool.clone(),
             wait: self.wait.clone(),
-            group: self.group.clone(),
+            writer: self.writer.clone(),
         }
     }
-}
-
-/// Every write of the group failed with the group's commit.
-fn group_failed(error: &sqlx::Error) -> StoreError {
-    let cause = std::io::Error::other(format!("the group's commit failed: {error}"));
-    StoreError::Unavailable(sqlx::Error::Io(cause))
 }
 
 impl Pool<Sqlite> {
-    /// Writes go through one task that runs those waiting at once in one
-    /// transaction, and commits them together. Their sizes are recorded in
-    /// `app_db_group_commit_writes{module}`.
-    ///
-    /// The group runs on a thread of its own, with a runtime of one thread:
-    /// each statement is a round trip to the connection's thread, and the
-    /// answer then wakes that one thread, not whichever of a shared
-    /// runtime's workers is parked.
-    fn grouping(mut self, module: &str) -> Self {
-        let (jobs, waiting) = mpsc::unbounded_channel();
-        let sizes =
-            metrics::histogram!("app_db_group_commit_writes", "module" => module.to_owned());
-        let pool = self.clone();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a runtime for the group commit");
-        std::thread::Builder::new()
-            .name(format!("{module}-commits"))
-            .spawn(move || runtime.block_on(commit_in_groups(pool, waiting, sizes)))
-            .expect("a thread for the group commit");
-        self.group = Some(jobs);
-        self
-    }
-}
-
-/// The group commit of a SQLite pool: takes every write waiting (up to
-/// [`MAX_GROUP`]), runs each in a savepoint of one transaction, commits
-/// once (one fsync), then tells each writer. Writes wait while a commit
-/// runs, so the busier the module, the larger its groups.
-///
-/// Each statement is a round trip to the connection's thread, so the
-/// savepoints are managed here, two statements to one: `RELEASE w;
-/// SAVEPOINT w` between writes, `ROLLBACK TO w` (which keeps `w`) after one
-/// that failed. The group keeps its connection while the pool serves.
-async fn commit_in_groups(
-    pool: Pool<Sqlite>,
-    mut waiting: mpsc::UnboundedReceiver<Job<Sqlite>>,
-    sizes: metrics::Histogram,
-) {
-    let mut jobs = Vec::with_capacity(MAX_GROUP);
-    let mut held: Option<PoolConnection<Sqlite>> = None;
-    let mut closed = pool.pool.close_event();
-    loop {
-        tokio::select! {
-            received = waiting.recv_many(&mut jobs, MAX_GROUP) => if received == 0 {
-                return;
-            },
-            // Closing waits for every connection: the held one goes back,
-            // and writes from now on answer 503.
-            () = &mut closed => return,
-        }
-        sizes.record(jobs.len() as f64);
-        let mut told = Vec::with_capacity(jobs.len());
-        if held.is_none() {
-            match pool.acquire().await {
-                Ok(conn) => held = Some(conn),
-                Err(error) => {
-                    tracing::warn!(error = %Chain(&error), writes = jobs.len(), "no connection for a group commit");
-                    // Dropped untold, their writers answer 503.
-                    jobs.clear();
-                    continue;
-                }
-            }
-        }
-        let conn = held.as_mut().expect("held");
-        let group = async {
-            sqlx::raw_sql("BEGIN IMMEDIATE; SAVEPOINT w")
-                .execute(&mut **conn)
-                .await?;
-            // Whether `w` holds a write that succeeded.
-            let mut kept = false;
-            for job in jobs.drain(..) {
-                if std::mem::take(&mut kept) {
-                    sqlx::raw_sql("RELEASE w; SAVEPOINT w")
-                        .execute(&mut **conn)
-                        .await?;
-                }
-                let recorded = event::sqlite::held();
-                let (deliver, succeeded) = job(conn).await;
-                if succeeded {
-                    kept = true;
-                    told.push(deliver);
-                } else {
-                    event::sqlite::truncate(recorded);
-                    sqlx::raw_sql("ROLLBACK TO w").execute(&mut **conn).await?;
-                    // Its writer is told its own error, whatever the group's fate.
-                    deliver(Ok(()));
-                }
-            }
-            Ok::<_, sqlx::Error>(())
-        };
-        let (ran, events) = event::sqlite::grouped(Default::default(), group).await;
-        let committed = async {
-            ran?;
-            event::sqlite::insert(conn, &events).await?;
-            sqlx::raw_sql("COMMIT").execute(&mut **conn).await.map(drop)
-        }
-        .await;
-        if let Err(error) = &committed {
-            tracing::warn!(error = %Chain(error), writes = told.len(), "a group commit failed");
-            // Whatever state it is in, it is not reused.
-            if let Some(mut conn) = held.take() {
-                let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
-                conn.close_on_drop();
-            }
-        }
-        // Jobs never run are dropped here, and their writers told so.
-        jobs.clear();
-        for deliver in told {
-            deliver(committed.as_ref().map(|_| ()));
+    /// Runs `work` in a transaction of its own, and returns what it did
+    /// once that is on disk. The transaction is a savepoint in a group
+    /// commit's (see [`commit`]): an error undoes `work` alone, and the
+    /// result waits for the group's commit. `work` returning an error
+    /// changes nothing; it must not begin transactions itself.
+    pub async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Write<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
+        match &self.writer {
+            Some(writer) => writer.write(work).await,
+            None => Err(StoreError::Unavailable("the pool takes no writes".into())),
         }
     }
 }
@@ -434,23 +271,32 @@ impl Db {
 
     pub async fn close(&self) {
         match self {
-            Self::Sqlite(pool) => pool.pool.close().await,
+            Self::Sqlite(pool) => {
+                if let Some(writer) = &pool.writer {
+                    writer.close().await;
+                }
+                pool.pool.close().await
+            }
             Self::Postgres(pool) => pool.pool.close().await,
         }
     }
 }
+
+/// What a storage failure holds: sqlx's error or rusqlite's, or what
+/// went wrong around them.
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
 
 /// A storage failure, sorted by what the client should hear.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The database cannot be reached or is overloaded: try again later.
     #[error("the database is unavailable")]
-    Unavailable(#[source] sqlx::Error),
+    Unavailable(#[source] Cause),
     /// A unique constraint refused the write.
     #[error("a unique constraint refused the write")]
-    Unique(#[source] sqlx::Error),
+    Unique(#[source] Cause),
     #[error("database error")]
-    Other(#[source] sqlx::Error),
+    Other(#[source] Cause),
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -458,11 +304,11 @@ impl From<sqlx::Error> for StoreError {
         use sqlx::Error as E;
         match &error {
             E::PoolTimedOut | E::PoolClosed | E::Io(_) | E::Tls(_) | E::Protocol(_) => {
-                Self::Unavailable(error)
+                Self::Unavailable(error.into())
             }
-            E::Database(db) if db.is_unique_violation() => Self::Unique(error),
-            E::Database(db) if is_transient(db.as_ref()) => Self::Unavailable(error),
-            _ => Self::Other(error),
+            E::Database(db) if db.is_unique_violation() => Self::Unique(error.into()),
+            E::Database(db) if is_transient(db.as_ref()) => Self::Unavailable(error.into()),
+            _ => Self::Other(error.into()),
         }
     }
 }
@@ -486,7 +332,7 @@ impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::Unavailable(cause) => {
-                tracing::warn!(error = %Chain(&cause), "database unavailable");
+                tracing::warn!(error = %Chain(cause.as_ref()), "database unavailable");
                 ApiError::Unavailable("the database is unavailable; try again shortly".into())
             }
             other => ApiError::internal(other),

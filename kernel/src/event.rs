@@ -230,93 +230,43 @@ pub async fn last_seq(db: &crate::db::Db, module: &'static str) -> Result<i64, s
 /// table needs no schema, and writes are serialized by the database, so
 /// `seq` is commit order.
 pub mod sqlite {
-    use std::cell::RefCell;
-
     use super::*;
 
-    tokio::task_local! {
-        /// The events of a group commit's writes, while it runs them.
-        static GROUP: RefCell<Vec<Recorded>>;
-    }
-
-    /// An event as its row holds it.
-    pub(crate) struct Recorded {
-        id: String,
-        kind: &'static str,
-        subject: String,
-        time: DateTime<Utc>,
-        data: serde_json::Value,
-        traceparent: Option<String>,
-    }
+    /// The insert of one event, the same through sqlx and rusqlite.
+    const INSERT: &str = "insert into events (id, type, subject, time, data, traceparent) \
+                          values (?1, ?2, ?3, ?4, ?5, ?6)";
 
     /// Records `event` on `conn`, which holds the change's transaction.
-    ///
-    /// Within a group commit ([`crate::db::Pool::write`]) it is kept with the
-    /// group's other events, and they are all inserted in one statement
-    /// before the group commits: on SQLite every statement is a round trip
-    /// to the connection's thread.
     pub async fn record(conn: &mut SqliteConnection, event: &Event) -> Result<(), sqlx::Error> {
-        let recorded = Recorded {
-            id: uuid::Uuid::new_v4().to_string(),
-            kind: event.kind,
-            subject: event.subject.clone(),
-            time: Utc::now(),
-            data: event.data.clone(),
-            traceparent: crate::trace::traceparent(),
-        };
-        let mut alone = Some(recorded);
-        let _ = GROUP.try_with(|group| group.borrow_mut().push(alone.take().expect("once")));
-        match alone {
-            None => Ok(()),
-            Some(recorded) => insert(conn, std::slice::from_ref(&recorded)).await,
-        }
+        sqlx::query(INSERT)
+            .bind(uuid::Uuid::new_v4().to_string())
+            .bind(event.kind)
+            .bind(&event.subject)
+            .bind(Utc::now())
+            .bind(&event.data)
+            .bind(crate::trace::traceparent())
+            .execute(conn)
+            .await?;
+        Ok(())
     }
 
-    /// Runs `group` keeping the events its writes record; they are the
-    /// caller's to insert, with [`insert`].
-    pub(crate) async fn grouped<T>(
-        events: RefCell<Vec<Recorded>>,
-        group: impl Future<Output = T>,
-    ) -> (T, Vec<Recorded>) {
-        GROUP
-            .scope(events, async {
-                let done = group.await;
-                (done, GROUP.with(|events| events.take()))
-            })
-            .await
-    }
-
-    /// How many events the running group holds: what a write that fails
-    /// gives back with [`truncate`].
-    pub(crate) fn held() -> usize {
-        GROUP.try_with(|events| events.borrow().len()).unwrap_or(0)
-    }
-
-    /// Forgets the group's events after the first `len`.
-    pub(crate) fn truncate(len: usize) {
-        let _ = GROUP.try_with(|events| events.borrow_mut().truncate(len));
-    }
-
-    /// Inserts `events`, in order, in one statement.
-    pub(crate) async fn insert(
-        conn: &mut SqliteConnection,
-        events: &[Recorded],
-    ) -> Result<(), sqlx::Error> {
-        // Six parameters an event, far below SQLite's 32766.
-        for chunk in events.chunks(1000) {
-            let mut insert = sqlx::QueryBuilder::new(
-                "insert into events (id, type, subject, time, data, traceparent) ",
-            );
-            insert.push_values(chunk, |mut row, event| {
-                row.push_bind(&event.id)
-                    .push_bind(event.kind)
-                    .push_bind(&event.subject)
-                    .push_bind(event.time)
-                    .push_bind(&event.data)
-                    .push_bind(&event.traceparent);
-            });
-            insert.build().execute(&mut *conn).await?;
-        }
+    /// Records `event` on the group commit's connection, in the write's
+    /// savepoint ([`crate::db::Write::record`]), as [`record`] would.
+    pub(crate) fn record_in(
+        conn: &rusqlite::Connection,
+        event: &Event,
+        traceparent: Option<&str>,
+    ) -> rusqlite::Result<()> {
+        // As sqlx writes a time, so both read back alike.
+        let time = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false);
+        conn.prepare_cached(INSERT)?.execute(rusqlite::params![
+            uuid::Uuid::new_v4().to_string(),
+            event.kind,
+            event.subject,
+            time,
+            event.data.to_string(),
+            traceparent,
+        ])?;
         Ok(())
     }
 

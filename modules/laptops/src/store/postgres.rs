@@ -219,8 +219,7 @@ impl LaptopStore for PgLaptops {
                 .await?;
         rows.into_iter()
             .map(|(event,)| {
-                serde_json::from_value(event)
-                    .map_err(|e| StoreError::Other(sqlx::Error::Decode(Box::new(e))))
+                serde_json::from_value(event).map_err(|e| StoreError::Other(Box::new(e)))
             })
             .collect()
     }

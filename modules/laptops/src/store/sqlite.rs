@@ -1,6 +1,7 @@
-use app_kernel::db::{Pool, StoreError};
+use app_kernel::db::{Pool, StoreError, Write, json_column, time_column};
 use app_kernel::event::{self, CloudEvent, Event, Events};
 use app_kernel::page::PageRequest;
+use rusqlite::{OptionalExtension as _, params};
 use sqlx::{Connection as _, Sqlite, SqliteConnection, Transaction};
 
 use ports_api::PortRef;
@@ -61,28 +62,25 @@ impl LaptopStore for SqliteLaptops {
     async fn insert(&self, laptop: &NewLaptop) -> Result<Laptop, StoreError> {
         let laptop = laptop.clone();
         self.0
-            .write(move |conn| {
-                Box::pin(async move {
-                    let port_ids = serde_json::Value::from(laptop.port_ids.as_slice()).to_string();
-                    let written: Laptop = sqlx::query_as(concat!(
+            .write(move |write| {
+                let port_ids = serde_json::Value::from(laptop.port_ids.as_slice()).to_string();
+                let written = write
+                    .prepare_cached(concat!(
                         "insert into laptops (title, title_key, model) values (?1, ?2, ?3) returning ",
                         written_laptop!("?4")
-                    ))
-                    .bind(&laptop.title)
-                    .bind(laptop.title_key())
-                    .bind(&laptop.model)
-                    .bind(&port_ids)
-                    .fetch_one(&mut *conn)
-                    .await?;
-                    let id = written.id;
-                    write_ports(conn, id, &port_ids).await?;
-                    event::sqlite::record(
-                        conn,
-                        &Event::new("laptop.created", id, &written, written.version),
-                    )
-                    .await?;
-                    Ok(written)
-                })
+                    ))?
+                    .query_row(
+                        params![laptop.title, laptop.title_key(), laptop.model, port_ids],
+                        written,
+                    )?;
+                write_ports(write, written.id, &port_ids)?;
+                write.record(&Event::new(
+                    "laptop.created",
+                    written.id,
+                    &written,
+                    written.version,
+                ))?;
+                Ok(written)
             })
             .await
     }
@@ -96,37 +94,33 @@ impl LaptopStore for SqliteLaptops {
     ) -> Result<Option<Laptop>, StoreError> {
         let laptop = laptop.clone();
         self.0
-            .write(move |conn| {
-                Box::pin(async move {
-                    let port_ids = serde_json::Value::from(laptop.port_ids.as_slice()).to_string();
-                    let updated: Option<Laptop> = sqlx::query_as(concat!(
+            .write(move |write| {
+                let port_ids = serde_json::Value::from(laptop.port_ids.as_slice()).to_string();
+                let updated = write
+                    .prepare_cached(concat!(
                         "update laptops set title = ?3, title_key = ?4, model = ?5, version = version + 1, \
                          updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') where id = ?1 and version = ?2 returning ",
                         written_laptop!("?6")
-                    ))
-                    .bind(id)
-                    .bind(version)
-                    .bind(&laptop.title)
-                    .bind(laptop.title_key())
-                    .bind(&laptop.model)
-                    .bind(&port_ids)
-                    .fetch_optional(&mut *conn)
-                    .await?;
-                    let Some(written) = updated else {
-                        return Ok(None);
-                    };
-                    sqlx::query("delete from laptop_ports where laptop_id = ?1")
-                        .bind(id)
-                        .execute(&mut *conn)
-                        .await?;
-                    write_ports(conn, id, &port_ids).await?;
-                    event::sqlite::record(
-                        conn,
-                        &Event::new("laptop.updated", id, &written, written.version),
+                    ))?
+                    .query_row(
+                        params![id, version, laptop.title, laptop.title_key(), laptop.model, port_ids],
+                        written,
                     )
-                    .await?;
-                    Ok(Some(written))
-                })
+                    .optional()?;
+                let Some(written) = updated else {
+                    return Ok(None);
+                };
+                write
+                    .prepare_cached("delete from laptop_ports where laptop_id = ?1")?
+                    .execute([id])?;
+                write_ports(write, id, &port_ids)?;
+                write.record(&Event::new(
+                    "laptop.updated",
+                    id,
+                    &written,
+                    written.version,
+                ))?;
+                Ok(Some(written))
             })
             .await
     }
@@ -134,20 +128,15 @@ impl LaptopStore for SqliteLaptops {
     #[tracing::instrument(level = "debug", skip(self), fields(module = "laptops"))]
     async fn delete(&self, id: i64, version: i64) -> Result<bool, StoreError> {
         self.0
-            .write(move |conn| {
-                Box::pin(async move {
-                    let done = sqlx::query("delete from laptops where id = ?1 and version = ?2")
-                        .bind(id)
-                        .bind(version)
-                        .execute(&mut *conn)
-                        .await?;
-                    let deleted = done.rows_affected() == 1;
-                    if deleted {
-                        event::sqlite::record(conn, &Event::deleted("laptop.deleted", id, version))
-                            .await?;
-                    }
-                    Ok(deleted)
-                })
+            .write(move |write| {
+                let deleted = write
+                    .prepare_cached("delete from laptops where id = ?1 and version = ?2")?
+                    .execute([id, version])?
+                    == 1;
+                if deleted {
+                    write.record(&Event::deleted("laptop.deleted", id, version))?;
+                }
+                Ok(deleted)
             })
             .await
     }
@@ -238,8 +227,7 @@ impl LaptopStore for SqliteLaptops {
                 .await?;
         rows.into_iter()
             .map(|(event,)| {
-                serde_json::from_value(event)
-                    .map_err(|e| StoreError::Other(sqlx::Error::Decode(Box::new(e))))
+                serde_json::from_value(event).map_err(|e| StoreError::Other(Box::new(e)))
             })
             .collect()
     }
@@ -295,19 +283,27 @@ async fn remove_port(tx: &mut Transaction<'_, Sqlite>, port_id: i64) -> Result<u
 }
 
 /// Lists `port_ids`, a JSON array, for the laptop, in order.
-async fn write_ports(
-    conn: &mut SqliteConnection,
-    id: i64,
-    port_ids: &str,
-) -> Result<(), StoreError> {
+fn write_ports(write: &Write<'_>, id: i64, port_ids: &str) -> Result<(), StoreError> {
     if port_ids != "[]" {
-        sqlx::query("insert into laptop_ports (laptop_id, port_id, position) select ?1, value, key from json_each(?2)")
-            .bind(id)
-            .bind(port_ids)
-            .execute(&mut *conn)
-            .await?;
+        write
+            .prepare_cached("insert into laptop_ports (laptop_id, port_id, position) select ?1, value, key from json_each(?2)")?
+            .execute(params![id, port_ids])?;
     }
     Ok(())
+}
+
+/// The laptop an insert or update returns, as [`written_laptop`] lists it.
+fn written(row: &rusqlite::Row<'_>) -> rusqlite::Result<Laptop> {
+    Ok(Laptop {
+        id: row.get(0)?,
+        title: row.get(1)?,
+        model: row.get(2)?,
+        version: row.get(3)?,
+        created_at: time_column(row, 4)?,
+        updated_at: time_column(row, 5)?,
+        port_ids: json_column(row, 6)?,
+        ports: None,
+    })
 }
 
 /// The laptop as the transaction sees it.

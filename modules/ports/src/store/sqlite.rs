@@ -1,6 +1,7 @@
-use app_kernel::db::{Pool, StoreError};
+use app_kernel::db::{Pool, StoreError, time_column};
 use app_kernel::event::{self, Event, Events};
 use app_kernel::page::PageRequest;
+use rusqlite::{OptionalExtension as _, params};
 use sqlx::Sqlite;
 
 use super::{Filter, PortStore};
@@ -8,11 +9,18 @@ use crate::model::{NewPort, Port};
 
 pub(super) struct SqlitePorts(pub(super) Pool<Sqlite>);
 
+/// Every column of a port.
+macro_rules! columns {
+    () => {
+        "id, name, version, created_at, updated_at"
+    };
+}
+
 #[async_trait::async_trait]
 impl PortStore for SqlitePorts {
     #[tracing::instrument(level = "debug", skip(self), fields(module = "ports"))]
     async fn list(&self, filter: &Filter, page: PageRequest) -> Result<Vec<Port>, StoreError> {
-        Ok(sqlx::query_as("select id, name, version, created_at, updated_at from ports where id > ?1 and (?2 is null or name_key = ?2) and (?4 is null or id in (select value from json_each(?4))) order by id limit ?3")
+        Ok(sqlx::query_as(concat!("select ", columns!(), " from ports where id > ?1 and (?2 is null or name_key = ?2) and (?4 is null or id in (select value from json_each(?4))) order by id limit ?3"))
         .bind(page.after)
         .bind(&filter.name_key)
         .bind(page.fetch())
@@ -23,32 +31,32 @@ impl PortStore for SqlitePorts {
 
     #[tracing::instrument(level = "debug", skip(self), fields(module = "ports"))]
     async fn get(&self, id: i64) -> Result<Option<Port>, StoreError> {
-        Ok(sqlx::query_as(
-            "select id, name, version, created_at, updated_at from ports where id = ?1",
+        Ok(
+            sqlx::query_as(concat!("select ", columns!(), " from ports where id = ?1"))
+                .bind(id)
+                .fetch_optional(&mut *self.0.acquire().await?)
+                .await?,
         )
-        .bind(id)
-        .fetch_optional(&mut *self.0.acquire().await?)
-        .await?)
     }
 
     #[tracing::instrument(level = "debug", skip(self), fields(module = "ports"))]
     async fn insert(&self, port: &NewPort) -> Result<Port, StoreError> {
         let port = port.clone();
         self.0
-            .write(move |conn| {
-                Box::pin(async move {
-                    let created: Port = sqlx::query_as("insert into ports (name, name_key) values (?1, ?2) returning id, name, version, created_at, updated_at")
-                        .bind(&port.name)
-                        .bind(port.name_key())
-                        .fetch_one(&mut *conn)
-                        .await?;
-                    event::sqlite::record(
-                        conn,
-                        &Event::new("port.created", created.id, &created, created.version),
-                    )
-                    .await?;
-                    Ok(created)
-                })
+            .write(move |write| {
+                let created = write
+                    .prepare_cached(concat!(
+                        "insert into ports (name, name_key) values (?1, ?2) returning ",
+                        columns!()
+                    ))?
+                    .query_row(params![port.name, port.name_key()], written)?;
+                write.record(&Event::new(
+                    "port.created",
+                    created.id,
+                    &created,
+                    created.version,
+                ))?;
+                Ok(created)
             })
             .await
     }
@@ -62,24 +70,20 @@ impl PortStore for SqlitePorts {
     ) -> Result<Option<Port>, StoreError> {
         let port = port.clone();
         self.0
-            .write(move |conn| {
-                Box::pin(async move {
-                    let updated: Option<Port> = sqlx::query_as("update ports set name = ?3, name_key = ?4, version = version + 1, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') where id = ?1 and version = ?2 returning id, name, version, created_at, updated_at")
-                        .bind(id)
-                        .bind(version)
-                        .bind(&port.name)
-                        .bind(port.name_key())
-                        .fetch_optional(&mut *conn)
-                        .await?;
-                    if let Some(port) = &updated {
-                        event::sqlite::record(
-                            conn,
-                            &Event::new("port.renamed", port.id, port, port.version),
-                        )
-                        .await?;
-                    }
-                    Ok(updated)
-                })
+            .write(move |write| {
+                let updated = write
+                    .prepare_cached(concat!(
+                        "update ports set name = ?3, name_key = ?4, version = version + 1, \
+                         updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') \
+                         where id = ?1 and version = ?2 returning ",
+                        columns!()
+                    ))?
+                    .query_row(params![id, version, port.name, port.name_key()], written)
+                    .optional()?;
+                if let Some(port) = &updated {
+                    write.record(&Event::new("port.renamed", port.id, port, port.version))?;
+                }
+                Ok(updated)
             })
             .await
     }
@@ -87,20 +91,15 @@ impl PortStore for SqlitePorts {
     #[tracing::instrument(level = "debug", skip(self), fields(module = "ports"))]
     async fn delete(&self, id: i64, version: i64) -> Result<bool, StoreError> {
         self.0
-            .write(move |conn| {
-                Box::pin(async move {
-                    let done = sqlx::query("delete from ports where id = ?1 and version = ?2")
-                        .bind(id)
-                        .bind(version)
-                        .execute(&mut *conn)
-                        .await?;
-                    let deleted = done.rows_affected() == 1;
-                    if deleted {
-                        event::sqlite::record(conn, &Event::deleted("port.deleted", id, version))
-                            .await?;
-                    }
-                    Ok(deleted)
-                })
+            .write(move |write| {
+                let deleted = write
+                    .prepare_cached("delete from ports where id = ?1 and version = ?2")?
+                    .execute([id, version])?
+                    == 1;
+                if deleted {
+                    write.record(&Event::deleted("port.deleted", id, version))?;
+                }
+                Ok(deleted)
             })
             .await
     }
@@ -112,4 +111,15 @@ impl PortStore for SqlitePorts {
                 .await?,
         )
     }
+}
+
+/// The port an insert or update returns, its [`columns`].
+fn written(row: &rusqlite::Row<'_>) -> rusqlite::Result<Port> {
+    Ok(Port {
+        id: row.get(0)?,
+        name: row.get(1)?,
+        version: row.get(2)?,
+        created_at: time_column(row, 3)?,
+        updated_at: time_column(row, 4)?,
+    })
 }

@@ -351,6 +351,35 @@ async fn sixty_four_writers_killed_mid_burst_lose_no_acknowledged_write() {
 }
 
 #[tokio::test]
+async fn committed_writes_reach_the_database_file_while_the_process_serves() {
+    let (app, _db, dir) = on_sqlite(&[]).await;
+    let client = crate::auth::client();
+    for n in 0..50 {
+        create_laptop(&client, &app.address, &format!("checkpointed {n}")).await;
+    }
+    // Commits go to the WAL; the group's connection copies none of them
+    // into the database file, a checkpoint on another connection does.
+    // A copy of the file alone then holds them all.
+    let file = dir.path().join("laptops.db");
+    until("the database file holds every write", async || {
+        let copy = tempfile::tempdir().unwrap();
+        std::fs::copy(&file, copy.path().join("laptops.db")).unwrap();
+        let url = format!("sqlite:{}", copy.path().join("laptops.db").display());
+        // A copy taken mid-checkpoint may not open: try again.
+        let Ok(db) = sqlx::SqlitePool::connect(&url).await else {
+            return false;
+        };
+        let count: Result<(i64,), _> =
+            sqlx::query_as("select count(*) from laptops where model like 'checkpointed %'")
+                .fetch_one(&db)
+                .await;
+        db.close().await;
+        matches!(count, Ok((50,)))
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn a_write_that_breaks_a_constraint_fails_alone_in_its_group() {
     let (url, _dir) = fresh_storage(Backend::Sqlite).await;
     let app = Process::start_with(&url, &[], "error", Stdio::inherit()).await;

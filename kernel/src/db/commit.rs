@@ -110,10 +110,11 @@ impl Writer {
             });
             (deliver, succeeded)
         });
-        let gone = || StoreError::Unavailable("the group commit has ended".into());
-        self.0.send(Order::Write(job)).map_err(|_| gone())?;
+        let ended = || StoreError::Unavailable("the group commit has ended".into());
+        self.0.send(Order::Write(job)).map_err(|_| ended())?;
         // Dropped untold: the group had no connection, or the writer closed.
-        told.await.map_err(|_| gone())?
+        let dropped = || StoreError::Unavailable("the write was not run: no connection".into());
+        told.await.map_err(|_| dropped())?
     }
 
     /// Ends the thread once the writes before this call are committed; the

@@ -67,14 +67,19 @@ pub fn init(format: LogFormat, traced: Option<Service>) -> anyhow::Result<Teleme
         Some(service) => Traces::from_env(&service)?,
         None => None,
     };
-    let lines = Registry::default().with(lines.with_filter(shown));
     let installed = match &traces {
         // Each query sqlx reports becomes a database span under the sampled
         // request's; that layer filters for every layer (see queries).
-        Some(traces) => {
-            tracing::subscriber::set_global_default(lines.with(traces.queries(logs_filter())))
+        Some(traces) => tracing::subscriber::set_global_default(
+            Registry::default()
+                .with(lines.with_filter(shown))
+                .with(traces.queries(logs_filter())),
+        ),
+        // Lines alone: one filter for the whole subscriber, which spares
+        // every span it refuses the per-layer bookkeeping.
+        None => {
+            tracing::subscriber::set_global_default(Registry::default().with(lines).with(shown))
         }
-        None => tracing::subscriber::set_global_default(lines),
     };
     if installed.is_ok() {
         // Records of crates that log with `log` (rustls, redis), at the

@@ -21,6 +21,11 @@ async function tryOut(page, operationId, fill, opened = false) {
     await block.getByRole('button', { name: 'Try it out' }).click();
   }
   await fill(block);
+  if (opened) {
+    // The last response is still shown: cleared, it cannot be read as this one's.
+    await block.getByRole('button', { name: 'Clear' }).click();
+    await block.locator('.live-responses-table').waitFor({ state: 'detached', timeout: 15000 });
+  }
   await block.getByRole('button', { name: 'Execute' }).click();
   const status = block.locator('.live-responses-table .response .response-col_status').first();
   await status.waitFor({ timeout: 15000 });

@@ -31,7 +31,6 @@ use opentelemetry::trace::{
     Span as _, SpanKind, SpanRef, Status, TraceContextExt as _, Tracer as _,
 };
 use tracing::Instrument as _;
-use tracing::field::{Empty, display};
 
 pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -56,15 +55,6 @@ pub async fn context(
         .cloned()
         .unwrap_or_else(new_id);
     let module = crate::modules::of_path(req.path());
-    let span = tracing::info_span!(
-        target: TARGET,
-        "request",
-        request_id = id.to_str().unwrap_or_default(),
-        trace_id = Empty,
-        module = module.map(|m| m.name),
-        method = %req.method(),
-        path = req.path(),
-    );
     let parent = trace::extract(&Headers(req.headers()));
     // Exported, the request is a server span, the caller's span its parent
     // whatever this process samples; only a sampled one is described.
@@ -74,18 +64,26 @@ pub async fn context(
             .with_kind(SpanKind::Server)
             .start_with_context(tracer, &parent);
         let sampled = server.span_context().is_sampled();
-        let trace = parent.with_span(server);
-        if sampled {
-            describe(&trace.span(), &req, module);
-            crate::telemetry::follow(&span, &trace);
-        }
-        (trace, sampled)
+        (parent.with_span(server), sampled)
     });
     let trace = match &exported {
         Some((trace, _)) => trace.clone(),
         None => trace::continued(parent),
     };
-    span.record("trace_id", display(trace.span().span_context().trace_id()));
+    // Every field given at once: each one recorded later is formatted again.
+    let span = tracing::info_span!(
+        target: TARGET,
+        "request",
+        request_id = id.to_str().unwrap_or_default(),
+        trace_id = %trace.span().span_context().trace_id(),
+        module = module.map(|m| m.name),
+        method = req.method().as_str(),
+        path = req.path(),
+    );
+    if let Some((trace, true)) = &exported {
+        describe(&trace.span(), &req, module);
+        crate::telemetry::follow(&span, trace);
+    }
     let mut trace = Context::new(id.to_str().unwrap_or_default().to_owned(), trace);
     trace.authorization = req
         .headers()

@@ -133,13 +133,12 @@ fn group_failed(error: &rusqlite::Error) -> StoreError {
 }
 
 /// A connection of the module's own, as the pool's are: WAL, every commit
-/// on disk before it is acknowledged, foreign keys enforced.
+/// on disk before it is acknowledged, foreign keys enforced. The pool made
+/// the file; one gone since is not made again, empty: writes answer 503.
 fn open(file: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open_with_flags(
         file,
-        OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.execute_batch(

@@ -29,6 +29,10 @@ const MAX_GROUP: usize = 256;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// The shortest time between two checkpoints of a busy module.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+/// How long the WAL grows, in pages, before the group's connection itself
+/// checkpoints what is left, so that the next group writes it from the
+/// start again (16 MiB of 4 KiB pages).
+const RESTART_FRAMES: i64 = 4096;
 
 /// One write, as its work sees it: the group's connection, in a savepoint
 /// of its own, and the request's trace for the events it records.
@@ -152,9 +156,14 @@ fn open(file: &Path) -> rusqlite::Result<Connection> {
 /// writer. Writes wait while a commit runs, so the busier the module, the
 /// larger its groups.
 ///
-/// The group's connection checkpoints nothing: copying the WAL into the
-/// database file, with its fsync, would hold up the writes waiting. Each
-/// commit tells `committed`, and [`checkpoint_after_commits`] does it.
+/// The group's connection leaves checkpoints to another: copying the WAL
+/// into the database file, with its fsync, would hold up the writes
+/// waiting. Each commit tells `committed`, and [`checkpoint_after_commits`]
+/// copies. But a checkpoint running beside a busy writer never catches up
+/// with it, and SQLite writes the WAL from its start again only once one
+/// has: so once the WAL holds [`RESTART_FRAMES`] pages, the group's
+/// connection checkpoints what is left itself, between two groups, and
+/// truncates the file to that size when it starts over.
 fn commit_in_groups(
     file: &Path,
     mut waiting: mpsc::UnboundedReceiver<Order>,
@@ -181,7 +190,8 @@ fn commit_in_groups(
             sizes.record(jobs.len() as f64);
             if conn.is_none() {
                 let opened = open(file).and_then(|conn| {
-                    conn.execute_batch("pragma wal_autocheckpoint = 0")?;
+                    conn.pragma_update(None, "wal_autocheckpoint", RESTART_FRAMES)?;
+                    conn.pragma_update(None, "journal_size_limit", RESTART_FRAMES * 4096)?;
                     Ok(conn)
                 });
                 match opened {
@@ -320,4 +330,64 @@ pub fn json_column<T: DeserializeOwned>(
     let text: String = row.get(idx)?;
     serde_json::from_str(&text)
         .map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, Type::Text, Box::new(e)))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::db::{Db, Storage};
+
+    /// Writes that never pause still leave a WAL of bounded size: the
+    /// group's connection checkpoints what is left once the WAL holds
+    /// [`super::RESTART_FRAMES`] pages, and the next group writes it from
+    /// the start again. Without that, no checkpoint ever catches up with a
+    /// busy writer, and the WAL grows for as long as the writes go on.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writes_without_a_pause_leave_a_wal_of_bounded_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let Db::Sqlite(pool) = Storage::Sqlite(dir.path().into())
+            .open("bulk")
+            .await
+            .unwrap()
+        else {
+            unreachable!("a sqlite URL opens SQLite")
+        };
+        sqlx::query("create table blobs (id integer primary key, data blob not null)")
+            .execute(pool.sqlx())
+            .await
+            .unwrap();
+        // 64 writers of 47 rows of 16 KiB each: 48 MiB of pages at least,
+        // three times the WAL's bound.
+        let writers: Vec<_> = (0..64)
+            .map(|_| {
+                let pool = pool.clone();
+                tokio::spawn(async move {
+                    for _ in 0..47 {
+                        pool.write(|write| {
+                            write
+                                .execute("insert into blobs (data) values (zeroblob(16384))", [])?;
+                            Ok(())
+                        })
+                        .await
+                        .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for writer in writers {
+            writer.await.unwrap();
+        }
+        let rows: i64 = sqlx::query_scalar("select count(*) from blobs")
+            .fetch_one(pool.sqlx())
+            .await
+            .unwrap();
+        assert_eq!(rows, 64 * 47, "every acknowledged write is there");
+        let wal = std::fs::metadata(dir.path().join("bulk.db-wal"))
+            .unwrap()
+            .len();
+        let bound = 2 * super::RESTART_FRAMES as u64 * 4096;
+        assert!(
+            wal <= bound,
+            "the WAL takes {wal} bytes after 48 MiB of writes, more than {bound}"
+        );
+    }
 }

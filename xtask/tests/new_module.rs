@@ -251,6 +251,13 @@ async fn assert_module_works(server: &Server, name: &str) {
         .await
         .unwrap();
     assert_eq!(patched.status(), 200);
+    let taken = client
+        .post(&url)
+        .json(&json!({"name": "cog"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(taken.status(), 409, "names are unique, ignoring case");
     let invalid = client
         .post(&url)
         .json(&json!({"name": ""}))
@@ -261,6 +268,22 @@ async fn assert_module_works(server: &Server, name: &str) {
     let deleted = client.delete(&one).send().await.unwrap();
     assert_eq!(deleted.status(), 204);
     assert_eq!(client.get(&one).send().await.unwrap().status(), 404);
+    // Its writes went through the module's group commit: the create, the
+    // patch and the delete (the refused create rolled back alone).
+    let metrics = client
+        .get(format!("{}/metrics", server.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let writes = format!("app_db_group_commit_writes_sum{{module=\"{name}\"}} ");
+    let committed = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(&writes))
+        .unwrap_or_else(|| panic!("{writes}in {metrics}"));
+    assert_eq!(committed, "4", "{metrics}");
 }
 
 async fn documented_paths(server: &Server) -> Vec<String> {

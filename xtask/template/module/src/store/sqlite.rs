@@ -1,18 +1,26 @@
-use app_kernel::db::{Pool, StoreError};
+use app_kernel::db::{Pool, StoreError, time_column};
 use app_kernel::event::{self, Event, Events};
 use app_kernel::page::PageRequest;
-use sqlx::{Connection as _, Sqlite};
+use rusqlite::{OptionalExtension as _, params};
+use sqlx::Sqlite;
 
 use super::{Filter, {{Item}}Store};
 use crate::model::{New{{Item}}, {{Item}}};
 
 pub(super) struct Sqlite{{Name}}(pub(super) Pool<Sqlite>);
 
+/// Every column of {{a}} {{item}}.
+macro_rules! columns {
+    () => {
+        "id, name, version, created_at, updated_at"
+    };
+}
+
 #[async_trait::async_trait]
 impl {{Item}}Store for Sqlite{{Name}} {
     #[tracing::instrument(level = "debug", skip(self), fields(module = "{{name}}"))]
     async fn list(&self, filter: &Filter, page: PageRequest) -> Result<Vec<{{Item}}>, StoreError> {
-        Ok(sqlx::query_as("select id, name, version, created_at, updated_at from {{name}} where id > ?1 and (?2 is null or name_key = ?2) order by id limit ?3")
+        Ok(sqlx::query_as(concat!("select ", columns!(), " from {{name}} where id > ?1 and (?2 is null or name_key = ?2) order by id limit ?3"))
         .bind(page.after)
         .bind(&filter.name_key)
         .bind(page.fetch())
@@ -22,26 +30,35 @@ impl {{Item}}Store for Sqlite{{Name}} {
 
     #[tracing::instrument(level = "debug", skip(self), fields(module = "{{name}}"))]
     async fn get(&self, id: i64) -> Result<Option<{{Item}}>, StoreError> {
-        Ok(sqlx::query_as(
-            "select id, name, version, created_at, updated_at from {{name}} where id = ?1",
+        Ok(
+            sqlx::query_as(concat!("select ", columns!(), " from {{name}} where id = ?1"))
+                .bind(id)
+                .fetch_optional(&mut *self.0.acquire().await?)
+                .await?,
         )
-        .bind(id)
-        .fetch_optional(&mut *self.0.acquire().await?)
-        .await?)
     }
 
     #[tracing::instrument(level = "debug", skip(self), fields(module = "{{name}}"))]
     async fn insert(&self, {{item}}: &New{{Item}}) -> Result<{{Item}}, StoreError> {
-        let mut conn = self.0.acquire().await?;
-        let mut tx = conn.begin().await?;
-        let created: {{Item}} = sqlx::query_as("insert into {{name}} (name, name_key) values (?1, ?2) returning id, name, version, created_at, updated_at")
-        .bind(&{{item}}.name)
-        .bind({{item}}.name_key())
-        .fetch_one(&mut *tx)
-        .await?;
-        event::sqlite::record(&mut tx, &Event::new("{{item}}.created", created.id, &created, created.version)).await?;
-        tx.commit().await?;
-        Ok(created)
+        let {{item}} = {{item}}.clone();
+        // Committed with the writes waiting beside it: see `Pool::write`.
+        self.0
+            .write(move |write| {
+                let created = write
+                    .prepare_cached(concat!(
+                        "insert into {{name}} (name, name_key) values (?1, ?2) returning ",
+                        columns!()
+                    ))?
+                    .query_row(params![{{item}}.name, {{item}}.name_key()], written)?;
+                write.record(&Event::new(
+                    "{{item}}.created",
+                    created.id,
+                    &created,
+                    created.version,
+                ))?;
+                Ok(created)
+            })
+            .await
     }
 
     #[tracing::instrument(level = "debug", skip(self), fields(module = "{{name}}"))]
@@ -51,41 +68,60 @@ impl {{Item}}Store for Sqlite{{Name}} {
         version: i64,
         {{item}}: &New{{Item}},
     ) -> Result<Option<{{Item}}>, StoreError> {
-        let mut conn = self.0.acquire().await?;
-        let mut tx = conn.begin().await?;
-        let updated: Option<{{Item}}> = sqlx::query_as("update {{name}} set name = ?3, name_key = ?4, version = version + 1, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') where id = ?1 and version = ?2 returning id, name, version, created_at, updated_at")
-        .bind(id)
-        .bind(version)
-        .bind(&{{item}}.name)
-        .bind({{item}}.name_key())
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(written) = &updated {
-            event::sqlite::record(&mut tx, &Event::new("{{item}}.updated", written.id, written, written.version)).await?;
-        }
-        tx.commit().await?;
-        Ok(updated)
+        let {{item}} = {{item}}.clone();
+        self.0
+            .write(move |write| {
+                let updated = write
+                    .prepare_cached(concat!(
+                        "update {{name}} set name = ?3, name_key = ?4, version = version + 1, \
+                         updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') \
+                         where id = ?1 and version = ?2 returning ",
+                        columns!()
+                    ))?
+                    .query_row(params![id, version, {{item}}.name, {{item}}.name_key()], written)
+                    .optional()?;
+                if let Some(written) = &updated {
+                    write.record(&Event::new(
+                        "{{item}}.updated",
+                        written.id,
+                        written,
+                        written.version,
+                    ))?;
+                }
+                Ok(updated)
+            })
+            .await
     }
 
     #[tracing::instrument(level = "debug", skip(self), fields(module = "{{name}}"))]
     async fn delete(&self, id: i64, version: i64) -> Result<bool, StoreError> {
-        let mut conn = self.0.acquire().await?;
-        let mut tx = conn.begin().await?;
-        let done = sqlx::query("delete from {{name}} where id = ?1 and version = ?2")
-            .bind(id)
-            .bind(version)
-            .execute(&mut *tx)
-            .await?;
-        let deleted = done.rows_affected() == 1;
-        if deleted {
-            event::sqlite::record(&mut tx, &Event::deleted("{{item}}.deleted", id, version)).await?;
-        }
-        tx.commit().await?;
-        Ok(deleted)
+        self.0
+            .write(move |write| {
+                let deleted = write
+                    .prepare_cached("delete from {{name}} where id = ?1 and version = ?2")?
+                    .execute([id, version])?
+                    == 1;
+                if deleted {
+                    write.record(&Event::deleted("{{item}}.deleted", id, version))?;
+                }
+                Ok(deleted)
+            })
+            .await
     }
 
     #[tracing::instrument(level = "debug", skip(self), fields(module = "{{name}}"))]
     async fn events(&self, after: i64, limit: i64) -> Result<Events, StoreError> {
         Ok(event::sqlite::read(&mut *self.0.acquire().await?, crate::PATH, after, limit).await?)
     }
+}
+
+/// The {{item}} an insert or update returns, its [`columns`].
+fn written(row: &rusqlite::Row<'_>) -> rusqlite::Result<{{Item}}> {
+    Ok({{Item}} {
+        id: row.get(0)?,
+        name: row.get(1)?,
+        version: row.get(2)?,
+        created_at: time_column(row, 3)?,
+        updated_at: time_column(row, 4)?,
+    })
 }

@@ -31,8 +31,10 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 /// How long the WAL grows, in pages, before the group's connection itself
 /// checkpoints what is left, so that the next group writes it from the
-/// start again (16 MiB of 4 KiB pages).
+/// start again (16 MiB of SQLite's default pages).
 const RESTART_FRAMES: i64 = 4096;
+/// SQLite's default page size, which no module's database changes.
+const PAGE_BYTES: i64 = 4096;
 
 /// One write, as its work sees it: the group's connection, in a savepoint
 /// of its own, and the request's trace for the events it records.
@@ -191,7 +193,7 @@ fn commit_in_groups(
             if conn.is_none() {
                 let opened = open(file).and_then(|conn| {
                     conn.pragma_update(None, "wal_autocheckpoint", RESTART_FRAMES)?;
-                    conn.pragma_update(None, "journal_size_limit", RESTART_FRAMES * 4096)?;
+                    conn.pragma_update(None, "journal_size_limit", RESTART_FRAMES * PAGE_BYTES)?;
                     Ok(conn)
                 });
                 match opened {
@@ -384,7 +386,7 @@ mod tests {
         let wal = std::fs::metadata(dir.path().join("bulk.db-wal"))
             .unwrap()
             .len();
-        let bound = 2 * super::RESTART_FRAMES as u64 * 4096;
+        let bound = 2 * (super::RESTART_FRAMES * super::PAGE_BYTES) as u64;
         assert!(
             wal <= bound,
             "the WAL takes {wal} bytes after 48 MiB of writes, more than {bound}"

@@ -1,6 +1,7 @@
 //! Logging, JSON for machines and one line per event for people, and, when
 //! `OTEL_EXPORTER_OTLP_ENDPOINT` asks for them, OpenTelemetry traces.
 
+mod fields;
 mod otlp;
 mod queries;
 mod traces;
@@ -61,7 +62,7 @@ pub fn init(format: LogFormat, traced: Option<Service>) -> anyhow::Result<Teleme
             .with_current_span(true)
             .with_span_list(false)
             .boxed(),
-        LogFormat::Pretty => lines.boxed(),
+        LogFormat::Pretty => lines.fmt_fields(fields::Fields).boxed(),
     };
     let traces = match traced {
         Some(service) => Traces::from_env(&service)?,

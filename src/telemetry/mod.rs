@@ -61,6 +61,7 @@ pub fn init(format: LogFormat, traced: Option<Service>) -> anyhow::Result<Teleme
             .flatten_event(true)
             .with_current_span(true)
             .with_span_list(false)
+            .fmt_fields(fields::Json)
             .boxed(),
         LogFormat::Pretty => lines.fmt_fields(fields::Fields).boxed(),
     };

@@ -162,10 +162,8 @@ impl<'w> FormatFields<'w> for Json {
         type Map = serde_json::Map<String, serde_json::Value>;
         let mut added = String::new();
         self.format_fields(Writer::new(&mut added), fields)?;
-        let mut object: Map = match current.fields.as_str() {
-            "" => Map::new(),
-            fields => serde_json::from_str(fields).map_err(|_| fmt::Error)?,
-        };
+        // A span's fields are an object from its start, `{}` when it has none.
+        let mut object: Map = serde_json::from_str(&current.fields).map_err(|_| fmt::Error)?;
         object.extend(serde_json::from_str::<Map>(&added).map_err(|_| fmt::Error)?);
         current.fields = serde_json::to_string(&object).map_err(|_| fmt::Error)?;
         Ok(())

@@ -2,8 +2,35 @@
 
 use actix_web::HttpRequest;
 use actix_web::http::header::{self, EntityTag, Header as _};
+use utoipa::IntoParams;
 
 use crate::ApiError;
+
+/// What `If-Match` and `If-None-Match` may hold (RFC 9110 §13.1): `*`, or a
+/// list of entity tags, each `"opaque"` or `W/"opaque"`. Every value of
+/// this shape is one the server parses; obs-text is left out, as no tag
+/// this API issues holds it.
+pub const CONDITION_PATTERN: &str = r#"^(\*|(W/)?"[!#-~]*"([ \t]*,[ \t]*(W/)?"[!#-~]*")*)$"#;
+
+/// `If-Match` as the operations that write declare it, so that a generated
+/// client has an argument for it and Swagger UI's Try it out sends it.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Header)]
+pub struct IfMatchHeader {
+    /// The ETag you read: the write happens only while the resource is
+    /// still at it, else 412. `*` writes whatever version is there.
+    #[param(rename = "If-Match", nullable = false, pattern = r#"^(\*|(W/)?"[!#-~]*"([ \t]*,[ \t]*(W/)?"[!#-~]*")*)$"#)]
+    pub if_match: Option<String>,
+}
+
+/// `If-None-Match` as reads of one resource declare it.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Header)]
+pub struct IfNoneMatchHeader {
+    /// The ETag you hold: 304 with no body while the resource is still at it.
+    #[param(rename = "If-None-Match", nullable = false, pattern = r#"^(\*|(W/)?"[!#-~]*"([ \t]*,[ \t]*(W/)?"[!#-~]*")*)$"#)]
+    pub if_none_match: Option<String>,
+}
 
 /// The strong entity tag of a row at a version.
 pub fn of_version(version: i64) -> EntityTag {

@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use utoipa::openapi::header::HeaderBuilder;
-use utoipa::openapi::schema::{Object, Type};
+use utoipa::openapi::header::{Header, HeaderBuilder};
+use utoipa::openapi::schema::{ObjectBuilder, SchemaFormat, Type};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
 
 use crate::problem::PROBLEM_JSON;
@@ -25,17 +25,16 @@ macro_rules! problem_responses {
 
         impl utoipa::IntoResponses for $name {
             fn responses() -> BTreeMap<String, RefOr<Response>> {
-                let mut response = problem($description);
-                if $status == 503 || $status == 429 {
-                    response = response.header(
-                        "Retry-After",
-                        HeaderBuilder::new()
-                            .schema(Some(Object::with_type(Type::Integer)))
-                            .description(Some("Seconds to wait before trying again."))
-                            .build(),
-                    );
+                let mut response = problem($description).build();
+                let sent = match $status {
+                    401 | 403 => Some(WWW_AUTHENTICATE),
+                    429 | 503 => Some(RETRY_AFTER),
+                    _ => None,
+                };
+                if let Some(name) = sent {
+                    response.headers.insert(name.to_owned(), header(name));
                 }
-                BTreeMap::from([($status.to_string(), response.build().into())])
+                BTreeMap::from([($status.to_string(), response.into())])
             }
         }
     )*};
@@ -53,4 +52,81 @@ problem_responses! {
     Unprocessable = 422, "Well-formed JSON that breaks a rule; `errors` lists every field.";
     TooManyRequests = 429, "This client's rate limit is spent; retry after `Retry-After` seconds. `RateLimit` and `RateLimit-Policy` describe the limit.";
     Unavailable = 503, "A database or module this request needs is unavailable; retry after `Retry-After` seconds.";
+}
+
+pub const ETAG: &str = "ETag";
+pub const LOCATION: &str = "Location";
+pub const RATELIMIT: &str = "RateLimit";
+pub const RATELIMIT_POLICY: &str = "RateLimit-Policy";
+pub const RETRY_AFTER: &str = "Retry-After";
+pub const WWW_AUTHENTICATE: &str = "WWW-Authenticate";
+
+/// A reference to the response header `name` of [`headers`].
+pub fn header(name: &str) -> RefOr<Header> {
+    RefOr::Ref(Ref::new(format!("#/components/headers/{name}")))
+}
+
+/// The response headers that clients act on, each declared once, for
+/// `components/headers`; responses refer to them with [`header`].
+pub fn headers() -> BTreeMap<String, RefOr<Header>> {
+    let string = || ObjectBuilder::new().schema_type(Type::String);
+    let declared = |schema: ObjectBuilder, description: &str| {
+        HeaderBuilder::new()
+            .schema(Some(schema.build()))
+            .description(Some(description))
+            .build()
+    };
+    [
+        (
+            ETAG,
+            declared(
+                string().pattern(Some(r#"^(W/)?"[!#-~]*"$"#)),
+                "The entity tag of the version sent: give it back in `If-Match` to \
+                 write only that version, or in `If-None-Match` to get 304 while it \
+                 is current.",
+            ),
+        ),
+        (
+            LOCATION,
+            declared(
+                string().format(Some(SchemaFormat::Custom("uri-reference".into()))),
+                "The URL of the resource created.",
+            ),
+        ),
+        (
+            RATELIMIT,
+            declared(
+                string(),
+                "What is left of this client's quota (draft-ietf-httpapi-ratelimit-headers): \
+                 `\"write\";r=150;t=1` is 150 requests left, the quota full again in 1 s. \
+                 Sent on every response of a module's API when rate limits are on.",
+            ),
+        ),
+        (
+            RATELIMIT_POLICY,
+            declared(
+                string(),
+                "The quota in force: `\"write\";q=200;w=2` is 200 requests each 2 s. \
+                 Sent with `RateLimit`.",
+            ),
+        ),
+        (
+            RETRY_AFTER,
+            declared(
+                ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(0)),
+                "Seconds to wait before trying again.",
+            ),
+        ),
+        (
+            WWW_AUTHENTICATE,
+            declared(
+                string(),
+                "The bearer challenge (RFC 6750): `error` and `error_description` say \
+                 why a token was refused; on 403, `scope` names the scope needed.",
+            ),
+        ),
+    ]
+    .into_iter()
+    .map(|(name, declared)| (name.to_owned(), RefOr::T(declared)))
+    .collect()
 }

@@ -3,9 +3,10 @@
 use actix_web::web::{self, Bytes, ServiceConfig};
 use actix_web::{App, HttpResponse, http::header};
 use app_kernel::module::Access;
-use app_kernel::responses::{Forbidden, TooManyRequests, Unauthorized};
+use app_kernel::responses::{self, Forbidden, TooManyRequests, Unauthorized};
 use app_kernel::{FieldError, Problem};
-use utoipa::openapi::OpenApi;
+use utoipa::openapi::schema::{ArrayItems, Schema};
+use utoipa::openapi::{OpenApi, Ref, RefOr};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::tag::TagBuilder;
 use utoipa::{IntoResponses as _, OpenApi as _};
@@ -32,7 +33,9 @@ pub fn openapi(modules: &[&'static Module]) -> OpenApi {
         .openapi(Base::openapi())
         .configure(|cfg| modules.iter().for_each(|m| (m.routes)(cfg)))
         .split_for_parts();
+    refer_page_items(&mut openapi);
     secure(&mut openapi);
+    declare_headers(&mut openapi);
     openapi.tags = Some(
         modules
             .iter()
@@ -45,6 +48,79 @@ pub fn openapi(modules: &[&'static Module]) -> OpenApi {
             .collect(),
     );
     openapi
+}
+
+/// Makes the items of each `Page_T` refer to `T`. utoipa inlines a type
+/// parameter's schema (juhaku/utoipa#1586, with `inline = false` too), and
+/// a client generated from that has a list item type of its own
+/// (`PageLaptopItemsItem`) beside the `Laptop` that a single read returns.
+fn refer_page_items(openapi: &mut OpenApi) {
+    let Some(components) = openapi.components.as_mut() else {
+        return;
+    };
+    let items: Vec<(String, String)> = components
+        .schemas
+        .keys()
+        .filter_map(|name| Some((name.clone(), name.strip_prefix("Page_")?.to_owned())))
+        .filter(|(_, item)| components.schemas.contains_key(item))
+        .collect();
+    for (page, item) in items {
+        let Some(RefOr::T(Schema::Object(page))) = components.schemas.get_mut(&page) else {
+            continue;
+        };
+        if let Some(RefOr::T(Schema::Array(list))) = page.properties.get_mut("items") {
+            list.items = ArrayItems::RefOrSchema(Box::new(Ref::from_schema_name(item).into()));
+        }
+    }
+}
+
+/// Response headers are declared once, under `components/headers`: an
+/// operation's own (`ETag`, `Location`) become references to them, with
+/// the operation's description where it gives one, and every response of
+/// a module's API may carry `RateLimit` and `RateLimit-Policy`.
+fn declare_headers(openapi: &mut OpenApi) {
+    let declared = responses::headers();
+    for (path, item) in openapi.paths.paths.iter_mut() {
+        let limited = modules::of_path(path).is_some();
+        let operations = [
+            &mut item.get,
+            &mut item.head,
+            &mut item.post,
+            &mut item.put,
+            &mut item.patch,
+            &mut item.delete,
+        ];
+        for operation in operations.into_iter().flatten() {
+            for response in operation.responses.responses.values_mut() {
+                let RefOr::T(response) = response else {
+                    continue;
+                };
+                for (name, header) in response.headers.iter_mut() {
+                    assert!(
+                        declared.contains_key(name),
+                        "{path} sends {name}: declare it in app_kernel::responses::headers"
+                    );
+                    if let RefOr::T(inline) = header {
+                        let mut reference = Ref::new(format!("#/components/headers/{name}"));
+                        reference.description = inline.description.take().unwrap_or_default();
+                        *header = RefOr::Ref(reference);
+                    }
+                }
+                if limited {
+                    for name in [responses::RATELIMIT, responses::RATELIMIT_POLICY] {
+                        response
+                            .headers
+                            .insert(name.to_owned(), responses::header(name));
+                    }
+                }
+            }
+        }
+    }
+    openapi
+        .components
+        .get_or_insert_with(Default::default)
+        .headers
+        .extend(declared);
 }
 
 /// The bearer scheme, and on each module's operation the scope it needs:

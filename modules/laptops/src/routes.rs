@@ -4,7 +4,7 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, put, web};
 use app_kernel::ApiError;
 use app_kernel::body::JsonBody;
-use app_kernel::etag::{self, IfMatch};
+use app_kernel::etag::{self, IfMatch, IfMatchHeader, IfNoneMatchHeader};
 use app_kernel::event::{Events, FeedQuery};
 use app_kernel::id::Id;
 use app_kernel::page::{Page, PageRequest};
@@ -103,8 +103,8 @@ async fn list_laptops(
     request_body(content = NewLaptop, content_type = "application/json"),
     responses(
         (status = 201, description = "Created.", body = Laptop, headers(
-            ("Location" = String, description = "The new laptop's URL."),
-            ("ETag" = String, description = "The laptop's entity tag."),
+            ("Location" = String),
+            ("ETag" = String),
         )),
         BadRequest, PayloadTooLarge, UnsupportedMediaType, Unprocessable, Unavailable,
     )
@@ -140,10 +140,10 @@ struct GetQuery {
 /// Get a laptop.
 #[utoipa::path(
     tag = "laptops",
-    params(("id" = i64, Path, description = "The laptop's id.", minimum = 1), GetQuery),
+    params(("id" = i64, Path, description = "The laptop's id.", minimum = 1), IfNoneMatchHeader, GetQuery),
     responses(
         (status = 200, description = "The laptop.", body = Laptop, headers(("ETag" = String, description = "The laptop's entity tag; not sent with `expand`."))),
-        (status = 304, description = "`If-None-Match` names the current ETag."),
+        (status = 304, description = "`If-None-Match` names the current ETag.", headers(("ETag" = String))),
         BadRequest, NotFound, Unavailable,
     )
 )]
@@ -165,10 +165,10 @@ async fn get_laptop(
 /// Send `If-Match` with the ETag you read to write only if nobody wrote since.
 #[utoipa::path(
     tag = "laptops",
-    params(("id" = i64, Path, description = "The laptop's id.", minimum = 1)),
+    params(("id" = i64, Path, description = "The laptop's id.", minimum = 1), IfMatchHeader),
     request_body(content = NewLaptop, content_type = "application/json"),
     responses(
-        (status = 200, description = "Replaced.", body = Laptop, headers(("ETag" = String, description = "The laptop's entity tag."))),
+        (status = 200, description = "Replaced.", body = Laptop, headers(("ETag" = String))),
         BadRequest, NotFound, Conflict, PreconditionFailed, PayloadTooLarge, UnsupportedMediaType, Unprocessable, Unavailable,
     )
 )]
@@ -191,10 +191,10 @@ async fn replace_laptop(
 /// Send `If-Match` with the ETag you read to write only if nobody wrote since.
 #[utoipa::path(
     tag = "laptops",
-    params(("id" = i64, Path, description = "The laptop's id.", minimum = 1)),
+    params(("id" = i64, Path, description = "The laptop's id.", minimum = 1), IfMatchHeader),
     request_body(content = LaptopPatch, content_type = "application/merge-patch+json"),
     responses(
-        (status = 200, description = "Changed.", body = Laptop, headers(("ETag" = String, description = "The laptop's entity tag."))),
+        (status = 200, description = "Changed.", body = Laptop, headers(("ETag" = String))),
         BadRequest, NotFound, Conflict, PreconditionFailed, PayloadTooLarge, UnsupportedMediaType, Unprocessable, Unavailable,
     )
 )]
@@ -215,7 +215,7 @@ async fn patch_laptop(
 /// Send `If-Match` with the ETag you read to delete only if nobody wrote since.
 #[utoipa::path(
     tag = "laptops",
-    params(("id" = i64, Path, description = "The laptop's id.", minimum = 1)),
+    params(("id" = i64, Path, description = "The laptop's id.", minimum = 1), IfMatchHeader),
     responses(
         (status = 204, description = "Deleted."),
         BadRequest, NotFound, Conflict, PreconditionFailed, Unavailable,

@@ -4,7 +4,7 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, put, web};
 use app_kernel::ApiError;
 use app_kernel::body::JsonBody;
-use app_kernel::etag::{self, IfMatch};
+use app_kernel::etag::{self, IfMatch, IfMatchHeader, IfNoneMatchHeader};
 use app_kernel::event::{Events, FeedQuery};
 use app_kernel::id::{self, Id};
 use app_kernel::page::{Page, PageRequest};
@@ -97,8 +97,8 @@ async fn list_port_events(
     request_body(content = NewPort, content_type = "application/json"),
     responses(
         (status = 201, description = "Created.", body = Port, headers(
-            ("Location" = String, description = "The new port's URL."),
-            ("ETag" = String, description = "The port's entity tag."),
+            ("Location" = String),
+            ("ETag" = String),
         )),
         BadRequest, Conflict, PayloadTooLarge, UnsupportedMediaType, Unprocessable, Unavailable,
     )
@@ -118,10 +118,10 @@ async fn create_port(
 /// Get a port.
 #[utoipa::path(
     tag = "ports",
-    params(("id" = i64, Path, description = "The port's id.", minimum = 1)),
+    params(("id" = i64, Path, description = "The port's id.", minimum = 1), IfNoneMatchHeader),
     responses(
-        (status = 200, description = "The port.", body = Port, headers(("ETag" = String, description = "The port's entity tag."))),
-        (status = 304, description = "`If-None-Match` names the current ETag."),
+        (status = 200, description = "The port.", body = Port, headers(("ETag" = String))),
+        (status = 304, description = "`If-None-Match` names the current ETag.", headers(("ETag" = String))),
         BadRequest, NotFound, Unavailable,
     )
 )]
@@ -139,10 +139,10 @@ async fn get_port(
 /// Send `If-Match` with the ETag you read to write only if nobody wrote since.
 #[utoipa::path(
     tag = "ports",
-    params(("id" = i64, Path, description = "The port's id.", minimum = 1)),
+    params(("id" = i64, Path, description = "The port's id.", minimum = 1), IfMatchHeader),
     request_body(content = NewPort, content_type = "application/json"),
     responses(
-        (status = 200, description = "Replaced.", body = Port, headers(("ETag" = String, description = "The port's entity tag."))),
+        (status = 200, description = "Replaced.", body = Port, headers(("ETag" = String))),
         BadRequest, NotFound, Conflict, PreconditionFailed, PayloadTooLarge, UnsupportedMediaType, Unprocessable, Unavailable,
     )
 )]
@@ -165,10 +165,10 @@ async fn replace_port(
 /// Send `If-Match` with the ETag you read to write only if nobody wrote since.
 #[utoipa::path(
     tag = "ports",
-    params(("id" = i64, Path, description = "The port's id.", minimum = 1)),
+    params(("id" = i64, Path, description = "The port's id.", minimum = 1), IfMatchHeader),
     request_body(content = PortPatch, content_type = "application/merge-patch+json"),
     responses(
-        (status = 200, description = "Changed.", body = Port, headers(("ETag" = String, description = "The port's entity tag."))),
+        (status = 200, description = "Changed.", body = Port, headers(("ETag" = String))),
         BadRequest, NotFound, Conflict, PreconditionFailed, PayloadTooLarge, UnsupportedMediaType, Unprocessable, Unavailable,
     )
 )]
@@ -189,7 +189,7 @@ async fn patch_port(
 /// Send `If-Match` with the ETag you read to delete only if nobody wrote since.
 #[utoipa::path(
     tag = "ports",
-    params(("id" = i64, Path, description = "The port's id.", minimum = 1)),
+    params(("id" = i64, Path, description = "The port's id.", minimum = 1), IfMatchHeader),
     responses(
         (status = 204, description = "Deleted."),
         BadRequest, NotFound, Conflict, PreconditionFailed, Unavailable,

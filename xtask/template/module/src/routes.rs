@@ -4,7 +4,7 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, put, web};
 use app_kernel::ApiError;
 use app_kernel::body::JsonBody;
-use app_kernel::etag::{self, IfMatch};
+use app_kernel::etag::{self, IfMatch, IfMatchHeader, IfNoneMatchHeader};
 use app_kernel::event::{Events, FeedQuery};
 use app_kernel::id::Id;
 use app_kernel::page::{Page, PageRequest};
@@ -86,8 +86,8 @@ async fn list_{{name}}(
     request_body(content = New{{Item}}, content_type = "application/json"),
     responses(
         (status = 201, description = "Created.", body = {{Item}}, headers(
-            ("Location" = String, description = "The new {{item}}'s URL."),
-            ("ETag" = String, description = "The {{item}}'s entity tag."),
+            ("Location" = String),
+            ("ETag" = String),
         )),
         BadRequest, Conflict, PayloadTooLarge, UnsupportedMediaType, Unprocessable, Unavailable,
     )
@@ -107,10 +107,10 @@ async fn create_{{item}}(
 /// Get {{a}} {{item}}.
 #[utoipa::path(
     tag = "{{name}}",
-    params(("id" = i64, Path, description = "The {{item}}'s id.", minimum = 1)),
+    params(("id" = i64, Path, description = "The {{item}}'s id.", minimum = 1), IfNoneMatchHeader),
     responses(
-        (status = 200, description = "The {{item}}.", body = {{Item}}, headers(("ETag" = String, description = "The {{item}}'s entity tag."))),
-        (status = 304, description = "`If-None-Match` names the current ETag."),
+        (status = 200, description = "The {{item}}.", body = {{Item}}, headers(("ETag" = String))),
+        (status = 304, description = "`If-None-Match` names the current ETag.", headers(("ETag" = String))),
         BadRequest, NotFound, Unavailable,
     )
 )]
@@ -132,10 +132,10 @@ async fn get_{{item}}(
 /// Send `If-Match` with the ETag you read to write only if nobody wrote since.
 #[utoipa::path(
     tag = "{{name}}",
-    params(("id" = i64, Path, description = "The {{item}}'s id.", minimum = 1)),
+    params(("id" = i64, Path, description = "The {{item}}'s id.", minimum = 1), IfMatchHeader),
     request_body(content = New{{Item}}, content_type = "application/json"),
     responses(
-        (status = 200, description = "Replaced.", body = {{Item}}, headers(("ETag" = String, description = "The {{item}}'s entity tag."))),
+        (status = 200, description = "Replaced.", body = {{Item}}, headers(("ETag" = String))),
         BadRequest, NotFound, Conflict, PreconditionFailed, PayloadTooLarge, UnsupportedMediaType, Unprocessable, Unavailable,
     )
 )]
@@ -158,10 +158,10 @@ async fn replace_{{item}}(
 /// Send `If-Match` with the ETag you read to write only if nobody wrote since.
 #[utoipa::path(
     tag = "{{name}}",
-    params(("id" = i64, Path, description = "The {{item}}'s id.", minimum = 1)),
+    params(("id" = i64, Path, description = "The {{item}}'s id.", minimum = 1), IfMatchHeader),
     request_body(content = {{Item}}Patch, content_type = "application/merge-patch+json"),
     responses(
-        (status = 200, description = "Changed.", body = {{Item}}, headers(("ETag" = String, description = "The {{item}}'s entity tag."))),
+        (status = 200, description = "Changed.", body = {{Item}}, headers(("ETag" = String))),
         BadRequest, NotFound, Conflict, PreconditionFailed, PayloadTooLarge, UnsupportedMediaType, Unprocessable, Unavailable,
     )
 )]
@@ -182,7 +182,7 @@ async fn patch_{{item}}(
 /// Send `If-Match` with the ETag you read to delete only if nobody wrote since.
 #[utoipa::path(
     tag = "{{name}}",
-    params(("id" = i64, Path, description = "The {{item}}'s id.", minimum = 1)),
+    params(("id" = i64, Path, description = "The {{item}}'s id.", minimum = 1), IfMatchHeader),
     responses(
         (status = 204, description = "Deleted."),
         BadRequest, NotFound, Conflict, PreconditionFailed, Unavailable,

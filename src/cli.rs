@@ -261,7 +261,8 @@ pub struct AuthArgs {
     pub auth_reads: bool,
 
     /// Check tokens against the keys an identity provider publishes (its
-    /// JWKS URL: Keycloak, Auth0, Entra ID). RS256, ES256 and EdDSA.
+    /// JWKS URL: Keycloak, Auth0, Entra ID). Each key verifies the one
+    /// algorithm its `alg` names, else RS256, ES256/ES384 or EdDSA by kind.
     #[arg(
         long,
         env = "APP_JWT_JWKS_URL",
@@ -270,15 +271,18 @@ pub struct AuthArgs {
     )]
     pub jwt_jwks_url: Option<Url>,
 
-    /// Check tokens against this public key, PEM (RSA, EC or Ed25519).
+    /// Check tokens against this public key, PEM: RSA (RS256), EC (ES256
+    /// or ES384 by curve) or Ed25519 (EdDSA).
     #[arg(long, env = "APP_JWT_PUBLIC_KEY", value_name = "FILE")]
     pub jwt_public_key: Option<PathBuf>,
 
-    /// The issuer (`iss`) a token must name.
+    /// The issuer (`iss`) a token must name. Without it, a token that
+    /// names any issuer is refused.
     #[arg(long, env = "APP_JWT_ISSUER")]
     pub jwt_issuer: Option<String>,
 
-    /// The audience (`aud`) a token must name.
+    /// The audience (`aud`) a token must name. Without it, a token that
+    /// names any audience is refused, and one naming none is believed.
     #[arg(long, env = "APP_JWT_AUDIENCE")]
     pub jwt_audience: Option<String>,
 

@@ -35,6 +35,7 @@ pub async fn serve(args: ServeArgs, storage: Storage, dev_key_file: PathBuf) -> 
         workers: None,
         handle_signals: true,
     };
+    settings.security.warn_of_missing_checks();
     Application::build(settings)
         .await?
         .run_until_stopped()

@@ -19,7 +19,11 @@ pub const CONDITION_PATTERN: &str = r#"^(\*|(W/)?"[!#-~]*"([ \t]*,[ \t]*(W/)?"[!
 pub struct IfMatchHeader {
     /// The ETag you read: the write happens only while the resource is
     /// still at it, else 412. `*` writes whatever version is there.
-    #[param(rename = "If-Match", nullable = false, pattern = r#"^(\*|(W/)?"[!#-~]*"([ \t]*,[ \t]*(W/)?"[!#-~]*")*)$"#)]
+    #[param(
+        rename = "If-Match",
+        nullable = false,
+        pattern = r#"^(\*|(W/)?"[!#-~]*"([ \t]*,[ \t]*(W/)?"[!#-~]*")*)$"#
+    )]
     pub if_match: Option<String>,
 }
 
@@ -28,7 +32,11 @@ pub struct IfMatchHeader {
 #[into_params(parameter_in = Header)]
 pub struct IfNoneMatchHeader {
     /// The ETag you hold: 304 with no body while the resource is still at it.
-    #[param(rename = "If-None-Match", nullable = false, pattern = r#"^(\*|(W/)?"[!#-~]*"([ \t]*,[ \t]*(W/)?"[!#-~]*")*)$"#)]
+    #[param(
+        rename = "If-None-Match",
+        nullable = false,
+        pattern = r#"^(\*|(W/)?"[!#-~]*"([ \t]*,[ \t]*(W/)?"[!#-~]*")*)$"#
+    )]
     pub if_none_match: Option<String>,
 }
 

@@ -113,7 +113,9 @@ pub fn headers() -> BTreeMap<String, RefOr<Header>> {
         (
             RETRY_AFTER,
             declared(
-                ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(0)),
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(0)),
                 "Seconds to wait before trying again.",
             ),
         ),

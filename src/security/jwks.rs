@@ -127,7 +127,7 @@ impl Jwks {
 }
 
 /// A signing key of the set, for the algorithm it names or, if it names
-/// none, the ones its type is for; encryption keys and unknown kinds are
+/// none, the one its type is for; encryption keys and unknown kinds are
 /// left out.
 fn verifying(jwk: &Jwk) -> Option<Key> {
     if matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption)) {
@@ -137,9 +137,9 @@ fn verifying(jwk: &Jwk) -> Option<Key> {
     let algorithms = match jwk.common.key_algorithm {
         Some(named) => vec![named.to_string().parse::<Algorithm>().ok()?],
         None => match &jwk.algorithm {
-            AlgorithmParameters::RSA(_) => {
-                vec![Algorithm::RS256, Algorithm::RS384, Algorithm::RS512]
-            }
+            // One algorithm a key (RFC 8725 §3.1): RS256, the one OpenID
+            // Connect assumes when a key names none.
+            AlgorithmParameters::RSA(_) => vec![Algorithm::RS256],
             AlgorithmParameters::EllipticCurve(ec) => match ec.curve {
                 EllipticCurve::P256 => vec![Algorithm::ES256],
                 EllipticCurve::P384 => vec![Algorithm::ES384],

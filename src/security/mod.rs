@@ -3,6 +3,7 @@
 //! rate limits per client. The HTTP side is `crate::http::guard`.
 
 pub mod client;
+mod jose;
 pub mod jwks;
 pub mod limit;
 pub mod token;
@@ -46,6 +47,31 @@ impl Security {
             write_limit: None,
             redis: None,
             trusted_proxies: TrustedProxies::default(),
+        }
+    }
+
+    /// Warns of what keys of an identity provider leave unchecked when
+    /// no issuer or audience is given. Without `--jwt-audience`, a token
+    /// the provider issued for another service is believed here, which
+    /// RFC 8725 §3.9 forbids wherever the provider serves more than this
+    /// service; without `--jwt-issuer`, every token that names an issuer
+    /// is refused (RFC 8725 §3.8: nothing says the keys are its).
+    pub fn warn_of_missing_checks(&self) {
+        if matches!(self.keys, KeySource::Development(_)) {
+            return;
+        }
+        if self.audience.is_none() {
+            tracing::warn!(
+                "no --jwt-audience: any token of the identity provider's that names no audience \
+                 (aud) is believed, whichever service it was issued for, and one that names an \
+                 audience is refused; give the audience the provider puts in this service's tokens"
+            );
+        }
+        if self.issuer.is_none() {
+            tracing::warn!(
+                "no --jwt-issuer: tokens that name an issuer (iss) are refused; give the \
+                 issuer whose keys these are"
+            );
         }
     }
 }

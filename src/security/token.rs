@@ -8,9 +8,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
+use jsonwebtoken::{
+    Algorithm, AlgorithmFamily, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind,
+};
 use serde::{Deserialize, Serialize};
 
+use super::jose;
 use super::jwks::Jwks;
 
 /// The longest token read: anything longer is refused unread.
@@ -111,14 +114,26 @@ impl std::fmt::Debug for Key {
 }
 
 impl Key {
-    /// A key for the algorithms of its own family: an RSA key never checks
-    /// an HMAC signature, whatever the token's header claims.
-    pub fn of_family(decoding: DecodingKey) -> Self {
-        let algorithms = decoding.family().algorithms().to_vec();
-        Self {
+    /// A key for the one algorithm its kind is for (RFC 8725 §3.1: each
+    /// key is used with exactly one algorithm): RS256 for RSA, ES256 or
+    /// ES384 by the curve of an EC key, EdDSA for Ed25519. An RSA key for
+    /// another algorithm comes in a JWKS whose entry names it (`alg`).
+    pub fn for_one_algorithm(decoding: DecodingKey) -> anyhow::Result<Self> {
+        let algorithm = match decoding.family() {
+            AlgorithmFamily::Rsa => Algorithm::RS256,
+            AlgorithmFamily::Ec => match decoding.try_get_as_bytes().map(<[u8]>::len) {
+                // An uncompressed or compressed point on P-256, or on P-384.
+                Ok(65 | 33) => Algorithm::ES256,
+                Ok(97 | 49) => Algorithm::ES384,
+                _ => anyhow::bail!("an EC key on a curve other than P-256 or P-384"),
+            },
+            AlgorithmFamily::Ed => Algorithm::EdDSA,
+            AlgorithmFamily::Hmac => anyhow::bail!("a shared secret, not a public key"),
+        };
+        Ok(Self {
             decoding,
-            algorithms,
-        }
+            algorithms: vec![algorithm],
+        })
     }
 
     /// A PEM public key, whichever kind it is.
@@ -129,7 +144,7 @@ impl Key {
             .map_err(|_| {
                 anyhow::anyhow!("not a PEM public key (RSA, EC P-256/P-384 or Ed25519)")
             })?;
-        Ok(Self::of_family(decoding))
+        Self::for_one_algorithm(decoding)
     }
 }
 
@@ -137,9 +152,10 @@ impl Key {
 #[derive(Debug, Deserialize)]
 struct Claims {
     sub: Option<String>,
-    /// Required (jsonwebtoken's default), so always there once validated.
+    /// Required, so always there once validated; read as any JSON here so
+    /// that one of the wrong type is refused by the validation that names it.
     #[serde(default)]
-    exp: u64,
+    exp: serde_json::Value,
     /// OAuth 2.0 (RFC 8693): space-separated.
     #[serde(default)]
     scope: Option<String>,
@@ -173,7 +189,7 @@ impl Claims {
         Caller {
             subject: self.sub.filter(|s| !s.is_empty()),
             scopes,
-            expires: self.exp,
+            expires: self.exp.as_f64().map_or(0, |seconds| seconds as u64),
         }
     }
 }
@@ -234,6 +250,7 @@ impl Verifier {
             }
             self.believed.invalidate(&digest);
         }
+        jose::check(token, self.issuer.as_deref())?;
         let header = jsonwebtoken::decode_header(token).map_err(describe)?;
         let key = match &self.keys {
             Keys::Fixed(key) => key.clone(),
@@ -249,14 +266,19 @@ impl Verifier {
         validation.algorithms = key.algorithms;
         validation.leeway = LEEWAY_SECONDS;
         validation.validate_nbf = true;
-        match &self.issuer {
-            Some(issuer) => validation.set_issuer(&[issuer]),
-            None => validation.iss = None,
+        let mut required = vec!["exp"];
+        if let Some(issuer) = &self.issuer {
+            validation.set_issuer(&[issuer]);
+            required.push("iss");
         }
-        match &self.audience {
-            Some(audience) => validation.set_audience(&[audience]),
-            None => validation.validate_aud = false,
+        // Checked with no audience configured too: a token naming one is
+        // then refused, as RFC 7519 §4.1.3 says.
+        validation.validate_aud = true;
+        if let Some(audience) = &self.audience {
+            validation.set_audience(&[audience]);
+            required.push("aud");
         }
+        validation.set_required_spec_claims(&required);
         let caller = jsonwebtoken::decode::<Claims>(token, &key.decoding, &validation)
             .map(|data| data.claims.into_caller())
             .map_err(describe)?;
@@ -268,19 +290,24 @@ impl Verifier {
 /// A client-facing reason, without echoing the token back.
 fn describe(error: jsonwebtoken::errors::Error) -> Rejected {
     Rejected::new(match error.kind() {
-        ErrorKind::ExpiredSignature => "the token has expired",
-        ErrorKind::ImmatureSignature => "the token is not valid yet (nbf)",
-        ErrorKind::InvalidIssuer => "the token's issuer is not the one trusted here",
-        ErrorKind::InvalidAudience => "the token is not meant for this service (aud)",
-        ErrorKind::InvalidSignature => "the token's signature does not verify",
+        ErrorKind::ExpiredSignature => "the token has expired".to_owned(),
+        ErrorKind::ImmatureSignature => "the token is not valid yet (nbf)".to_owned(),
+        ErrorKind::InvalidIssuer => "the token's issuer is not the one trusted here".to_owned(),
+        ErrorKind::InvalidAudience => "the token is not meant for this service (aud)".to_owned(),
+        ErrorKind::InvalidSignature => "the token's signature does not verify".to_owned(),
         ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
-            "the token names an algorithm its key is not for"
+            "the token names an algorithm its key is not for".to_owned()
         }
-        ErrorKind::MissingRequiredClaim(_) => "the token lacks a required claim (exp)",
+        ErrorKind::MissingRequiredClaim(claim) => {
+            format!("the token lacks a required claim ({claim})")
+        }
+        ErrorKind::InvalidClaimFormat(claim) => {
+            format!("the token's {claim} is not a number of seconds (NumericDate)")
+        }
         ErrorKind::Base64(_) | ErrorKind::Json(_) | ErrorKind::Utf8(_) => {
-            "the token is not well-formed (base64url JSON)"
+            "the token is not well-formed (base64url JSON)".to_owned()
         }
-        _ => "the token is not a well-formed signed JWT",
+        _ => "the token is not a well-formed signed JWT".to_owned(),
     })
 }
 
@@ -359,6 +386,27 @@ impl DevKey {
         })
     }
 
+    /// The Ed25519 signature of `message`, for tests that write tokens by hand.
+    #[cfg(test)]
+    pub fn sign(&self, message: &[u8]) -> Vec<u8> {
+        aws_lc_rs::signature::Ed25519KeyPair::from_pkcs8(&self.pkcs8)
+            .unwrap()
+            .sign(message)
+            .as_ref()
+            .to_vec()
+    }
+
+    /// The public key, raw.
+    #[cfg(test)]
+    pub fn public(&self) -> Vec<u8> {
+        use aws_lc_rs::signature::KeyPair as _;
+        aws_lc_rs::signature::Ed25519KeyPair::from_pkcs8(&self.pkcs8)
+            .unwrap()
+            .public_key()
+            .as_ref()
+            .to_vec()
+    }
+
     /// A token for `scopes`, valid from now for `ttl`.
     pub fn token(&self, subject: &str, scopes: &[String], ttl: Duration) -> anyhow::Result<String> {
         #[derive(Serialize)]
@@ -408,5 +456,61 @@ mod tests {
         // The same file gives the same key.
         let again = DevKey::open(&path).unwrap();
         assert_eq!(again.pkcs8, key.pkcs8);
+    }
+
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    /// RFC 8725 §3.1: each key is used with exactly one algorithm, checked
+    /// when the token is: an RSA key verifies RS256 and nothing else, an
+    /// EC key the algorithm of its curve.
+    #[tokio::test]
+    async fn a_key_verifies_one_algorithm_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let claims = serde_json::json!({"exp": jsonwebtoken::get_current_timestamp() + 600});
+        for (kind, believed, refused) in [
+            (
+                &rcgen::PKCS_RSA_SHA256,
+                Algorithm::RS256,
+                vec![Algorithm::RS384, Algorithm::RS512, Algorithm::PS256],
+            ),
+            (
+                &rcgen::PKCS_ECDSA_P256_SHA256,
+                Algorithm::ES256,
+                vec![Algorithm::ES384],
+            ),
+            (
+                &rcgen::PKCS_ECDSA_P384_SHA384,
+                Algorithm::ES384,
+                vec![Algorithm::ES256],
+            ),
+        ] {
+            let pair = rcgen::KeyPair::generate_for(kind).unwrap();
+            let path = dir.path().join("public.pem");
+            std::fs::write(&path, pair.public_key_pem()).unwrap();
+            let verifier = Verifier::open(&KeySource::PublicKey(path), None, None)
+                .await
+                .unwrap();
+            let private = pair.serialize_pem();
+            let signing = match believed {
+                Algorithm::RS256 => EncodingKey::from_rsa_pem(private.as_bytes()),
+                _ => EncodingKey::from_ec_pem(private.as_bytes()),
+            }
+            .unwrap();
+            let token = jsonwebtoken::encode(&Header::new(believed), &claims, &signing).unwrap();
+            assert!(verifier.verify(&token).await.is_ok(), "{believed:?}");
+            let (_, rest) = token.split_once('.').unwrap();
+            for alg in refused {
+                // The signature is refused unread: the key is for `believed` only.
+                let header = serde_json::to_vec(&Header::new(alg)).unwrap();
+                let named = format!("{}.{rest}", URL_SAFE_NO_PAD.encode(header));
+                let answer = verifier.verify(&named).await;
+                assert_eq!(
+                    answer.unwrap_err().0,
+                    "the token names an algorithm its key is not for",
+                    "{alg:?} with a key for {believed:?}"
+                );
+            }
+        }
     }
 }

@@ -74,8 +74,14 @@ impl SigningKey {
 
     /// `claims`, signed, with this key's `kid`.
     pub fn sign(&self, claims: &Value) -> String {
+        self.sign_with(|_| {}, claims)
+    }
+
+    /// `claims`, signed, with this key's `kid` and the header as `change` leaves it.
+    pub fn sign_with(&self, change: impl FnOnce(&mut Header), claims: &Value) -> String {
         let mut header = Header::new(self.alg);
         header.kid = Some(self.kid.clone());
+        change(&mut header);
         jsonwebtoken::encode(&header, claims, &self.encoding).unwrap()
     }
 }

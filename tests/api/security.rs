@@ -110,6 +110,14 @@ async fn every_bad_token_is_a_401_and_changes_nothing() {
             "invalid_token",
         ),
         (
+            "no audience",
+            Some(bearer(&signed(&|c| {
+                c.as_object_mut().unwrap().remove("aud");
+            }))),
+            "",
+            "invalid_token",
+        ),
+        (
             "no expiry",
             Some(bearer(&signed(&|c| {
                 c.as_object_mut().unwrap().remove("exp");
@@ -166,10 +174,14 @@ async fn every_bad_token_is_a_401_and_changes_nothing() {
     let response = create_port(&app, None, "").await;
     assert_eq!(challenge(&response), "Bearer");
     assert_problem(response, 401).await;
-    assert!(
-        app.list_all("/api/v1/ports").await.is_empty(),
-        "nothing was written"
-    );
+    // Read without a token: the app's own client sends one without `aud`.
+    let stored: Value = reqwest::get(format!("{}/api/v1/ports", app.address))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stored["items"], json!([]), "nothing was written");
     // The same claims, properly signed, are good; a lower-case scheme too.
     let response = create_port(&app, Some(&format!("bearer {good}")), "").await;
     assert_eq!(response.status(), 201);
@@ -586,4 +598,49 @@ async fn the_gateway_serves_https_with_the_checked_in_tls_block() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(String::from_utf8_lossy(&output.stdout), "503", "{stderr}");
     assert!(stderr.contains("using TLSv1.3"), "{stderr}");
+}
+
+/// Keys of an identity provider with no issuer or audience given: start-up
+/// warns of each, and a token the JOSE rules refuse (here one that names a
+/// critical header parameter, RFC 7515 §4.1.11) is a 401 saying why.
+#[tokio::test]
+async fn start_up_warns_of_unchecked_audience_and_issuer_and_a_token_with_crit_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = format!("sqlite:{}", dir.path().display());
+    let mut server = Process::serve(
+        free_port(),
+        &["--all", "--database-url", &data],
+        "warn",
+        Stdio::piped(),
+    )
+    .await;
+    let mut stderr = server.child.stderr.take().unwrap();
+    let key = &test_key().key;
+    let good = key.sign(&claims(&["ports:write"]));
+    let with_crit = key.sign_with(
+        |header| header.crit = Some(vec!["exp".into()]),
+        &claims(&["ports:write"]),
+    );
+    let client = reqwest::Client::new();
+    let port = |token: &str| {
+        client
+            .post(format!("{}/api/v1/ports", server.address))
+            .bearer_auth(token)
+            .json(&json!({"name": "USB-C"}))
+            .send()
+    };
+    assert_eq!(port(&good).await.unwrap().status(), 201);
+    let refused = port(&with_crit).await.unwrap();
+    assert_eq!(refused.status(), 401);
+    assert!(
+        challenge(&refused).contains("critical header parameters (crit)"),
+        "{}",
+        challenge(&refused)
+    );
+    server.terminate();
+    assert!(server.wait().success());
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut log).unwrap();
+    assert!(log.contains("no --jwt-audience"), "{log}");
+    assert!(log.contains("no --jwt-issuer"), "{log}");
 }

@@ -178,6 +178,46 @@ mod tests {
             .await
     }
 
+    /// A generated client checks a header against the documented pattern
+    /// before sending it: every value it lets through must parse here.
+    #[test]
+    fn every_condition_of_the_documented_shape_parses_and_no_other_is_documented() {
+        use actix_web::test::TestRequest;
+        use utoipa::IntoParams as _;
+
+        for params in [
+            IfMatchHeader::into_params(|| None),
+            IfNoneMatchHeader::into_params(|| None),
+        ] {
+            let documented = serde_json::to_value(&params[0]).unwrap();
+            assert_eq!(documented["schema"]["pattern"], CONDITION_PATTERN);
+        }
+        let pattern = regex::Regex::new(CONDITION_PATTERN).unwrap();
+        for value in [
+            "*",
+            r#""1""#,
+            r#"W/"1""#,
+            r#""""#,
+            r#""1","2""#,
+            "\"1\" ,\tW/\"2\"",
+            r#""a\b!#~""#,
+        ] {
+            assert!(pattern.is_match(value), "{value}");
+            let req = TestRequest::default()
+                .insert_header((header::IF_MATCH, value))
+                .insert_header((header::IF_NONE_MATCH, value))
+                .to_http_request();
+            assert!(IfMatch::from_request(&req).is_ok(), "If-Match: {value}");
+            assert!(
+                header::IfNoneMatch::parse(&req).is_ok(),
+                "If-None-Match: {value}"
+            );
+        }
+        for value in ["1", r#""1"#, "W/1", r#""a"b""#, "", "**", r#""1",,"#] {
+            assert!(!pattern.is_match(value), "{value}");
+        }
+    }
+
     #[tokio::test]
     async fn lost_races_start_again_and_give_up_with_409() {
         assert_eq!(write_against(IfMatch::Absent, 0).await.unwrap(), 2);

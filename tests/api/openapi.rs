@@ -111,3 +111,108 @@ fn the_documented_cursor_pattern_is_the_one_the_server_checks() {
         );
     }
 }
+
+/// A generated client types a list's items as the model a single read
+/// returns, not as a look-alike of its own (`PageLaptopItemsItem`).
+#[test]
+fn list_items_refer_to_the_model_a_read_returns() {
+    let doc = serde_json::to_value(openapi(app::modules::ALL)).unwrap();
+    for module in app::modules::ALL {
+        let list = module.path();
+        let schema = |path: &str| {
+            let reference = &doc["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]
+                ["schema"]["$ref"];
+            let name = reference.as_str().unwrap().rsplit('/').next().unwrap();
+            doc["components"]["schemas"][name].clone()
+        };
+        let read = &doc["paths"][format!("{list}/{{id}}")]["get"]["responses"]["200"]["content"]["application/json"]
+            ["schema"];
+        assert_eq!(
+            schema(&list)["properties"]["items"]["items"],
+            *read,
+            "{list}"
+        );
+    }
+}
+
+/// `If-Match` on every write of one resource and `If-None-Match` on its
+/// read, as header parameters a generated client takes as arguments.
+#[test]
+fn conditional_operations_declare_their_headers() {
+    let doc = serde_json::to_value(openapi(app::modules::ALL)).unwrap();
+    for module in app::modules::ALL {
+        let one = format!("{}/{{id}}", module.path());
+        for (method, header) in [
+            ("get", "If-None-Match"),
+            ("put", "If-Match"),
+            ("patch", "If-Match"),
+            ("delete", "If-Match"),
+        ] {
+            let parameters = doc["paths"][&one][method]["parameters"].as_array().unwrap();
+            let declared = parameters
+                .iter()
+                .find(|p| p["name"] == header)
+                .unwrap_or_else(|| panic!("{method} {one} declares {header}"));
+            assert_eq!(declared["in"], "header");
+            assert_eq!(declared["required"], false);
+            assert_eq!(declared["schema"]["type"], "string");
+            assert_eq!(
+                declared["schema"]["pattern"],
+                app_kernel::etag::CONDITION_PATTERN
+            );
+        }
+    }
+}
+
+/// Each response header a client acts on is declared once, under
+/// `components/headers`, and every response that sends it refers to it.
+#[test]
+fn response_headers_are_declared_once_and_referred_to() {
+    let doc = serde_json::to_value(openapi(app::modules::ALL)).unwrap();
+    let declared = doc["components"]["headers"].as_object().unwrap();
+    let mut names: Vec<&str> = declared.keys().map(String::as_str).collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [
+            "ETag",
+            "Location",
+            "RateLimit",
+            "RateLimit-Policy",
+            "Retry-After",
+            "WWW-Authenticate"
+        ]
+    );
+    let mut responses = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            for (status, response) in operation["responses"].as_object().unwrap() {
+                responses += 1;
+                let headers = response["headers"].as_object().unwrap();
+                for (name, header) in headers {
+                    assert_eq!(
+                        header["$ref"],
+                        format!("#/components/headers/{name}"),
+                        "{method} {path} {status} {name}"
+                    );
+                }
+                let mut expected = vec!["RateLimit", "RateLimit-Policy"];
+                expected.extend(match status.as_str() {
+                    "201" => vec!["Location", "ETag"],
+                    "304" => vec!["ETag"],
+                    "200" if path.ends_with("{id}") => vec!["ETag"],
+                    "401" | "403" => vec!["WWW-Authenticate"],
+                    "429" | "503" => vec!["Retry-After"],
+                    _ => vec![],
+                });
+                for name in expected {
+                    assert!(
+                        headers.contains_key(name),
+                        "{method} {path} {status} declares {name}"
+                    );
+                }
+            }
+        }
+    }
+    assert!(responses > 100, "{responses} responses checked");
+}

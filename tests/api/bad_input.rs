@@ -274,7 +274,8 @@ fn cases(port: i64) -> Vec<Case> {
 
 async fn bad_input_gets_a_4xx_and_changes_nothing(app: &TestApp) {
     let port = app.create("/api/v1/ports", &json!({"name": "USB-C"})).await;
-    app.create("/api/v1/laptops", &json!({"title": "Dell", "model": "XPS"}))
+    let laptop = app
+        .create("/api/v1/laptops", &json!({"title": "Dell", "model": "XPS"}))
         .await;
     let before = (
         app.list_all("/api/v1/ports").await,
@@ -317,6 +318,30 @@ async fn bad_input_gets_a_4xx_and_changes_nothing(app: &TestApp) {
         .header("if-match", "3, garbage")
         .body(r#"{"name": "x"}"#);
     assert_problem(malformed.send().await.unwrap(), 400).await;
+    // A malformed If-None-Match is refused too, not ignored, on every read
+    // of one resource (with `expand` as well, which has no ETag to compare).
+    let laptop = format!("/api/v1/laptops/{}", laptop["id"]);
+    for (read, condition) in [
+        (path.clone(), "3"),
+        (path.clone(), ""),
+        (laptop.clone(), "W/3"),
+        (format!("{laptop}?expand=ports"), "n&"),
+    ] {
+        let response = app
+            .request(Method::GET, &read)
+            .header("if-none-match", condition)
+            .send()
+            .await
+            .unwrap();
+        let problem = assert_problem(response, 400).await;
+        assert!(
+            problem["detail"]
+                .as_str()
+                .unwrap()
+                .contains("If-None-Match"),
+            "{read} {condition}: {problem}"
+        );
+    }
     let allow = app
         .request(Method::DELETE, "/api/v1/laptops")
         .send()

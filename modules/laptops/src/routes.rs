@@ -154,6 +154,7 @@ async fn get_laptop(
     id: Id,
     query: web::Query<GetQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    etag::check_if_none_match(&req)?;
     if let Some(Expand::Ports) = query.expand {
         return Ok(laptops.read_expanded(id.0, &req).await?.respond_untagged());
     }

@@ -131,6 +131,7 @@ async fn get_port(
     ports: web::Data<Ports>,
     id: Id,
 ) -> Result<HttpResponse, ApiError> {
+    etag::check_if_none_match(&req)?;
     Ok(ports.read(id.0, &req).await?.respond(&req))
 }
 

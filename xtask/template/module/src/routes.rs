@@ -120,6 +120,7 @@ async fn get_{{item}}(
     {{name}}: web::Data<{{Name}}>,
     id: Id,
 ) -> Result<HttpResponse, ApiError> {
+    etag::check_if_none_match(&req)?;
     let {{item}} = {{name}}.get(id.0).await?;
     if etag::not_modified(&req, {{item}}.version) {
         return Ok(etag::unchanged({{item}}.version));

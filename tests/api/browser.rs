@@ -2,7 +2,8 @@
 //! UI behind the gateway (nginx in front of the modules as separate
 //! processes): a write without a token is refused; with a token from
 //! `app token` given to Authorize, the example bodies as shown create a
-//! port, read it back, and create a laptop listing it.
+//! port, read it back, patch it with `If-Match` (412 for a stale tag, 200
+//! for the current one), and create a laptop listing it.
 
 use std::process::Command;
 
@@ -43,11 +44,13 @@ async fn swagger_ui_behind_the_gateway_runs_operations_of_every_module_in_a_real
     assert!(stdout.contains("authorized"), "{stdout}");
     assert!(stdout.contains("create_port: 201"), "{stdout}");
     assert!(stdout.contains("get_port: 200"), "{stdout}");
+    assert!(stdout.contains("patch_port: 412"), "{stdout}");
+    assert!(stdout.contains("patch_port: 200"), "{stdout}");
     assert!(stdout.contains("create_laptop: 201"), "{stdout}");
     let ports = app.list_all("/api/v1/ports").await;
     assert_eq!(ports.len(), 1, "the browser's port is stored");
     let laptops = app.list_all("/api/v1/laptops").await;
     assert_eq!(laptops.len(), 1, "the browser's laptop is stored");
-    assert_eq!(ports[0]["name"], "USB-C", "the example port");
+    assert_eq!(ports[0]["name"], "USB4", "the example port, patched once");
     assert_eq!(laptops[0]["port_ids"], serde_json::json!([ports[0]["id"]]));
 }

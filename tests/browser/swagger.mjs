@@ -1,8 +1,9 @@
 // Opens Swagger UI in Debian's Chromium, checks both modules' operations are
 // listed, sees a write refused without a token, gives the token to
 // Authorize, and uses "Try it out" with the example bodies as shown to
-// create a port, read it back, and create a laptop that lists it (a call
-// that crosses the module boundary).
+// create a port, read it back, patch it through its If-Match field (a
+// stale entity tag first, then the current one), and create a laptop that
+// lists it (a call that crosses the module boundary).
 // Usage: node swagger.mjs http://127.0.0.1:PORT TOKEN
 import { chromium } from 'playwright-core';
 
@@ -63,6 +64,17 @@ try {
   await tryOut(page, { tag: 'ports', id: 'get_port' }, async (block) => {
     await block.locator('input[placeholder="id"]').fill(String(id));
   });
+
+  // If-Match is a header parameter with a field of its own: a stale entity
+  // tag is refused with 412, the port's current one ("1", just created) writes.
+  const patch = { tag: 'ports', id: 'patch_port' };
+  await tryOut(page, patch, async (block) => {
+    await block.locator('input[placeholder="id"]').fill(String(id));
+    await block.locator('input[placeholder="If-Match"]').fill('"0"');
+  });
+  await tryOut(page, patch, async (block) => {
+    await block.locator('input[placeholder="If-Match"]').fill('"1"');
+  }, true);
 
   await tryOut(page, { tag: 'laptops', id: 'create_laptop' }, asExample);
   await page.screenshot({ path: process.env.SCREENSHOT ?? '/tmp/swagger-ui.png', fullPage: false });

@@ -8,6 +8,7 @@ mod broker;
 mod browser;
 mod cache;
 mod cli;
+mod clients;
 mod connections;
 mod deploy;
 mod durability;

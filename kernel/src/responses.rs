@@ -80,7 +80,8 @@ pub fn headers() -> BTreeMap<String, RefOr<Header>> {
         (
             ETAG,
             declared(
-                string().pattern(Some(r#"^(W/)?"[!#-~]*"$"#)),
+                // The opaque part as `etag::CONDITION_PATTERN` has it.
+                string().pattern(Some(r#"^(W/)?"[!#-+\--~]*"$"#)),
                 "The entity tag of the version sent: give it back in `If-Match` to \
                  write only that version, or in `If-None-Match` to get 304 while it \
                  is current.",

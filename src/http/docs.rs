@@ -101,9 +101,11 @@ fn declare_headers(openapi: &mut OpenApi) {
                         "{path} sends {name}: declare it in app_kernel::responses::headers"
                     );
                     if let RefOr::T(inline) = header {
-                        let mut reference = Ref::new(format!("#/components/headers/{name}"));
-                        reference.description = inline.description.take().unwrap_or_default();
-                        *header = RefOr::Ref(reference);
+                        let description = inline.description.take();
+                        *header = responses::header(name);
+                        if let (RefOr::Ref(reference), Some(description)) = (header, description) {
+                            reference.description = description;
+                        }
                     }
                 }
                 if limited {

@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, PublicKeyUse};
-use jsonwebtoken::{Algorithm, DecodingKey};
+use jsonwebtoken::jwk::{Jwk, JwkSet, PublicKeyUse};
+use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey};
 
 use super::token::{Key, Rejected};
 
@@ -126,37 +126,83 @@ impl Jwks {
     }
 }
 
-/// A signing key of the set, for the algorithm it names or, if it names
-/// none, the one its type is for; encryption keys and unknown kinds are
-/// left out.
+/// A signing key of the set, for the one algorithm it names or, if it
+/// names none, the one its kind is for ([`Key::for_one_algorithm`], which
+/// also refuses an HMAC secret: anyone who reads the set could sign with
+/// it); encryption keys, unknown kinds, and algorithms a key of its kind
+/// or curve cannot verify are left out.
 fn verifying(jwk: &Jwk) -> Option<Key> {
     if matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption)) {
         return None;
     }
-    let decoding = DecodingKey::from_jwk(jwk).ok()?;
-    let algorithms = match jwk.common.key_algorithm {
-        Some(named) => vec![named.to_string().parse::<Algorithm>().ok()?],
-        None => match &jwk.algorithm {
-            // One algorithm a key (RFC 8725 §3.1): RS256, the one OpenID
-            // Connect assumes when a key names none.
-            AlgorithmParameters::RSA(_) => vec![Algorithm::RS256],
-            AlgorithmParameters::EllipticCurve(ec) => match ec.curve {
-                EllipticCurve::P256 => vec![Algorithm::ES256],
-                EllipticCurve::P384 => vec![Algorithm::ES384],
-                _ => return None,
-            },
-            AlgorithmParameters::OctetKeyPair(_) => vec![Algorithm::EdDSA],
-            _ => return None,
-        },
+    let key = Key::for_one_algorithm(DecodingKey::from_jwk(jwk).ok()?).ok()?;
+    let Some(named) = jwk.common.key_algorithm else {
+        return Some(key);
     };
-    // A key set holds public keys: an HMAC secret in it would let anyone
-    // who reads the set sign tokens.
-    let family = decoding.family();
-    algorithms
-        .iter()
-        .all(|alg| alg.family() == family && family != jsonwebtoken::AlgorithmFamily::Hmac)
-        .then_some(Key {
-            decoding,
-            algorithms,
-        })
+    let named = named.to_string().parse::<Algorithm>().ok()?;
+    // An RSA key may name any RSA algorithm (PS256, RS512); an EC or
+    // Ed25519 key only the one of its curve.
+    let fits = match key.decoding.family() {
+        AlgorithmFamily::Rsa => named.family() == AlgorithmFamily::Rsa,
+        _ => key.algorithms == [named],
+    };
+    fits.then(|| Key {
+        algorithms: vec![named],
+        ..key
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use jsonwebtoken::EncodingKey;
+    use serde_json::json;
+
+    use super::*;
+
+    /// The public JWK of a new key of `kind`, as `alg` names it, and with
+    /// `alg` set to `named` (or removed).
+    fn jwk(kind: &'static rcgen::SignatureAlgorithm, alg: Algorithm, named: Option<&str>) -> Jwk {
+        let pair = rcgen::KeyPair::generate_for(kind).unwrap();
+        let pem = pair.serialize_pem();
+        let encoding = match alg.family() {
+            AlgorithmFamily::Rsa => EncodingKey::from_rsa_pem(pem.as_bytes()),
+            _ => EncodingKey::from_ec_pem(pem.as_bytes()),
+        }
+        .unwrap();
+        let mut value =
+            serde_json::to_value(Jwk::from_encoding_key(&encoding, alg).unwrap()).unwrap();
+        match named {
+            Some(named) => value["alg"] = json!(named),
+            None => drop(value.as_object_mut().unwrap().remove("alg")),
+        }
+        serde_json::from_value(value).unwrap()
+    }
+
+    /// RFC 8725 §3.1 for keys of a set: one algorithm each, the one named
+    /// if the key can verify it, else the one of its kind.
+    #[test]
+    fn a_key_of_the_set_verifies_one_algorithm() {
+        let algorithms = |jwk: &Jwk| verifying(jwk).map(|key| key.algorithms);
+        let rsa = &rcgen::PKCS_RSA_SHA256;
+        let p256 = &rcgen::PKCS_ECDSA_P256_SHA256;
+        assert_eq!(
+            algorithms(&jwk(rsa, Algorithm::RS256, None)),
+            Some(vec![Algorithm::RS256])
+        );
+        assert_eq!(
+            algorithms(&jwk(rsa, Algorithm::RS256, Some("PS256"))),
+            Some(vec![Algorithm::PS256])
+        );
+        assert_eq!(algorithms(&jwk(rsa, Algorithm::RS256, Some("ES256"))), None);
+        assert_eq!(
+            algorithms(&jwk(p256, Algorithm::ES256, None)),
+            Some(vec![Algorithm::ES256])
+        );
+        assert_eq!(
+            algorithms(&jwk(p256, Algorithm::ES256, Some("ES384"))),
+            None
+        );
+        let secret: Jwk = serde_json::from_value(json!({"kty": "oct", "k": "c2VjcmV0"})).unwrap();
+        assert_eq!(algorithms(&secret), None, "an HMAC secret in a public set");
+    }
 }

@@ -3,7 +3,7 @@
 //! the Compose services run as plain processes, with the arguments and the
 //! environment their containers would get, on a real PostgreSQL database;
 //! only the listen address, the database URL and peer hosts are made local.
-//! Then the probes, Services, Ingress and nginx upstreams are followed to
+//! Then the probes, Services, HTTPRoute and nginx upstreams are followed to
 //! those processes.
 
 use std::collections::BTreeMap;
@@ -257,7 +257,7 @@ impl Cluster {
         }
     }
 
-    /// The origin of the process the Ingress sends `path` to.
+    /// The origin of the process the HTTPRoute sends `path` to.
     fn via(&self, path: &str) -> String {
         let deployment = self.manifests.route(path);
         self.processes[name(deployment)].address.clone()
@@ -317,7 +317,7 @@ impl Cluster {
         replicas
     }
 
-    /// Swagger UI behind the Ingress opens on a document of every
+    /// Swagger UI behind the Gateway opens on a document of every
     /// operation, and each operation reaches a process that serves it.
     async fn assert_every_operation_routed(&self) {
         let client = reqwest::Client::builder()
@@ -412,7 +412,7 @@ async fn the_split_overlay_serves_each_module_from_its_own_deployment() {
         assert_eq!(args, ["serve", "--module", module.name, "--no-migrate"]);
     }
     cluster.assert_every_operation_routed().await;
-    // deploy/nginx/app.conf names these Services, so it can stand in for the Ingress.
+    // deploy/nginx/app.conf names these Services, so it can stand in for the Gateway.
     let (upstreams, _) = nginx_upstreams();
     for (upstream, servers) in &upstreams {
         for (host, port) in servers {
@@ -709,9 +709,9 @@ fn a_module_a_deployment_file_lacks_is_named_with_the_file_and_the_entry() {
         "name: APP_PEER_PORTZ",
     );
     edit(
-        "deploy/k8s/overlays/split/ingress.yaml",
-        "path: /api/v1/laptops",
-        "path: /api/v1/laptop",
+        "deploy/k8s/overlays/split/route.yaml",
+        "value: /api/v1/laptops",
+        "value: /api/v1/laptop",
     );
     edit(
         "deploy/k8s/overlays/split/ports.yaml",
@@ -736,7 +736,7 @@ fn a_module_a_deployment_file_lacks_is_named_with_the_file_and_the_entry() {
         missing,
         [
             format!("{split}/laptops.yaml lacks `APP_PEER_PORTS` in Deployment `laptops`"),
-            format!("{split}/ingress.yaml lacks path `/api/v1/laptops` to Service `laptops`"),
+            format!("{split}/route.yaml lacks a rule for `/api/v1/laptops` to Service `laptops` port 8080"),
             "deploy/nginx/app.conf lacks `location /api/v1/ports/ { proxy_pass http://ports; }`"
                 .to_owned(),
             format!("{split}/ports.yaml lacks port `http` of Service `ports`, to the pods' `http`"),
@@ -756,7 +756,7 @@ fn a_module_a_deployment_file_lacks_is_named_with_the_file_and_the_entry() {
             format!("{split}/fake_module.yaml lacks Service `fake_module`"),
             format!("{split}/fake_module.yaml lacks PodDisruptionBudget `fake_module`"),
             format!("{split}/fake_module.yaml lacks HorizontalPodAutoscaler `fake_module`"),
-            format!("{split}/ingress.yaml lacks path `/api/v1/fake_module` to Service `fake_module`"),
+            format!("{split}/route.yaml lacks a rule for `/api/v1/fake_module` to Service `fake_module` port 8080"),
         ]
     );
     let allowed = deploy::budget(root, &listed()).unwrap().per_module;

@@ -106,37 +106,35 @@ impl Manifests {
         deployment
     }
 
-    /// Where the Ingress sends `path`: the longest matching rule, by path
-    /// elements, as `Prefix` matches.
+    /// Where the HTTPRoute sends `path`: the rule with the longest matching
+    /// `PathPrefix`, by path elements, as Gateway API matches.
     pub fn route(&self, path: &str) -> &Value {
-        let ingresses = self.all("Ingress");
-        assert_eq!(ingresses.len(), 1, "one Ingress");
-        let rules = ingresses[0]["spec"]["rules"].as_array().unwrap();
-        let best = rules
+        let routes = self.all("HTTPRoute");
+        assert_eq!(routes.len(), 1, "one HTTPRoute");
+        let rules = routes[0]["spec"]["rules"].as_array().unwrap();
+        let (prefix, rule) = rules
             .iter()
-            .flat_map(|rule| rule["http"]["paths"].as_array().unwrap())
-            .filter(|rule| {
-                let prefix = rule["path"].as_str().unwrap().trim_end_matches('/');
-                match rule["pathType"].as_str() {
-                    Some("Exact") => path == rule["path"],
-                    Some("Prefix") => {
-                        path == prefix
-                            || path
-                                .strip_prefix(prefix)
-                                .is_some_and(|rest| rest.starts_with('/'))
-                    }
-                    other => panic!("pathType {other:?}"),
-                }
+            .flat_map(|rule| {
+                rule["matches"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(move |m| (m, rule))
             })
-            .max_by_key(|rule| rule["path"].as_str().unwrap().len())
-            .unwrap_or_else(|| panic!("the Ingress routes {path}"));
-        let backend = &best["backend"]["service"];
-        let port = if backend["port"]["name"].is_null() {
-            &backend["port"]["number"]
-        } else {
-            &backend["port"]["name"]
-        };
-        self.behind_service(backend["name"].as_str().unwrap(), port)
+            .filter_map(|(m, rule)| {
+                assert_eq!(m["path"]["type"], "PathPrefix", "{m}");
+                let prefix = m["path"]["value"].as_str().unwrap().trim_end_matches('/');
+                let matches = path == prefix
+                    || path
+                        .strip_prefix(prefix)
+                        .is_some_and(|rest| rest.starts_with('/'));
+                matches.then_some((prefix, rule))
+            })
+            .max_by_key(|(prefix, _)| prefix.len())
+            .unwrap_or_else(|| panic!("the HTTPRoute routes {path}"));
+        let backends = rule["backendRefs"].as_array().unwrap();
+        assert_eq!(backends.len(), 1, "{prefix}: one backend");
+        self.behind_service(backends[0]["name"].as_str().unwrap(), &backends[0]["port"])
     }
 
     /// The environment `envFrom` gives a container: ConfigMaps and Secrets.

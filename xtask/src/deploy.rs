@@ -54,7 +54,7 @@ impl fmt::Display for Missing {
 
 /// Every entry the deployment files lack for `modules`: nginx's upstreams
 /// and routes, Compose's split services, the Kubernetes split overlay's
-/// objects and Ingress paths.
+/// objects and HTTPRoute rules.
 pub fn coverage(root: &Path, modules: &[ModuleInfo]) -> anyhow::Result<Vec<Missing>> {
     let mut missing = Vec::new();
     let mut lacks = |file: &str, entry: String| {
@@ -68,7 +68,7 @@ pub fn coverage(root: &Path, modules: &[ModuleInfo]) -> anyhow::Result<Vec<Missi
     let services = &compose[0]["services"];
     let kustomization = yaml(&root.join(SPLIT).join("kustomization.yaml"))?;
     let resources = strings(&kustomization[0]["resources"]);
-    let ingress = yaml(&root.join(SPLIT).join("ingress.yaml"))?;
+    let route = yaml(&root.join(SPLIT).join("route.yaml"))?;
     for module in modules {
         let name = module.name.as_str();
         let api = format!("/api/v1/{name}");
@@ -163,18 +163,24 @@ pub fn coverage(root: &Path, modules: &[ModuleInfo]) -> anyhow::Result<Vec<Missi
                 }
             }
         }
-        let routed = ingress[0]["spec"]["rules"][0]["http"]["paths"]
+        let routed = route[0]["spec"]["rules"]
             .as_sequence()
             .into_iter()
             .flatten()
-            .any(|p| {
-                p["path"].as_str() == Some(&api)
-                    && p["backend"]["service"]["name"].as_str() == Some(name)
+            .any(|rule| {
+                let matches = rule["matches"].as_sequence().into_iter().flatten();
+                let backends = rule["backendRefs"].as_sequence().into_iter().flatten();
+                matches
+                    .into_iter()
+                    .any(|m| m["path"]["value"].as_str() == Some(&api))
+                    && backends.into_iter().any(|b| {
+                        b["name"].as_str() == Some(name) && b["port"].as_u64() == Some(8080)
+                    })
             });
         if !routed {
             lacks(
-                &format!("{SPLIT}/ingress.yaml"),
-                format!("path `{api}` to Service `{name}`"),
+                &format!("{SPLIT}/route.yaml"),
+                format!("a rule for `{api}` to Service `{name}` port 8080"),
             );
         }
     }

@@ -209,7 +209,7 @@ const TEMPLATE: &[(&str, &str)] = &[
 const NGINX_UPSTREAM: &str = include_str!("../template/deploy/nginx-upstream.conf");
 const NGINX_LOCATIONS: &str = include_str!("../template/deploy/nginx-locations.conf");
 const COMPOSE_SERVICE: &str = include_str!("../template/deploy/compose-service.yaml");
-const INGRESS_PATH: &str = include_str!("../template/deploy/ingress-path.yaml");
+const ROUTE_RULE: &str = include_str!("../template/deploy/route-rule.yaml");
 
 /// What the module and its one resource are called.
 #[derive(Debug, Clone)]
@@ -335,7 +335,7 @@ pub fn new_module(root: &Path, names: &Names, modules: &[ModuleInfo]) -> anyhow:
         deploy::NGINX,
         deploy::COMPOSE,
         &format!("{}/kustomization.yaml", deploy::SPLIT),
-        &format!("{}/ingress.yaml", deploy::SPLIT),
+        &format!("{}/route.yaml", deploy::SPLIT),
         deploy::BASE,
         "openapi/all.json",
     ]
@@ -383,10 +383,10 @@ fn scaffold(root: &Path, names: &Names, modules: &[ModuleInfo]) -> anyhow::Resul
         insert_before(text, "]\n        type: A", &format!(", {name}"))
     })?;
     edit(&format!("{}/kustomization.yaml", deploy::SPLIT), &|text| {
-        insert_before(text, "  - ingress.yaml\n", &format!("  - {name}.yaml\n"))
+        insert_before(text, "  - route.yaml\n", &format!("  - {name}.yaml\n"))
     })?;
-    edit(&format!("{}/ingress.yaml", deploy::SPLIT), &|text| {
-        insert_before(text, "          - path: /\n", &names.fill(INGRESS_PATH))
+    edit(&format!("{}/route.yaml", deploy::SPLIT), &|text| {
+        insert_before(text, "    # Anything else", &names.fill(ROUTE_RULE))
     })?;
 
     // Fewer connections per module and pod, if the new pods need them.

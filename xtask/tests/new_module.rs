@@ -137,7 +137,7 @@ fn touched(root: &Path, name: &str) -> Vec<(PathBuf, Option<Vec<u8>>)> {
         "deploy/compose/compose.yaml",
         "deploy/k8s/base/kustomization.yaml",
         "deploy/k8s/overlays/split/kustomization.yaml",
-        "deploy/k8s/overlays/split/ingress.yaml",
+        "deploy/k8s/overlays/split/route.yaml",
         "openapi/all.json",
     ]
     .into_iter()

@@ -10,6 +10,7 @@ mod cache;
 mod cli;
 mod clients;
 mod connections;
+mod containers;
 mod deploy;
 mod durability;
 mod events;

@@ -75,16 +75,7 @@ impl Prometheus {
 
     /// The value of an instant `query` that yields one number, if any.
     pub async fn value(&self, query: &str) -> Option<f64> {
-        let url = reqwest::Url::parse_with_params(
-            &format!("{}/api/v1/query", self.address),
-            &[("query", query)],
-        )
-        .ok()?;
-        let answer: Value = reqwest::get(url).await.ok()?.json().await.ok()?;
-        answer["data"]["result"][0]["value"][1]
-            .as_str()?
-            .parse()
-            .ok()
+        value_at(&self.address, query).await
     }
 
     /// Waits until `query` yields `expected`.
@@ -148,4 +139,17 @@ impl Drop for Prometheus {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The value of an instant `query` that yields one number, if any, of the
+/// Prometheus at `address`.
+pub async fn value_at(address: &str, query: &str) -> Option<f64> {
+    let url =
+        reqwest::Url::parse_with_params(&format!("{address}/api/v1/query"), &[("query", query)])
+            .ok()?;
+    let answer: Value = reqwest::get(url).await.ok()?.json().await.ok()?;
+    answer["data"]["result"][0]["value"][1]
+        .as_str()?
+        .parse()
+        .ok()
 }

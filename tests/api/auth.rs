@@ -143,6 +143,11 @@ pub fn full_token() -> String {
 
 /// A client that sends `token` with every request, following no redirect.
 pub fn client_with(token: &str) -> reqwest::Client {
+    builder_with(token).build().unwrap()
+}
+
+/// What [`client_with`] builds, to add to.
+pub fn builder_with(token: &str) -> reqwest::ClientBuilder {
     let mut headers = reqwest::header::HeaderMap::new();
     headers.insert(
         reqwest::header::AUTHORIZATION,
@@ -151,8 +156,6 @@ pub fn client_with(token: &str) -> reqwest::Client {
     reqwest::Client::builder()
         .default_headers(headers)
         .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
 }
 
 /// A client with every scope of the test key.

@@ -13,6 +13,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+/// The Compose project the split runs as.
+const PROJECT: &str = "app-test";
+
 /// The image `tests/containers/build` tags.
 fn image() -> String {
     std::env::var("APP_TEST_IMAGE").unwrap_or_else(|_| "localhost/app:test".to_owned())
@@ -37,6 +40,8 @@ fn command(program: &str, args: &[&str]) -> Output {
             std::env::var_os("CONTAINERS_CONF").unwrap_or(conf.into()),
         )
         .env("APP_IMAGE", image())
+        // A project of its own: `down --volumes` never touches yours.
+        .env("COMPOSE_PROJECT_NAME", PROJECT)
         .output()
         .unwrap_or_else(|e| panic!("{program} is missing ({e}): .ci/run installs it"))
 }
@@ -126,14 +131,18 @@ impl Container {
 
 impl Drop for Container {
     fn drop(&mut self) {
-        command("podman", &["rm", "--force", "--time", "0", &self.name]);
+        command(
+            "podman",
+            &["rm", "--force", "--volumes", "--time", "0", &self.name],
+        );
         if let Some(volume) = &self.volume {
             command("podman", &["volume", "rm", "--force", volume]);
         }
     }
 }
 
-/// The user the container's first process runs as, from the host's /proc.
+/// The user the container's first process runs as, from the host's /proc
+/// (rootful podman maps no user ids).
 fn process_uid(container: &Container) -> u32 {
     let pid = container.inspect("{{.State.Pid}}");
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -171,7 +180,7 @@ async fn the_monolith_goes_healthy_as_nonroot_drains_on_sigterm_and_keeps_its_da
     assert_eq!(process_uid(&app), 65532, "the nonroot user");
 
     let token = podman(&["exec", &app.name, "/app", "token"]);
-    let client = crate::auth::client_with(&token);
+    let client = timed_client(&token);
     let base = app.address();
     let port = created(
         &client,
@@ -214,6 +223,11 @@ async fn the_monolith_goes_healthy_as_nonroot_drains_on_sigterm_and_keeps_its_da
         })
         .collect();
     tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        writers.iter().all(|w| !w.is_finished()),
+        "every writer still writing when SIGTERM comes: {}",
+        app.logs()
+    );
     let stopping = app.name.clone();
     tokio::task::spawn_blocking(move || podman(&["stop", "--time", "30", &stopping]))
         .await
@@ -287,6 +301,27 @@ const SERVICES: &[&str] = &[
     "prometheus",
 ];
 
+/// The containers of the split's `service`, running or not.
+fn service_containers(service: &str) -> Vec<String> {
+    let project = format!("label=io.podman.compose.project={PROJECT}");
+    let service = format!("label=io.podman.compose.service={service}");
+    let names = podman(
+        &["ps", "--all", "--filter", &project, "--filter", &service]
+            .into_iter()
+            .chain(["--format", "{{.Names}}"])
+            .collect::<Vec<_>>(),
+    );
+    names.lines().map(str::to_owned).collect()
+}
+
+/// A client with `token` whose requests give up after 10 s.
+fn timed_client(token: &str) -> reqwest::Client {
+    crate::auth::builder_with(token)
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
 fn compose(args: &[&str]) -> Output {
     let mut all = COMPOSE.to_vec();
     all.extend_from_slice(args);
@@ -337,18 +372,8 @@ async fn the_compose_split_serves_the_cross_module_scenario_through_the_gateway(
         "podman-compose up: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let running = podman(&[
-        "ps",
-        "--filter",
-        "label=io.podman.compose.service=laptops",
-        "--format",
-        "{{.Names}}",
-    ]);
-    assert_eq!(
-        running.lines().count(),
-        2,
-        "two laptops replicas: {running}"
-    );
+    let laptops = service_containers("laptops");
+    assert_eq!(laptops.len(), 2, "two laptops replicas: {laptops:?}");
 
     // Every service is up once ports answers through the gateway (they
     // converge by restarting, as podman 4 cannot wait for health).
@@ -371,8 +396,8 @@ async fn the_compose_split_serves_the_cross_module_scenario_through_the_gateway(
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    let token = podman(&["exec", "app_ports_1", "/app", "token"]);
-    let client = crate::auth::client_with(&token);
+    let token = podman(&["exec", &service_containers("ports")[0], "/app", "token"]);
+    let client = timed_client(&token);
     let port = created(
         &client,
         format!("{gateway}/api/v1/ports"),
@@ -397,7 +422,7 @@ async fn the_compose_split_serves_the_cross_module_scenario_through_the_gateway(
     assert_eq!(expanded["ports"][0]["name"], "USB-C", "{expanded}");
 
     // Both replicas follow ports' events over RabbitMQ once it is up.
-    for replica in running.lines() {
+    for replica in &laptops {
         let deadline = Instant::now() + Duration::from_secs(60);
         while !podman_logs(replica).contains("consuming port events from the broker") {
             assert!(

@@ -107,7 +107,8 @@ impl Manifests {
     }
 
     /// Where the HTTPRoute sends `path`: the rule with the longest matching
-    /// `PathPrefix`, by path elements, as Gateway API matches.
+    /// `PathPrefix` (which matches whole path elements), as Gateway API
+    /// chooses.
     pub fn route(&self, path: &str) -> &Value {
         let routes = self.all("HTTPRoute");
         assert_eq!(routes.len(), 1, "one HTTPRoute");

@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::helpers::json_at;
+
 /// The Compose project the split runs as.
 const PROJECT: &str = "app-test";
 
@@ -150,6 +152,20 @@ fn process_uid(container: &Container) -> u32 {
     uid.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
+/// A port (USB-C) and a laptop naming it, made at `base`: their paths.
+async fn laptop_with_a_port(client: &reqwest::Client, base: &str) -> (String, String) {
+    let port = created(
+        client,
+        format!("{base}/api/v1/ports"),
+        json!({"name": "USB-C"}),
+    )
+    .await;
+    let port_id: i64 = port.rsplit('/').next().unwrap().parse().unwrap();
+    let laptop = json!({"title": "Dell", "model": "XPS 13", "port_ids": [port_id]});
+    let laptop = created(client, format!("{base}/api/v1/laptops"), laptop).await;
+    (port, laptop)
+}
+
 async fn created(client: &reqwest::Client, url: String, body: Value) -> String {
     let response = client.post(url).json(&body).send().await.unwrap();
     assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
@@ -182,19 +198,7 @@ async fn the_monolith_goes_healthy_as_nonroot_drains_on_sigterm_and_keeps_its_da
     let token = podman(&["exec", &app.name, "/app", "token"]);
     let client = timed_client(&token);
     let base = app.address();
-    let port = created(
-        &client,
-        format!("{base}/api/v1/ports"),
-        json!({"name": "USB-C"}),
-    )
-    .await;
-    let port_id: i64 = port.rsplit('/').next().unwrap().parse().unwrap();
-    let laptop = created(
-        &client,
-        format!("{base}/api/v1/laptops"),
-        json!({"title": "Dell", "model": "XPS 13", "port_ids": [port_id]}),
-    )
-    .await;
+    let (port, laptop) = laptop_with_a_port(&client, &base).await;
 
     // Writers keep writing while SIGTERM arrives: whatever was answered 201
     // must be there after the restart.
@@ -250,14 +254,7 @@ async fn the_monolith_goes_healthy_as_nonroot_drains_on_sigterm_and_keeps_its_da
         let response = client.get(format!("{base}{path}")).send().await.unwrap();
         assert_eq!(response.status(), 200, "{path} after the restart");
     }
-    let expanded: Value = client
-        .get(format!("{base}{laptop}?expand=ports"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let expanded = json_at(&client, format!("{base}{laptop}?expand=ports")).await;
     assert_eq!(expanded["ports"][0]["name"], "USB-C", "{expanded}");
 }
 
@@ -398,27 +395,8 @@ async fn the_compose_split_serves_the_cross_module_scenario_through_the_gateway(
     }
     let token = podman(&["exec", &service_containers("ports")[0], "/app", "token"]);
     let client = timed_client(&token);
-    let port = created(
-        &client,
-        format!("{gateway}/api/v1/ports"),
-        json!({"name": "USB-C"}),
-    )
-    .await;
-    let port_id: i64 = port.rsplit('/').next().unwrap().parse().unwrap();
-    let laptop = created(
-        &client,
-        format!("{gateway}/api/v1/laptops"),
-        json!({"title": "Dell", "model": "XPS 13", "port_ids": [port_id]}),
-    )
-    .await;
-    let expanded: Value = client
-        .get(format!("{gateway}{laptop}?expand=ports"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (port, laptop) = laptop_with_a_port(&client, gateway).await;
+    let expanded = json_at(&client, format!("{gateway}{laptop}?expand=ports")).await;
     assert_eq!(expanded["ports"][0]["name"], "USB-C", "{expanded}");
 
     // Both replicas follow ports' events over RabbitMQ once it is up.
@@ -441,14 +419,7 @@ async fn the_compose_split_serves_the_cross_module_scenario_through_the_gateway(
     // To whichever laptops replica takes the event.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let seen: Value = client
-            .get(format!("{gateway}{laptop}"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let seen = json_at(&client, format!("{gateway}{laptop}")).await;
         if seen["port_ids"] == json!([]) {
             break;
         }

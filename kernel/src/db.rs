@@ -249,6 +249,9 @@ impl Db {
     pub async fn check_ready(&self, migrator: &Migrator) -> Result<(), String> {
         let applied = match self {
             Self::Sqlite(pool) => {
+                if pool.writer.as_ref().is_some_and(commit::Writer::stopped) {
+                    return Err("the group commit has stopped: writes cannot be committed".into());
+                }
                 let mut conn = pool.acquire().await.map_err(|e| e.to_string())?;
                 conn.list_applied_migrations(&migrator.table_name).await
             }

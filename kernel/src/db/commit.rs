@@ -9,6 +9,7 @@
 //! module's sqlx pool; SQLite's lock orders them with the group's.
 
 use std::ops::Deref;
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, SyncSender};
 use std::time::{Duration, Instant};
@@ -106,7 +107,13 @@ impl Writer {
         let span = tracing::Span::current();
         let traceparent = crate::trace::traceparent();
         let job: Job = Box::new(move |conn| {
-            let done = span.in_scope(|| work(&Write { conn, traceparent }));
+            // A panic fails this write alone: its savepoint is rolled back,
+            // its writer told, and the group's thread goes on.
+            let done = span.in_scope(|| {
+                let write = Write { conn, traceparent };
+                std::panic::catch_unwind(AssertUnwindSafe(|| work(&write)))
+                    .unwrap_or_else(|panic| Err(panicked(&*panic)))
+            });
             let succeeded = done.is_ok();
             let deliver: Deliver = Box::new(move |committed| {
                 let _ = tell.send(match committed {
@@ -123,6 +130,12 @@ impl Writer {
         told.await.map_err(|_| dropped())?
     }
 
+    /// Whether the group's thread has ended (closed, or stopped by a fault):
+    /// no write can be committed any more.
+    pub(super) fn stopped(&self) -> bool {
+        self.0.is_closed()
+    }
+
     /// Ends the thread once the writes before this call are committed; the
     /// writes after it answer 503.
     pub(super) async fn close(&self) {
@@ -134,6 +147,20 @@ impl Writer {
 }
 
 /// Every write of the group failed with the group's commit.
+/// The error of a write whose work panicked, logged with the panic's message.
+fn panicked(panic: &(dyn std::any::Any + Send)) -> StoreError {
+    let message = panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a panic");
+    tracing::error!(
+        panic = message,
+        "a write panicked; it is undone, and others go on"
+    );
+    StoreError::Other(format!("the write panicked: {message}").into())
+}
+
 fn group_failed(error: &rusqlite::Error) -> StoreError {
     StoreError::Unavailable(format!("the group's commit failed: {error}").into())
 }
@@ -336,7 +363,71 @@ pub fn json_column<T: DeserializeOwned>(
 
 #[cfg(test)]
 mod tests {
-    use crate::db::{Db, Storage};
+    use crate::db::{Db, Storage, StoreError};
+
+    /// A write whose work panics is undone and answered with an error of
+    /// its own; the group's thread goes on committing the writes after it.
+    #[tokio::test]
+    async fn a_write_that_panics_fails_alone_and_the_writer_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Storage::Sqlite(dir.path().into())
+            .open("panics")
+            .await
+            .unwrap();
+        let Db::Sqlite(pool) = &db else {
+            unreachable!("a sqlite URL opens SQLite")
+        };
+        sqlx::query("create table notes (text text not null)")
+            .execute(pool.sqlx())
+            .await
+            .unwrap();
+        let failed = pool
+            .write(|write| -> Result<(), StoreError> {
+                write.execute("insert into notes values ('half done')", [])?;
+                panic!("a bug in one write")
+            })
+            .await;
+        match failed {
+            Err(StoreError::Other(cause)) => {
+                assert_eq!(cause.to_string(), "the write panicked: a bug in one write")
+            }
+            other => panic!("a panicked write answers its own error, not {other:?}"),
+        }
+        pool.write(|write| {
+            write.execute("insert into notes values ('next')", [])?;
+            Ok(())
+        })
+        .await
+        .expect("the writer goes on");
+        let notes: Vec<String> = sqlx::query_scalar("select text from notes")
+            .fetch_all(pool.sqlx())
+            .await
+            .unwrap();
+        assert_eq!(notes, ["next"], "the panicked write is undone");
+        assert!(!pool.writer.as_ref().unwrap().stopped());
+    }
+
+    /// Once the group's thread has ended, readiness says so: every write
+    /// would answer 503.
+    #[tokio::test]
+    async fn readiness_fails_once_the_group_commit_has_stopped() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Storage::Sqlite(dir.path().into())
+            .open("stops")
+            .await
+            .unwrap();
+        let Db::Sqlite(pool) = &db else {
+            unreachable!("a sqlite URL opens SQLite")
+        };
+        let migrator = sqlx::migrate::Migrator::DEFAULT;
+        let before = db.check_ready(&migrator).await;
+        assert!(!format!("{before:?}").contains("stopped"), "{before:?}");
+        pool.writer.as_ref().unwrap().close().await;
+        assert_eq!(
+            db.check_ready(&migrator).await,
+            Err("the group commit has stopped: writes cannot be committed".to_owned())
+        );
+    }
 
     /// Writes that never pause still leave a WAL of bounded size: the
     /// group's connection checkpoints what is left once the WAL holds

@@ -169,41 +169,10 @@ fn message(event: &EventType) -> Value {
     })
 }
 
-/// A CloudEvent of this type: the envelope, its `type`, and its `data`.
+/// A CloudEvent of this type: the envelope, its `type`, and its `data`,
+/// whose schema is that of the type its producer's contract declares.
 fn payload(event: &EventType, schemas: &mut Schemas) -> Value {
-    let data = match event.resource {
-        Some(resource) => {
-            let name = resource(schemas);
-            json!({
-                "description": format!("The {name} as clients read it, with its version."),
-                "allOf": [
-                    {"$ref": format!("#/components/schemas/{name}")},
-                    {
-                        "type": "object",
-                        "required": ["version"],
-                        "properties": {"version": {
-                            "type": "integer",
-                            "minimum": 1,
-                            "description": "Counts its writes: orders the events of one resource."
-                        }},
-                    },
-                ],
-            })
-        }
-        None => json!({
-            "description": "The id of what was deleted, and its last version.",
-            "type": "object",
-            "required": ["id", "version"],
-            "properties": {
-                "id": {"type": "integer", "minimum": 1},
-                "version": {
-                    "type": "integer",
-                    "minimum": 0,
-                    "description": "0 when not known: a deletion recorded before events were.",
-                },
-            },
-        }),
-    };
+    let data = json!({"$ref": format!("#/components/schemas/{}", (event.data)(schemas))});
     json!({
         "allOf": [
             {"$ref": "#/components/schemas/CloudEvent"},

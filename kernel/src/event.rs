@@ -79,7 +79,7 @@ fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
-/// An event to record with a change.
+/// An event to record with a change, as [`Kind::event`] makes it.
 #[derive(Debug, Clone)]
 pub struct Event {
     pub kind: &'static str,
@@ -87,29 +87,95 @@ pub struct Event {
     pub data: serde_json::Value,
 }
 
-impl Event {
-    /// `kind` happened to the resource `subject`, which now reads as
-    /// `resource` at `version`: the data is the resource as clients read
-    /// it, with its version, which orders the changes of one resource.
-    pub fn new(kind: &'static str, subject: i64, resource: &impl Serialize, version: i64) -> Self {
-        let mut data = serde_json::to_value(resource).expect("a resource serializes to JSON");
-        if let Some(fields) = data.as_object_mut() {
-            fields.insert("version".to_owned(), version.into());
-        }
+/// The data an event carries, as the producer's contract declares it:
+/// consumers read it as this type, and the AsyncAPI documents show its
+/// schema. Consumers must be tolerant: a payload never denies unknown
+/// fields, so a newer producer's additions never break an older consumer.
+pub trait Payload: Serialize + serde::de::DeserializeOwned + ToSchema + 'static {
+    /// The id of the resource the event happened to: its `subject`.
+    fn subject(&self) -> i64;
+}
+
+/// A type of event a module publishes: its name and the type of its data,
+/// declared once in the producer's contract and used by both sides, so a
+/// change to either that breaks a consumer fails to compile there. An
+/// incompatible change is a new kind under a new name (see ADR 0015).
+pub struct Kind<T> {
+    /// As in `port.renamed`.
+    pub name: &'static str,
+    /// One line: what happened.
+    pub summary: &'static str,
+    data: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T> std::fmt::Debug for Kind<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+/// Why an event of a kind a consumer follows could not be read: a poison
+/// message, which no retry mends.
+#[derive(Debug, thiserror::Error)]
+#[error("{kind} event whose data does not read: {error}")]
+pub struct Unreadable {
+    pub kind: &'static str,
+    pub error: serde_json::Error,
+}
+
+impl<T: Payload> Kind<T> {
+    pub const fn new(name: &'static str, summary: &'static str) -> Self {
         Self {
-            kind,
-            subject: subject.to_string(),
-            data,
+            name,
+            summary,
+            data: std::marker::PhantomData,
         }
     }
 
-    /// The resource `subject` was deleted at `version`.
-    pub fn deleted(kind: &'static str, subject: i64, version: i64) -> Self {
-        Self {
-            kind,
-            subject: subject.to_string(),
-            data: serde_json::json!({"id": subject, "version": version}),
+    /// The event of this kind that carries `data`, to record with its change.
+    pub fn event(&self, data: &T) -> Event {
+        Event {
+            kind: self.name,
+            subject: data.subject().to_string(),
+            data: serde_json::to_value(data).expect("an event's data serializes to JSON"),
         }
+    }
+
+    /// `event`'s data, if `event` is of this kind.
+    pub fn read(&self, event: &CloudEvent) -> Option<Result<T, Unreadable>> {
+        (event.kind == self.name).then(|| {
+            T::deserialize(&event.data).map_err(|error| Unreadable {
+                kind: self.name,
+                error,
+            })
+        })
+    }
+
+    /// This kind as the AsyncAPI document tells it.
+    pub const fn describe(&self) -> EventType {
+        EventType {
+            kind: self.name,
+            summary: self.summary,
+            data: resource::<T>,
+        }
+    }
+}
+
+/// The data of every `*.deleted` event: what was deleted, and its last version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"id": 3, "version": 2}))]
+pub struct Deleted {
+    #[schema(minimum = 1)]
+    pub id: i64,
+    /// Its last version; 0 when not known (a deletion recorded before
+    /// events were).
+    #[schema(minimum = 0)]
+    pub version: i64,
+}
+
+impl Payload for Deleted {
+    fn subject(&self) -> i64 {
+        self.id
     }
 }
 
@@ -241,34 +307,21 @@ pub async fn last_seq(db: &crate::db::Db, module: &'static str) -> Result<i64, s
 pub mod sqlite {
     use super::*;
 
-    /// The insert of one event, the same through sqlx and rusqlite.
-    const INSERT: &str = "insert into events (id, type, subject, time, data, traceparent) \
-                          values (?1, ?2, ?3, ?4, ?5, ?6)";
-
-    /// Records `event` on `conn`, which holds the change's transaction.
-    pub async fn record(conn: &mut SqliteConnection, event: &Event) -> Result<(), sqlx::Error> {
-        sqlx::query(INSERT)
-            .bind(new_id())
-            .bind(event.kind)
-            .bind(&event.subject)
-            .bind(Utc::now())
-            .bind(&event.data)
-            .bind(crate::trace::traceparent())
-            .execute(conn)
-            .await?;
-        Ok(())
-    }
-
     /// Records `event` on the group commit's connection, in the write's
-    /// savepoint ([`crate::db::Write::record`]), as [`record`] would.
+    /// savepoint ([`crate::db::Write::record`]): the one way an event is
+    /// written on SQLite, since every write goes through the group commit.
     pub(crate) fn record_in(
         conn: &rusqlite::Connection,
         event: &Event,
         traceparent: Option<&str>,
     ) -> rusqlite::Result<()> {
-        // As sqlx writes a time, so both read back alike.
+        // As sqlx writes a time, so events read back alike through it.
         let time = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false);
-        conn.prepare_cached(INSERT)?.execute(rusqlite::params![
+        conn.prepare_cached(
+            "insert into events (id, type, subject, time, data, traceparent) \
+             values (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?
+        .execute(rusqlite::params![
             new_id(),
             event.kind,
             event.subject,
@@ -434,20 +487,20 @@ pub type Schemas = Vec<(
     utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
 )>;
 
-/// A type of event a module publishes, as its AsyncAPI document tells it.
+/// A type of event a module publishes, as its AsyncAPI document tells it
+/// ([`Kind::describe`]).
 #[derive(Debug)]
 pub struct EventType {
     /// As in `port.renamed`.
     pub kind: &'static str,
     /// One line: what happened.
     pub summary: &'static str,
-    /// Adds the schema of the resource the event carries (and the schemas
-    /// it refers to) to `schemas`, and names it. `None` for a deletion,
-    /// whose data is the id and the last version.
-    pub resource: Option<fn(&mut Schemas) -> String>,
+    /// Adds the schema of the event's data (and the schemas it refers to)
+    /// to `schemas`, and names it.
+    pub data: fn(&mut Schemas) -> String,
 }
 
-/// For [`EventType::resource`]: the event carries a `T`.
+/// Adds `T`'s schema, and those it refers to, to `schemas`; its name.
 pub fn resource<T: utoipa::ToSchema>(schemas: &mut Schemas) -> String {
     T::schemas(schemas);
     let name = T::name().into_owned();

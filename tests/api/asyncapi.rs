@@ -69,20 +69,24 @@ fn the_reference_parser_finds_no_error_or_warning_in_any_document() {
 }
 
 #[test]
-fn each_event_carries_the_schema_of_its_resource_and_follows_name_recorded_types() {
+fn each_event_carries_the_schema_its_contract_declares_and_follows_name_recorded_types() {
     let doc = asyncapi(app::modules::ALL);
     let schemas = &doc["components"]["schemas"];
     let renamed = &schemas["port.renamed"]["allOf"];
     assert_eq!(renamed[0]["$ref"], "#/components/schemas/CloudEvent");
     assert_eq!(renamed[1]["properties"]["type"]["const"], "port.renamed");
     assert_eq!(
-        renamed[1]["properties"]["data"]["allOf"][0]["$ref"],
-        "#/components/schemas/Port"
+        renamed[1]["properties"]["data"]["$ref"],
+        "#/components/schemas/PortData"
     );
-    assert!(schemas["Port"]["properties"]["name"].is_object());
-    assert!(schemas["Laptop"]["properties"]["port_ids"].is_object());
+    assert!(schemas["PortData"]["properties"]["name"].is_object());
+    assert!(schemas["LaptopData"]["properties"]["port_ids"].is_object());
     assert_eq!(
-        schemas["laptop.deleted"]["allOf"][1]["properties"]["data"]["required"],
+        schemas["laptop.deleted"]["allOf"][1]["properties"]["data"]["$ref"],
+        "#/components/schemas/Deleted"
+    );
+    assert_eq!(
+        schemas["Deleted"]["required"],
         serde_json::json!(["id", "version"])
     );
     let follow = &doc["operations"]["laptops.follow.ports"];

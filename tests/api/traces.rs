@@ -186,6 +186,42 @@ async fn a_request_across_the_split_is_one_trace_and_a_dead_collector_fails_no_r
         );
     }
 
+    // A write's statements are spans of its request too, though SQLite's
+    // writes run on the group commit's thread: the laptop, its ports and
+    // its event.
+    let is_create = |s: &Span| {
+        s.kind == Kind::Server
+            && s.attribute("http.route").as_deref() == Some("/api/v1/laptops")
+            && s.attribute("http.request.method").as_deref() == Some("POST")
+    };
+    let spans = collector
+        .until("the spans of the POST's statements", |spans| {
+            spans.iter().find(|s| is_create(s)).is_some_and(|post| {
+                spans
+                    .iter()
+                    .filter(|q| q.parent_span_id == post.span_id)
+                    .any(|q| q.name == "INSERT events")
+            })
+        })
+        .await;
+    let post = one(&spans, "laptop POST", is_create);
+    let statements: Vec<&Span> = spans
+        .iter()
+        .filter(|s| s.parent_span_id == post.span_id && s.kind == Kind::Client)
+        .collect();
+    for table in ["laptops", "laptop_ports", "events"] {
+        assert!(
+            statements
+                .iter()
+                .any(|q| q.name == format!("INSERT {table}")
+                    && q.attribute("db.system.name").as_deref() == Some("sqlite")
+                    && q.attribute("db.collection.name").as_deref() == Some(table)
+                    && q.attribute("db.query.text")
+                        .is_some_and(|text| text.contains(table))),
+            "an insert into {table} under the POST: {statements:#?}"
+        );
+    }
+
     // The collector goes away: requests answer as before, the spans that
     // cannot leave are counted, and laptops keeps its exporting thread.
     collector.stop().await;

@@ -5,7 +5,11 @@
 //! [`CONTRACT`] tells the binary how to build the last two. Callers hold a
 //! `dyn PortsApi` and cannot tell which they have.
 //!
+//! [`events`] declares the events ports publish.
+//!
 //! This crate holds no domain rules and depends on no module.
+
+pub mod events;
 
 use std::sync::Arc;
 

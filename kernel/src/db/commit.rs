@@ -177,7 +177,26 @@ fn open(file: &Path) -> rusqlite::Result<Connection> {
     conn.execute_batch(
         "pragma journal_mode = wal; pragma synchronous = full; pragma foreign_keys = on;",
     )?;
+    conn.trace_v2(
+        rusqlite::trace::TraceEventCodes::SQLITE_TRACE_PROFILE,
+        Some(report_statement),
+    );
     Ok(conn)
+}
+
+/// Reports a statement the group's connection ran as sqlx reports its own,
+/// so a write's statements become database spans of its request, as its
+/// reads do: the write's work runs in the request's span.
+fn report_statement(event: rusqlite::trace::TraceEvent<'_>) {
+    if let rusqlite::trace::TraceEvent::Profile(statement, elapsed) = event {
+        let sql = statement.sql();
+        tracing::event!(
+            target: "sqlx::query",
+            tracing::Level::DEBUG,
+            elapsed_secs = elapsed.as_secs_f64(),
+            db.statement = &*sql,
+        );
+    }
 }
 
 /// The group commit: takes every write waiting (up to [`MAX_GROUP`]), runs

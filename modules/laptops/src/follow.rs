@@ -61,25 +61,25 @@ enum Source {
     },
 }
 
-/// What `event` changes here: `None` for a type this module does not use;
+/// What `event` changes here: `None` for a kind this module does not use;
 /// an error for one it uses whose data it cannot read, a poison message.
 fn change(event: &CloudEvent) -> Result<Option<PortChange>, String> {
-    let broken = |field: &str| format!("{} event without a valid data.{field}", event.kind);
-    let id = || event.data["id"].as_i64().ok_or_else(|| broken("id"));
-    Ok(Some(match event.kind.as_str() {
-        "port.created" | "port.renamed" => PortChange::Named {
-            id: id()?,
-            name: event.data["name"]
-                .as_str()
-                .ok_or_else(|| broken("name"))?
-                .to_owned(),
-            version: event.data["version"]
-                .as_i64()
-                .ok_or_else(|| broken("version"))?,
-        },
-        "port.deleted" => PortChange::Deleted { id: id()? },
-        _ => return Ok(None),
-    }))
+    use ports_api::events::{CREATED, DELETED, RENAMED};
+    let named = CREATED.read(event).or_else(|| RENAMED.read(event));
+    if let Some(port) = named {
+        let port = port.map_err(|error| error.to_string())?;
+        return Ok(Some(PortChange::Named {
+            id: port.id,
+            name: port.name,
+            version: port.version,
+        }));
+    }
+    match DELETED.read(event) {
+        Some(deleted) => Ok(Some(PortChange::Deleted {
+            id: deleted.map_err(|error| error.to_string())?.id,
+        })),
+        None => Ok(None),
+    }
 }
 
 /// Says what applying a deletion did: how many laptops it changed (`None`:

@@ -18,8 +18,8 @@ use std::time::Duration;
 
 use actix_web::web;
 use app_kernel::db::Backend;
-use app_kernel::event::{self, EventType};
 use app_kernel::module::{Module, Start, Started};
+use laptops_api::events;
 use ports_api::PortsApi;
 use sqlx::migrate::Migrator;
 
@@ -28,9 +28,9 @@ pub use model::{Laptop, NewLaptop};
 pub use service::Laptops;
 
 /// The module's name: its path segment, schema, database file and log field.
-pub const NAME: &str = "laptops";
+pub const NAME: &str = laptops_api::NAME;
 /// Where the module's HTTP API is mounted.
-pub const PATH: &str = "/api/v1/laptops";
+pub const PATH: &str = laptops_api::PATH;
 
 /// How often laptops read the ports module's events when no commit wakes them.
 const FOLLOW_INTERVAL: Duration = Duration::from_millis(500);
@@ -44,23 +44,15 @@ pub static MODULE: Module = Module {
     routes: routes::configure,
     start,
     events: &[
-        EventType {
-            kind: "laptop.created",
-            summary: "A laptop was created.",
-            resource: Some(event::resource::<Laptop>),
-        },
-        EventType {
-            kind: "laptop.updated",
-            summary: "A laptop changed: by a write, or by a port it listed being deleted.",
-            resource: Some(event::resource::<Laptop>),
-        },
-        EventType {
-            kind: "laptop.deleted",
-            summary: "A laptop was deleted.",
-            resource: None,
-        },
+        events::CREATED.describe(),
+        events::UPDATED.describe(),
+        events::DELETED.describe(),
     ],
-    follows: &["port.created", "port.renamed", "port.deleted"],
+    follows: &[
+        ports_api::events::CREATED.name,
+        ports_api::events::RENAMED.name,
+        ports_api::events::DELETED.name,
+    ],
 };
 
 fn start(start: Start) -> anyhow::Result<Started> {

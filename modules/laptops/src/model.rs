@@ -130,6 +130,19 @@ impl NewLaptop {
 }
 
 impl Laptop {
+    /// The laptop as its events carry it.
+    pub(crate) fn data(&self) -> laptops_api::events::LaptopData {
+        laptops_api::events::LaptopData {
+            id: self.id,
+            title: self.title.clone(),
+            model: self.model.clone(),
+            port_ids: self.port_ids.clone(),
+            version: self.version,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
+
     /// The writable part of the laptop, which a merge patch applies to.
     pub(crate) fn writable(&self) -> Value {
         json!({ "title": self.title, "model": self.model, "port_ids": self.port_ids })

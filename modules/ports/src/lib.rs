@@ -15,8 +15,8 @@ pub mod store;
 
 use actix_web::web;
 use app_kernel::db::Backend;
-use app_kernel::event::{self, EventType};
 use app_kernel::module::{Module, Start, Started};
+use ports_api::events;
 use sqlx::migrate::Migrator;
 
 pub use error::Error;
@@ -35,21 +35,9 @@ pub static MODULE: Module = Module {
     routes: routes::configure,
     start,
     events: &[
-        EventType {
-            kind: "port.created",
-            summary: "A port was created.",
-            resource: Some(event::resource::<Port>),
-        },
-        EventType {
-            kind: "port.renamed",
-            summary: "A port's name changed.",
-            resource: Some(event::resource::<Port>),
-        },
-        EventType {
-            kind: "port.deleted",
-            summary: "A port was deleted.",
-            resource: None,
-        },
+        events::CREATED.describe(),
+        events::RENAMED.describe(),
+        events::DELETED.describe(),
     ],
     follows: &[],
 };

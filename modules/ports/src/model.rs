@@ -69,6 +69,17 @@ impl NewPort {
 }
 
 impl Port {
+    /// The port as its events carry it.
+    pub(crate) fn data(&self) -> ports_api::events::PortData {
+        ports_api::events::PortData {
+            id: self.id,
+            name: self.name.clone(),
+            version: self.version,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
+
     /// The writable part of the port, which a merge patch applies to.
     pub(crate) fn writable(&self) -> Value {
         json!({ "name": self.name })

@@ -1,6 +1,7 @@
 use app_kernel::db::{Pool, StoreError};
-use app_kernel::event::{self, CloudEvent, Event, Events};
+use app_kernel::event::{self, CloudEvent, Deleted, Events};
 use app_kernel::page::PageRequest;
+use laptops_api::events;
 use sqlx::{Connection as _, Postgres, Transaction};
 
 use ports_api::PortRef;
@@ -62,12 +63,7 @@ impl LaptopStore for PgLaptops {
         .fetch_one(&mut *tx)
         .await?;
         let written = write_ports(&mut tx, id, &laptop.port_ids).await?;
-        event::postgres::record(
-            &mut tx,
-            SCHEMA,
-            &Event::new("laptop.created", id, &written, written.version),
-        )
-        .await?;
+        event::postgres::record(&mut tx, SCHEMA, &events::CREATED.event(&written.data())).await?;
         tx.commit().await?;
         Ok(written)
     }
@@ -98,12 +94,7 @@ impl LaptopStore for PgLaptops {
             .execute(&mut *tx)
             .await?;
         let written = write_ports(&mut tx, id, &laptop.port_ids).await?;
-        event::postgres::record(
-            &mut tx,
-            SCHEMA,
-            &Event::new("laptop.updated", id, &written, written.version),
-        )
-        .await?;
+        event::postgres::record(&mut tx, SCHEMA, &events::UPDATED.event(&written.data())).await?;
         tx.commit().await?;
         Ok(Some(written))
     }
@@ -123,7 +114,7 @@ impl LaptopStore for PgLaptops {
             event::postgres::record(
                 &mut tx,
                 SCHEMA,
-                &Event::deleted("laptop.deleted", id, version),
+                &events::DELETED.event(&Deleted { id, version }),
             )
             .await?;
         }
@@ -277,12 +268,7 @@ async fn remove_port(tx: &mut Transaction<'_, Postgres>, port_id: i64) -> Result
         .await?;
     for &id in &bumped {
         let laptop = read(tx, id).await?;
-        event::postgres::record(
-            tx,
-            SCHEMA,
-            &Event::new("laptop.updated", id, &laptop, laptop.version),
-        )
-        .await?;
+        event::postgres::record(tx, SCHEMA, &events::UPDATED.event(&laptop.data())).await?;
     }
     Ok(bumped.len() as u64)
 }

@@ -1,8 +1,9 @@
 use app_kernel::db::{Pool, StoreError, Write, json_column, time_column};
-use app_kernel::event::{self, CloudEvent, Event, Events};
+use app_kernel::event::{self, CloudEvent, Deleted, Events};
 use app_kernel::page::PageRequest;
+use laptops_api::events;
 use rusqlite::{OptionalExtension as _, params};
-use sqlx::{Connection as _, Sqlite, SqliteConnection, Transaction};
+use sqlx::Sqlite;
 
 use ports_api::PortRef;
 
@@ -74,12 +75,7 @@ impl LaptopStore for SqliteLaptops {
                         written,
                     )?;
                 write_ports(write, written.id, &port_ids)?;
-                write.record(&Event::new(
-                    "laptop.created",
-                    written.id,
-                    &written,
-                    written.version,
-                ))?;
+                write.record(&events::CREATED.event(&written.data()))?;
                 Ok(written)
             })
             .await
@@ -114,12 +110,7 @@ impl LaptopStore for SqliteLaptops {
                     .prepare_cached("delete from laptop_ports where laptop_id = ?1")?
                     .execute([id])?;
                 write_ports(write, id, &port_ids)?;
-                write.record(&Event::new(
-                    "laptop.updated",
-                    id,
-                    &written,
-                    written.version,
-                ))?;
+                write.record(&events::UPDATED.event(&written.data()))?;
                 Ok(Some(written))
             })
             .await
@@ -134,7 +125,7 @@ impl LaptopStore for SqliteLaptops {
                     .execute([id, version])?
                     == 1;
                 if deleted {
-                    write.record(&Event::deleted("laptop.deleted", id, version))?;
+                    write.record(&events::DELETED.event(&Deleted { id, version }))?;
                 }
                 Ok(deleted)
             })
@@ -146,51 +137,46 @@ impl LaptopStore for SqliteLaptops {
         &self,
         events: &[PortEvent<'_>],
     ) -> Result<Vec<Option<u64>>, StoreError> {
-        let mut conn = self.0.acquire().await?;
-        let mut tx = conn.begin().await?;
-        let mut applied = Vec::with_capacity(events.len());
-        for &PortEvent { id, change, .. } in events {
-            let fresh =
-                sqlx::query("insert into events_handled (id) values (?1) on conflict do nothing")
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected()
-                    == 1;
-            // Applied now or before: it is no longer dead either way.
-            sqlx::query("delete from events_dead where id = ?1")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            let changed = match change {
-                _ if !fresh => None,
-                None => Some(0),
-                Some(PortChange::Named { id, name, version }) => {
-                    sqlx::query("insert into port_refs (id, name, version) values (?1, ?2, ?3) on conflict (id) do update set name = excluded.name, version = excluded.version where excluded.version > port_refs.version")
-                        .bind(id)
-                        .bind(name)
-                        .bind(version)
-                        .execute(&mut *tx)
-                        .await?;
-                    Some(0)
-                }
-                Some(PortChange::Deleted { id }) => {
-                    sqlx::query("delete from port_refs where id = ?1")
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await?;
-                    Some(remove_port(&mut tx, *id).await?)
-                }
-            };
-            applied.push(changed);
-        }
         let seq = events.iter().map(|e| e.seq).max().unwrap_or(0);
-        sqlx::query("update feeds_read set seq = max(seq, ?1) where feed = 'ports'")
-            .bind(seq)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(applied)
+        let events: Vec<(String, Option<PortChange>)> = events
+            .iter()
+            .map(|event| (event.id.to_owned(), event.change.cloned()))
+            .collect();
+        self.0
+            .write(move |write| {
+                let mut applied = Vec::with_capacity(events.len());
+                for (id, change) in &events {
+                    let fresh = write
+                        .prepare_cached(
+                            "insert into events_handled (id) values (?1) on conflict do nothing",
+                        )?
+                        .execute([id])?
+                        == 1;
+                    // Applied now or before: it is no longer dead either way.
+                    write
+                        .prepare_cached("delete from events_dead where id = ?1")?
+                        .execute([id])?;
+                    applied.push(match change {
+                        _ if !fresh => None,
+                        None => Some(0),
+                        Some(PortChange::Named { id, name, version }) => {
+                            write
+                                .prepare_cached("insert into port_refs (id, name, version) values (?1, ?2, ?3) on conflict (id) do update set name = excluded.name, version = excluded.version where excluded.version > port_refs.version")?
+                                .execute(params![id, name, version])?;
+                            Some(0)
+                        }
+                        Some(PortChange::Deleted { id }) => {
+                            write
+                                .prepare_cached("delete from port_refs where id = ?1")?
+                                .execute([id])?;
+                            Some(remove_port(write, *id)?)
+                        }
+                    });
+                }
+                moved_past(write, seq)?;
+                Ok(applied)
+            })
+            .await
     }
 
     #[tracing::instrument(level = "debug", skip(self, event), fields(module = "laptops", event = %event.id))]
@@ -200,23 +186,17 @@ impl LaptopStore for SqliteLaptops {
         error: &str,
         attempts: u32,
     ) -> Result<(), StoreError> {
-        let mut conn = self.0.acquire().await?;
-        let mut tx = conn.begin().await?;
-        sqlx::query("insert into events_dead (id, feed, seq, event, error, attempts, failed_at, retry) values (?1, 'ports', ?2, ?3, ?4, ?5, ?6, 0) on conflict (id) do update set error = excluded.error, attempts = events_dead.attempts + excluded.attempts, failed_at = excluded.failed_at, retry = 0")
-            .bind(&event.id)
-            .bind(event.seq)
-            .bind(serde_json::to_value(event).expect("an event is JSON"))
-            .bind(error)
-            .bind(i64::from(attempts))
-            .bind(chrono::Utc::now())
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("update feeds_read set seq = max(seq, ?1) where feed = 'ports'")
-            .bind(event.seq)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
+        let (id, seq, error) = (event.id.clone(), event.seq, error.to_owned());
+        let event = serde_json::to_string(event).expect("an event is JSON");
+        let failed_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false);
+        self.0
+            .write(move |write| {
+                write
+                    .prepare_cached("insert into events_dead (id, feed, seq, event, error, attempts, failed_at, retry) values (?1, 'ports', ?2, ?3, ?4, ?5, ?6, 0) on conflict (id) do update set error = excluded.error, attempts = events_dead.attempts + excluded.attempts, failed_at = excluded.failed_at, retry = 0")?
+                    .execute(params![id, seq, event, error, attempts, failed_at])?;
+                moved_past(write, seq)
+            })
+            .await
     }
 
     #[tracing::instrument(level = "debug", skip(self), fields(module = "laptops"))]
@@ -262,24 +242,29 @@ impl LaptopStore for SqliteLaptops {
 
 /// Drops `port_id` from every laptop that lists it, each a new version
 /// with its event; returns how many laptops changed.
-async fn remove_port(tx: &mut Transaction<'_, Sqlite>, port_id: i64) -> Result<u64, StoreError> {
-    let changed: Vec<(i64,)> = sqlx::query_as("update laptops set version = version + 1, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') where id in (select laptop_id from laptop_ports where port_id = ?1) returning id")
-        .bind(port_id)
-        .fetch_all(&mut **tx)
-        .await?;
-    sqlx::query("delete from laptop_ports where port_id = ?1")
-        .bind(port_id)
-        .execute(&mut **tx)
-        .await?;
-    for &(id,) in &changed {
-        let laptop = read(&mut *tx, id).await?;
-        event::sqlite::record(
-            tx,
-            &Event::new("laptop.updated", id, &laptop, laptop.version),
-        )
-        .await?;
+fn remove_port(write: &Write<'_>, port_id: i64) -> Result<u64, StoreError> {
+    let changed: Vec<i64> = write
+        .prepare_cached("update laptops set version = version + 1, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') where id in (select laptop_id from laptop_ports where port_id = ?1) returning id")?
+        .query_map([port_id], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    write
+        .prepare_cached("delete from laptop_ports where port_id = ?1")?
+        .execute([port_id])?;
+    for &id in &changed {
+        let laptop = write
+            .prepare_cached(concat!(select_laptop!(), " where id = ?1"))?
+            .query_row([id], written)?;
+        write.record(&events::UPDATED.event(&laptop.data()))?;
     }
     Ok(changed.len() as u64)
+}
+
+/// Moves the position in ports' feed to `seq`, unless it is past it.
+fn moved_past(write: &Write<'_>, seq: i64) -> Result<(), StoreError> {
+    write
+        .prepare_cached("update feeds_read set seq = max(seq, ?1) where feed = 'ports'")?
+        .execute([seq])?;
+    Ok(())
 }
 
 /// Lists `port_ids`, a JSON array, for the laptop, in order.
@@ -292,7 +277,8 @@ fn write_ports(write: &Write<'_>, id: i64, port_ids: &str) -> Result<(), StoreEr
     Ok(())
 }
 
-/// The laptop an insert or update returns, as [`written_laptop`] lists it.
+/// The laptop an insert or update returns, as [`written_laptop`] lists it,
+/// or a select as [`select_laptop`] does.
 fn written(row: &rusqlite::Row<'_>) -> rusqlite::Result<Laptop> {
     Ok(Laptop {
         id: row.get(0)?,
@@ -304,12 +290,4 @@ fn written(row: &rusqlite::Row<'_>) -> rusqlite::Result<Laptop> {
         port_ids: json_column(row, 6)?,
         ports: None,
     })
-}
-
-/// The laptop as the transaction sees it.
-async fn read(conn: &mut SqliteConnection, id: i64) -> Result<Laptop, StoreError> {
-    Ok(sqlx::query_as(concat!(select_laptop!(), " where id = ?1"))
-        .bind(id)
-        .fetch_one(conn)
-        .await?)
 }

@@ -1,6 +1,7 @@
 use app_kernel::db::{Pool, StoreError};
-use app_kernel::event::{self, Event, Events};
+use app_kernel::event::{self, Deleted, Events};
 use app_kernel::page::PageRequest;
+use ports_api::events;
 use sqlx::{Connection as _, Postgres};
 
 use super::{Filter, PortStore};
@@ -44,12 +45,7 @@ impl PortStore for PgPorts {
         .bind(port.name_key())
         .fetch_one(&mut *tx)
         .await?;
-        event::postgres::record(
-            &mut tx,
-            SCHEMA,
-            &Event::new("port.created", created.id, &created, created.version),
-        )
-        .await?;
+        event::postgres::record(&mut tx, SCHEMA, &events::CREATED.event(&created.data())).await?;
         tx.commit().await?;
         Ok(created)
     }
@@ -72,12 +68,7 @@ impl PortStore for PgPorts {
         .fetch_optional(&mut *tx)
         .await?;
         if let Some(port) = &updated {
-            event::postgres::record(
-                &mut tx,
-                SCHEMA,
-                &Event::new("port.renamed", port.id, port, port.version),
-            )
-            .await?;
+            event::postgres::record(&mut tx, SCHEMA, &events::RENAMED.event(&port.data())).await?;
         }
         tx.commit().await?;
         Ok(updated)
@@ -98,7 +89,7 @@ impl PortStore for PgPorts {
             event::postgres::record(
                 &mut tx,
                 SCHEMA,
-                &Event::deleted("port.deleted", id, version),
+                &events::DELETED.event(&Deleted { id, version }),
             )
             .await?;
         }

@@ -1,6 +1,7 @@
 use app_kernel::db::{Pool, StoreError, time_column};
-use app_kernel::event::{self, Event, Events};
+use app_kernel::event::{self, Deleted, Events};
 use app_kernel::page::PageRequest;
+use ports_api::events;
 use rusqlite::{OptionalExtension as _, params};
 use sqlx::Sqlite;
 
@@ -50,12 +51,7 @@ impl PortStore for SqlitePorts {
                         columns!()
                     ))?
                     .query_row(params![port.name, port.name_key()], written)?;
-                write.record(&Event::new(
-                    "port.created",
-                    created.id,
-                    &created,
-                    created.version,
-                ))?;
+                write.record(&events::CREATED.event(&created.data()))?;
                 Ok(created)
             })
             .await
@@ -81,7 +77,7 @@ impl PortStore for SqlitePorts {
                     .query_row(params![id, version, port.name, port.name_key()], written)
                     .optional()?;
                 if let Some(port) = &updated {
-                    write.record(&Event::new("port.renamed", port.id, port, port.version))?;
+                    write.record(&events::RENAMED.event(&port.data()))?;
                 }
                 Ok(updated)
             })
@@ -97,7 +93,7 @@ impl PortStore for SqlitePorts {
                     .execute([id, version])?
                     == 1;
                 if deleted {
-                    write.record(&Event::deleted("port.deleted", id, version))?;
+                    write.record(&events::DELETED.event(&Deleted { id, version }))?;
                 }
                 Ok(deleted)
             })

@@ -2,9 +2,11 @@
 //!
 //! Its narrow door is [`MODULE`]: its name, its HTTP API and OpenAPI
 //! operations, its migrations, and how it starts. It must never read or
-//! write another module's tables.
+//! write another module's tables. [`events`] declares the events it
+//! publishes.
 
 mod error;
+pub mod events;
 mod model;
 mod routes;
 mod service;
@@ -13,7 +15,6 @@ pub mod store;
 
 use actix_web::web;
 use app_kernel::db::Backend;
-use app_kernel::event::{self, EventType};
 use app_kernel::module::{Module, Start, Started};
 use sqlx::migrate::Migrator;
 
@@ -35,21 +36,9 @@ pub static MODULE: Module = Module {
     routes: routes::configure,
     start,
     events: &[
-        EventType {
-            kind: "{{item}}.created",
-            summary: "A {{item}} was created.",
-            resource: Some(event::resource::<{{Item}}>),
-        },
-        EventType {
-            kind: "{{item}}.updated",
-            summary: "A {{item}} changed.",
-            resource: Some(event::resource::<{{Item}}>),
-        },
-        EventType {
-            kind: "{{item}}.deleted",
-            summary: "A {{item}} was deleted.",
-            resource: None,
-        },
+        events::CREATED.describe(),
+        events::UPDATED.describe(),
+        events::DELETED.describe(),
     ],
     follows: &[],
 };

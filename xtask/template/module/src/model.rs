@@ -69,6 +69,17 @@ impl New{{Item}} {
 }
 
 impl {{Item}} {
+    /// The {{item}} as its events carry it.
+    pub(crate) fn data(&self) -> crate::events::{{Item}}Data {
+        crate::events::{{Item}}Data {
+            id: self.id,
+            name: self.name.clone(),
+            version: self.version,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
+
     /// The writable part of the {{item}}, which a merge patch applies to.
     pub(crate) fn writable(&self) -> Value {
         json!({ "name": self.name })

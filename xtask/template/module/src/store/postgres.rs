@@ -1,9 +1,10 @@
 use app_kernel::db::{Pool, StoreError};
-use app_kernel::event::{self, Event, Events};
+use app_kernel::event::{self, Deleted, Events};
 use app_kernel::page::PageRequest;
 use sqlx::{Connection as _, Postgres};
 
 use super::{Filter, {{Item}}Store};
+use crate::events;
 use crate::model::{New{{Item}}, {{Item}}};
 
 /// The module's schema.
@@ -43,7 +44,7 @@ impl {{Item}}Store for Pg{{Name}} {
         .bind({{item}}.name_key())
         .fetch_one(&mut *tx)
         .await?;
-        event::postgres::record(&mut tx, SCHEMA, &Event::new("{{item}}.created", created.id, &created, created.version)).await?;
+        event::postgres::record(&mut tx, SCHEMA, &events::CREATED.event(&created.data())).await?;
         tx.commit().await?;
         Ok(created)
     }
@@ -66,7 +67,7 @@ impl {{Item}}Store for Pg{{Name}} {
         .fetch_optional(&mut *tx)
         .await?;
         if let Some(written) = &updated {
-            event::postgres::record(&mut tx, SCHEMA, &Event::new("{{item}}.updated", written.id, written, written.version)).await?;
+            event::postgres::record(&mut tx, SCHEMA, &events::UPDATED.event(&written.data())).await?;
         }
         tx.commit().await?;
         Ok(updated)
@@ -84,7 +85,7 @@ impl {{Item}}Store for Pg{{Name}} {
             .await?;
         let deleted = done.rows_affected() == 1;
         if deleted {
-            event::postgres::record(&mut tx, SCHEMA, &Event::deleted("{{item}}.deleted", id, version)).await?;
+            event::postgres::record(&mut tx, SCHEMA, &events::DELETED.event(&Deleted { id, version })).await?;
         }
         tx.commit().await?;
         Ok(deleted)

@@ -1,10 +1,11 @@
 use app_kernel::db::{Pool, StoreError, time_column};
-use app_kernel::event::{self, Event, Events};
+use app_kernel::event::{self, Deleted, Events};
 use app_kernel::page::PageRequest;
 use rusqlite::{OptionalExtension as _, params};
 use sqlx::Sqlite;
 
 use super::{Filter, {{Item}}Store};
+use crate::events;
 use crate::model::{New{{Item}}, {{Item}}};
 
 pub(super) struct Sqlite{{Name}}(pub(super) Pool<Sqlite>);
@@ -50,12 +51,7 @@ impl {{Item}}Store for Sqlite{{Name}} {
                         columns!()
                     ))?
                     .query_row(params![{{item}}.name, {{item}}.name_key()], written)?;
-                write.record(&Event::new(
-                    "{{item}}.created",
-                    created.id,
-                    &created,
-                    created.version,
-                ))?;
+                write.record(&events::CREATED.event(&created.data()))?;
                 Ok(created)
             })
             .await
@@ -81,12 +77,7 @@ impl {{Item}}Store for Sqlite{{Name}} {
                     .query_row(params![id, version, {{item}}.name, {{item}}.name_key()], written)
                     .optional()?;
                 if let Some(written) = &updated {
-                    write.record(&Event::new(
-                        "{{item}}.updated",
-                        written.id,
-                        written,
-                        written.version,
-                    ))?;
+                    write.record(&events::UPDATED.event(&written.data()))?;
                 }
                 Ok(updated)
             })
@@ -102,7 +93,7 @@ impl {{Item}}Store for Sqlite{{Name}} {
                     .execute([id, version])?
                     == 1;
                 if deleted {
-                    write.record(&Event::deleted("{{item}}.deleted", id, version))?;
+                    write.record(&events::DELETED.event(&Deleted { id, version }))?;
                 }
                 Ok(deleted)
             })

@@ -26,10 +26,13 @@ use actix_web::web::Bytes;
 use moka::ops::compute::Op;
 use serde::Serialize;
 
+use std::sync::atomic::{AtomicI64, Ordering};
+
 use crate::broker::Broker;
-use crate::db::Db;
+use crate::db::{Db, StoreError};
 use crate::etag::{self, Versioned};
-use crate::event::{self, Change};
+use crate::event::{self, Change, CloudEvent, Delivery, Events};
+use crate::follow::{Failure, Feed, FeedError, Follower, Ledger, Queue};
 
 /// What nothing outlives, not even a marker of a version: a bound on the
 /// memory of entries nobody reads.
@@ -39,10 +42,8 @@ const ENTRY_OVERHEAD: usize = 96;
 /// How often a replica reads its module's feed for the writes of others,
 /// when no broker tells it.
 const FEED_POLL: Duration = Duration::from_millis(100);
-/// How long a replica reads the feed before it tries a lost broker again.
-const BROKER_RETRY: Duration = Duration::from_secs(5);
-/// The most changes read or received at once.
-const BATCH: usize = 500;
+/// How long a replica waits for its database at start.
+const DATABASE_RETRY: Duration = Duration::from_secs(5);
 
 /// How big a module's cache may grow and how old what it serves may be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -338,10 +339,11 @@ impl Cache {
 }
 
 /// Keeps one module's caches true to the writes of its other replicas: it
-/// follows the module's own events, from `broker` when there is one (a
-/// queue of its own) and else from the module's feed in its database
-/// every [`FEED_POLL`], and applies each change to `caches`. The writes of
-/// this process are in its caches already; their events change nothing.
+/// follows the module's own events with the kernel's [`Follower`], from
+/// `broker` when there is one (a queue of this process's own) and else
+/// from the module's feed in its database every [`FEED_POLL`], and applies
+/// each change to `caches`. The writes of this process are in its caches
+/// already; their events change nothing.
 pub struct Invalidator {
     pub db: Db,
     pub module: &'static str,
@@ -357,74 +359,85 @@ impl Invalidator {
             return;
         }
         // What is older is in no cache yet: they begin empty.
-        let mut after = loop {
+        let after = loop {
             match event::last_seq(&self.db, self.module).await {
                 Ok(seq) => break seq,
-                Err(_) => tokio::time::sleep(BROKER_RETRY).await,
+                Err(_) => tokio::time::sleep(DATABASE_RETRY).await,
             }
         };
-        loop {
-            let Some(broker) = &self.broker else {
-                after = self.catch_up(after).await;
-                tokio::time::sleep(FEED_POLL).await;
-                continue;
-            };
-            match broker.watch(self.module, BATCH as u16).await {
-                Ok(mut inbox) => {
-                    // What committed before the queue was bound.
-                    after = self.catch_up(after).await;
-                    loop {
-                        let received = match inbox.receive(BATCH, BROKER_RETRY).await {
-                            Ok(received) => received,
-                            Err(error) => {
-                                tracing::warn!(module = self.module, %error, "lost the broker; the cache follows the feed");
-                                break;
-                            }
-                        };
-                        for event in &received.events {
-                            after = after.max(event.seq);
-                            self.apply(&Change::of(event));
-                        }
-                        if inbox.ack(&received).await.is_err() {
-                            break;
-                        }
-                    }
-                }
-                Err(error) => {
-                    tracing::debug!(module = self.module, %error, "no broker; the cache follows the feed");
-                }
-            }
-            let retry = tokio::time::Instant::now() + BROKER_RETRY;
-            while tokio::time::Instant::now() < retry {
-                after = self.catch_up(after).await;
-                tokio::time::sleep(FEED_POLL).await;
-            }
+        Follower {
+            module: self.module,
+            feed: Arc::new(OwnFeed {
+                db: self.db,
+                module: self.module,
+            }),
+            ledger: Caches {
+                position: AtomicI64::new(after),
+                caches: self.caches,
+            },
+            queue: Queue::PerReplica,
+            broker: self.broker,
+            delivery: Delivery::default(),
+            committed: None,
+            interval: FEED_POLL,
+            reported: false,
         }
+        .run()
+        .await;
+    }
+}
+
+/// A module's own feed, as its caches read it: of each event, only what
+/// says which resource changed and its version since.
+struct OwnFeed {
+    db: Db,
+    module: &'static str,
+}
+
+#[async_trait::async_trait]
+impl Feed for OwnFeed {
+    fn producer(&self) -> &'static str {
+        self.module
     }
 
-    /// Applies every change of the feed after `after`; the last seq read.
-    async fn catch_up(&self, mut after: i64) -> i64 {
-        loop {
-            match event::changes(&self.db, self.module, after, BATCH as i64).await {
-                Ok((changes, last)) => {
-                    for change in &changes {
-                        self.apply(change);
-                    }
-                    after = last.unwrap_or(after);
-                    if changes.len() < BATCH {
-                        return after;
-                    }
-                }
-                Err(error) => {
-                    tracing::debug!(module = self.module, %error, "cannot read the feed for the cache");
-                    return after;
-                }
-            }
-        }
+    async fn read(&self, after: i64, limit: i64) -> Result<Events, FeedError> {
+        let changes = event::changes(&self.db, self.module, after, limit).await?;
+        Ok(Events {
+            remaining: changes.len() as i64,
+            items: changes.into_iter().map(Change::into_event).collect(),
+        })
+    }
+}
+
+/// The caches of a module, as the ledger of their follower: its place is
+/// kept in memory, since a new process begins with empty caches.
+struct Caches {
+    position: AtomicI64,
+    caches: Vec<Cache>,
+}
+
+#[async_trait::async_trait]
+impl Ledger for Caches {
+    async fn position(&self) -> Result<i64, StoreError> {
+        Ok(self.position.load(Ordering::Acquire))
     }
 
-    fn apply(&self, change: &Change) {
-        self.caches.iter().for_each(|cache| cache.apply(change));
+    async fn apply(&self, events: &[CloudEvent]) -> Result<(), Failure> {
+        for event in events {
+            let change = Change::of(event);
+            self.caches.iter().for_each(|cache| cache.apply(&change));
+            self.position.fetch_max(event.seq, Ordering::AcqRel);
+        }
+        Ok(())
+    }
+
+    async fn dead_letter(&self, _: &CloudEvent, _: &str, _: u32) -> Result<(), StoreError> {
+        // Applying to a cache never fails.
+        Ok(())
+    }
+
+    async fn retries(&self) -> Result<Vec<CloudEvent>, StoreError> {
+        Ok(Vec::new())
     }
 }
 

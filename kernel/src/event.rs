@@ -222,6 +222,8 @@ pub struct Change {
     pub subject: String,
     /// The resource's version after the change (its last, if deleted).
     pub version: Option<i64>,
+    /// The event's place in its feed.
+    pub seq: i64,
 }
 
 impl Change {
@@ -233,6 +235,7 @@ impl Change {
                 .data
                 .get("version")
                 .and_then(serde_json::Value::as_i64),
+            seq: event.seq,
         }
     }
 
@@ -240,23 +243,39 @@ impl Change {
     pub fn is_deletion(&self) -> bool {
         self.kind.ends_with(".deleted")
     }
+
+    /// An event that says no more than this change: of what a
+    /// [`CloudEvent`] holds, only its kind, subject, version and seq.
+    pub fn into_event(self) -> CloudEvent {
+        CloudEvent {
+            specversion: SPEC_VERSION.to_owned(),
+            id: String::new(),
+            source: String::new(),
+            kind: self.kind,
+            subject: self.subject,
+            time: DateTime::<Utc>::UNIX_EPOCH,
+            datacontenttype: DATA_CONTENT_TYPE.to_owned(),
+            data: serde_json::json!({ "version": self.version }),
+            traceparent: None,
+            seq: self.seq,
+        }
+    }
 }
 
-/// Up to `limit` changes of `module`'s events after `after`, oldest first,
-/// and the `seq` of the last: its feed, without what only a follower
-/// needs. One row, however many changes: each row is a round trip from
-/// SQLite's thread.
+/// Up to `limit` changes of `module`'s events after `after`, oldest first:
+/// its feed, without what only a follower needs. One row, however many
+/// changes: each row is a round trip from SQLite's thread.
 pub async fn changes(
     db: &crate::db::Db,
     module: &'static str,
     after: i64,
     limit: i64,
-) -> Result<(Vec<Change>, Option<i64>), sqlx::Error> {
-    let (changes, last): (String, Option<i64>) = match db {
+) -> Result<Vec<Change>, sqlx::Error> {
+    let (changes,): (String,) = match db {
         crate::db::Db::Sqlite(pool) => {
             sqlx::query_as(
                 "select json_group_array(json_object('kind', type, 'subject', subject, \
-                 'version', json_extract(data, '$.version'))), max(seq) from \
+                 'version', json_extract(data, '$.version'), 'seq', seq)) from \
                  (select seq, type, subject, data from events where seq > ?1 order by seq limit ?2)",
             )
             .bind(after)
@@ -267,7 +286,7 @@ pub async fn changes(
         crate::db::Db::Postgres(pool) => {
             let select = format!(
                 "select coalesce(json_agg(json_build_object('kind', type, 'subject', subject, \
-                 'version', (data->>'version')::bigint) order by seq), '[]')::text, max(seq) from \
+                 'version', (data->>'version')::bigint, 'seq', seq) order by seq), '[]')::text from \
                  (select seq, type, subject, data from {module}.events where seq > $1 \
                  order by seq limit $2) page"
             );
@@ -278,9 +297,7 @@ pub async fn changes(
                 .await?
         }
     };
-    let changes =
-        serde_json::from_str(&changes).map_err(|error| sqlx::Error::Decode(Box::new(error)))?;
-    Ok((changes, last))
+    serde_json::from_str(&changes).map_err(|error| sqlx::Error::Decode(Box::new(error)))
 }
 
 /// The `seq` of `module`'s last event; 0 if none.

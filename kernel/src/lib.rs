@@ -9,6 +9,7 @@ pub mod cache;
 pub mod db;
 pub mod etag;
 pub mod event;
+pub mod follow;
 pub mod id;
 pub mod module;
 pub mod page;

@@ -402,7 +402,7 @@ async fn the_compose_split_serves_the_cross_module_scenario_through_the_gateway(
     // Both replicas follow ports' events over RabbitMQ once it is up.
     for replica in &laptops {
         let deadline = Instant::now() + Duration::from_secs(60);
-        while !podman_logs(replica).contains("consuming port events from the broker") {
+        while !podman_logs(replica).contains("consuming events from the broker") {
             assert!(
                 Instant::now() < deadline,
                 "{replica} consumes from RabbitMQ"

@@ -261,15 +261,13 @@ async fn laptop_store_conforms(backend: Backend) {
         [] as [i64; 0]
     );
 
-    // Ports' events: a port's name is kept at its newest version; a
-    // deleted port leaves every laptop, each a new version; each event is
-    // applied once, with the feed's position.
-    use laptops::store::PortChange;
-    let named = |id, name: &str, version| PortChange::Named {
-        id,
-        name: name.into(),
-        version,
-    };
+    // Ports' events, through laptops' record of them: a port's name is
+    // kept at its newest version; a deleted port leaves every laptop, each
+    // a new version; each event is applied once, with the feed's position.
+    use app_kernel::event::{CloudEvent, Deleted};
+    use app_kernel::follow::{Applied, Ledger as _};
+    use ports_api::events::{CREATED, DELETED, PortData, RENAMED};
+    let inbox = laptops::follow::store_inbox(db.clone());
     let refs = |mut ports: Vec<ports_api::PortRef>| {
         ports.sort_by_key(|port| port.id);
         ports
@@ -277,69 +275,68 @@ async fn laptop_store_conforms(backend: Backend) {
             .map(|port| (port.id, port.name))
             .collect::<Vec<_>>()
     };
-    let event = |n: u128| uuid::Uuid::from_u128(n).to_string();
-    assert_eq!(store.ports_read().await.unwrap(), 0);
-    let usb = named(20, "USB-C", 1);
+    let at: chrono::DateTime<chrono::Utc> = "2026-12-01T00:00:00Z".parse().unwrap();
+    let port = |id, name: &str, version| PortData {
+        id,
+        name: name.into(),
+        version,
+        created_at: at,
+        updated_at: at,
+    };
+    // Event `n`, at `seq` in ports' feed.
+    let event = |n: u128, seq: i64, recorded: app_kernel::event::Event| CloudEvent {
+        specversion: "1.0".into(),
+        id: uuid::Uuid::from_u128(n).to_string(),
+        source: ports_api::PATH.into(),
+        kind: recorded.kind.into(),
+        subject: recorded.subject,
+        time: at,
+        datacontenttype: "application/json".into(),
+        data: recorded.data,
+        traceparent: None,
+        seq,
+    };
+    let apply = async |event: &CloudEvent| {
+        let mut applied = inbox.apply_all(std::slice::from_ref(event)).await.unwrap();
+        assert_eq!(applied.len(), 1);
+        applied.remove(0)
+    };
+    assert_eq!(inbox.position().await.unwrap(), 0);
+    let usb = event(1, 1, CREATED.event(&port(20, "USB-C", 1)));
+    assert_eq!(apply(&usb).await, Applied::Now(0));
+    let hdmi = event(2, 2, CREATED.event(&port(40, "HDMI", 1)));
+    assert_eq!(apply(&hdmi).await, Applied::Now(0));
+    let renamed = event(3, 3, RENAMED.event(&port(20, "USB4", 2)));
+    assert_eq!(apply(&renamed).await, Applied::Now(0));
     assert_eq!(
-        store
-            .apply_port_event(&event(1), 1, Some(&usb))
-            .await
-            .unwrap(),
-        Some(0)
-    );
-    let hdmi = named(40, "HDMI", 1);
-    assert_eq!(
-        store
-            .apply_port_event(&event(2), 2, Some(&hdmi))
-            .await
-            .unwrap(),
-        Some(0)
-    );
-    let renamed = named(20, "USB4", 2);
-    assert_eq!(
-        store
-            .apply_port_event(&event(3), 3, Some(&renamed))
-            .await
-            .unwrap(),
-        Some(0)
-    );
-    assert_eq!(
-        store
-            .apply_port_event(&event(1), 1, Some(&usb))
-            .await
-            .unwrap(),
-        None,
+        apply(&usb).await,
+        Applied::Before,
         "an event applied before changes nothing"
     );
     assert_eq!(
         refs(store.port_refs(&[20, 40, 99]).await.unwrap()),
         [(20, "USB4".to_owned()), (40, "HDMI".to_owned())]
     );
-    let older = named(20, "USB 3", 1);
-    store
-        .apply_port_event(&event(4), 4, Some(&older))
-        .await
-        .unwrap();
+    let older = event(4, 4, RENAMED.event(&port(20, "USB 3", 1)));
+    assert_eq!(apply(&older).await, Applied::Now(0));
     assert_eq!(
         refs(store.port_refs(&[20]).await.unwrap()),
         [(20, "USB4".to_owned())],
         "an older version never replaces a newer one"
     );
-    store.apply_port_event(&event(5), 5, None).await.unwrap();
+    let unused = CloudEvent {
+        kind: "port.audited".into(),
+        ..event(5, 5, RENAMED.event(&port(20, "USB4", 2)))
+    };
+    assert_eq!(apply(&unused).await, Applied::Unused);
     assert_eq!(
-        store.ports_read().await.unwrap(),
+        inbox.position().await.unwrap(),
         5,
         "unused events are read too"
     );
 
-    let deleted = PortChange::Deleted { id: 20 };
-    assert_eq!(
-        store
-            .apply_port_event(&event(6), 6, Some(&deleted))
-            .await
-            .unwrap(),
-        Some(2)
-    );
+    let deleted = event(6, 6, DELETED.event(&Deleted { id: 20, version: 3 }));
+    assert_eq!(apply(&deleted).await, Applied::Now(2));
     let a = store.get(a.id).await.unwrap().unwrap();
     let b = store.get(b.id).await.unwrap().unwrap();
     assert_eq!((a.port_ids, a.version), (vec![40], 3));
@@ -348,50 +345,30 @@ async fn laptop_store_conforms(backend: Backend) {
         refs(store.port_refs(&[20, 40]).await.unwrap()),
         [(40, "HDMI".to_owned())]
     );
-    assert_eq!(store.ports_read().await.unwrap(), 6);
+    assert_eq!(inbox.position().await.unwrap(), 6);
     assert_eq!(
-        store
-            .apply_port_event(&event(6), 6, Some(&deleted))
-            .await
-            .unwrap(),
-        None,
+        apply(&deleted).await,
+        Applied::Before,
         "a deletion delivered again changes nothing"
     );
-    let again = PortChange::Deleted { id: 20 };
+    let again = event(7, 3, DELETED.event(&Deleted { id: 20, version: 3 }));
     assert_eq!(
-        store
-            .apply_port_event(&event(7), 3, Some(&again))
-            .await
-            .unwrap(),
-        Some(0),
+        apply(&again).await,
+        Applied::Now(0),
         "a port no laptop lists any more changes none"
     );
     assert_eq!(
-        store.ports_read().await.unwrap(),
+        inbox.position().await.unwrap(),
         6,
         "the position never goes back"
     );
     // A page at once: one transaction, each event once.
-    use laptops::store::PortEvent;
-    let (vga, first) = (event(8), event(1));
-    let vga_named = named(50, "VGA", 1);
-    let batch = [
-        PortEvent {
-            id: &vga,
-            seq: 8,
-            change: Some(&vga_named),
-        },
-        PortEvent {
-            id: &first,
-            seq: 1,
-            change: Some(&usb),
-        },
-    ];
+    let vga = event(8, 8, CREATED.event(&port(50, "VGA", 1)));
     assert_eq!(
-        store.apply_port_events(&batch).await.unwrap(),
-        [Some(0), None]
+        inbox.apply_all(&[vga, usb.clone()]).await.unwrap(),
+        [Applied::Now(0), Applied::Before]
     );
-    assert_eq!(store.ports_read().await.unwrap(), 8);
+    assert_eq!(inbox.position().await.unwrap(), 8);
     assert_eq!(
         refs(store.port_refs(&[50]).await.unwrap()),
         [(50, "VGA".to_owned())]
@@ -399,59 +376,39 @@ async fn laptop_store_conforms(backend: Backend) {
 
     // Dead letters: kept apart, the position moved past; applied at last
     // (even by another replica first), they leave the list.
-    let dead_event = app_kernel::event::CloudEvent {
-        specversion: "1.0".into(),
-        id: event(9),
-        source: "/api/v1/ports".into(),
-        kind: "port.renamed".into(),
-        subject: "50".into(),
-        time: "2026-12-01T00:00:00Z".parse().unwrap(),
-        datacontenttype: "application/json".into(),
+    let dead_event = CloudEvent {
         data: serde_json::json!({"id": 50}),
-        traceparent: None,
-        seq: 9,
+        ..event(9, 9, RENAMED.event(&port(50, "VGA", 2)))
     };
-    store.dead_letter(&dead_event, "no name", 5).await.unwrap();
-    assert_eq!(store.ports_read().await.unwrap(), 9);
+    inbox.dead_letter(&dead_event, "no name", 5).await.unwrap();
+    assert_eq!(inbox.position().await.unwrap(), 9);
     let dead = app_kernel::event::dead::list(&db, "laptops").await.unwrap();
     assert_eq!(
         dead.iter()
-            .map(|d| (d.event.id.as_str(), d.attempts, d.retry))
+            .map(|d| (d.feed.as_str(), d.event.id.as_str(), d.attempts, d.retry))
             .collect::<Vec<_>>(),
-        [(dead_event.id.as_str(), 5, false)]
+        [("ports", dead_event.id.as_str(), 5, false)]
     );
-    assert!(store.retries().await.unwrap().is_empty(), "until asked for");
+    assert!(inbox.retries().await.unwrap().is_empty(), "until asked for");
     assert!(
         app_kernel::event::dead::retry(&db, "laptops", &dead_event.id)
             .await
             .unwrap()
     );
     assert_eq!(
-        store.retries().await.unwrap(),
+        inbox.retries().await.unwrap(),
         std::slice::from_ref(&dead_event)
     );
-    let mended = named(50, "VGA 2", 2);
-    assert_eq!(
-        store
-            .apply_port_event(&event(9), 9, Some(&mended))
-            .await
-            .unwrap(),
-        Some(0)
-    );
+    let mended = event(9, 9, RENAMED.event(&port(50, "VGA 2", 2)));
+    assert_eq!(apply(&mended).await, Applied::Now(0));
     assert!(
         app_kernel::event::dead::list(&db, "laptops")
             .await
             .unwrap()
             .is_empty()
     );
-    store.dead_letter(&dead_event, "late", 1).await.unwrap();
-    assert_eq!(
-        store
-            .apply_port_event(&event(9), 9, Some(&mended))
-            .await
-            .unwrap(),
-        None
-    );
+    inbox.dead_letter(&dead_event, "late", 1).await.unwrap();
+    assert_eq!(apply(&mended).await, Applied::Before);
     assert!(
         app_kernel::event::dead::list(&db, "laptops")
             .await

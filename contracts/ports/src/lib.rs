@@ -63,6 +63,24 @@ pub trait PortsApi: Send + Sync {
     }
 }
 
+/// Ports' events, as a follower reads them: from `ports`, wherever it runs.
+pub struct Feed(pub Arc<dyn PortsApi>);
+
+#[async_trait::async_trait]
+impl app_kernel::follow::Feed for Feed {
+    fn producer(&self) -> &'static str {
+        NAME
+    }
+
+    async fn read(&self, after: i64, limit: i64) -> Result<Events, app_kernel::follow::FeedError> {
+        Ok(self.0.events(after, limit).await?)
+    }
+
+    fn changes(&self) -> Option<Changes> {
+        self.0.changes()
+    }
+}
+
 /// The ports module of another process.
 pub struct HttpPorts(pub Arc<Peer>);
 

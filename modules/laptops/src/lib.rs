@@ -6,7 +6,8 @@
 //! module's tables.
 
 mod error;
-mod follow;
+#[doc(hidden)]
+pub mod follow;
 mod model;
 mod routes;
 mod service;
@@ -18,6 +19,7 @@ use std::time::Duration;
 
 use actix_web::web;
 use app_kernel::db::Backend;
+use app_kernel::follow::{Follower, Queue};
 use app_kernel::module::{Module, Start, Started};
 use laptops_api::events;
 use ports_api::PortsApi;
@@ -59,15 +61,26 @@ fn start(start: Start) -> anyhow::Result<Started> {
     let ports: Arc<dyn PortsApi> = start.api(&ports_api::CONTRACT)?;
     let ([laptop, expanded], invalidator) = start.caches(NAME, ["laptop", "laptop_expanded"]);
     let caches = service::Caches { laptop, expanded };
+    let port_events = Follower {
+        module: NAME,
+        feed: Arc::new(ports_api::Feed(ports.clone())),
+        ledger: follow::inbox(start.db.clone(), caches.clone()),
+        queue: Queue::Shared(MODULE.follows),
+        broker: start.events.broker.clone(),
+        delivery: start.events.delivery,
+        committed: Some(start.events.committed.clone()),
+        interval: FOLLOW_INTERVAL,
+        reported: true,
+    };
     let store = store::open(start.db);
-    let committed = start.events.committed.clone();
-    let events =
-        follow::PortEvents::new(store.clone(), ports.clone(), start.events, caches.clone());
     Ok(Started::new()
         .data(web::Data::new(Laptops::new(
-            store, caches, ports, committed,
+            store,
+            caches,
+            ports,
+            start.events.committed,
         )))
-        .task(events.follow(FOLLOW_INTERVAL))
+        .task(port_events.run())
         .task(invalidator))
 }
 

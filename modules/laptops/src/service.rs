@@ -36,6 +36,16 @@ pub struct Caches {
     pub expanded: Cache,
 }
 
+impl Caches {
+    /// No caching.
+    pub(crate) fn off() -> Self {
+        Self {
+            laptop: Cache::off(),
+            expanded: Cache::off(),
+        }
+    }
+}
+
 impl Laptops {
     /// Keeps `caches` true to its writes; tells `committed` after each.
     pub fn new(

@@ -1,20 +1,21 @@
 //! Where laptops are kept: one trait, one implementation per backend, and one
 //! conformance suite (in `tests/`) that both must pass.
 
-mod postgres;
-mod sqlite;
+pub(crate) mod postgres;
+pub(crate) mod sqlite;
 
 use std::sync::Arc;
 
 use app_kernel::db::{Db, StoreError};
-use app_kernel::event::{CloudEvent, Events};
+use app_kernel::event::Events;
 use app_kernel::page::PageRequest;
 
 use ports_api::PortRef;
 
 use crate::model::{Laptop, NewLaptop};
 
-/// What an event of the ports module changes here.
+/// What an event of the ports module changes here, applied by
+/// `apply_port_change` of each backend.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PortChange {
     /// The port exists, so named, at `version`.
@@ -26,17 +27,6 @@ pub enum PortChange {
     Deleted {
         id: i64,
     },
-}
-
-/// An event of the ports module, as this module applies it.
-#[derive(Debug, Clone, Copy)]
-pub struct PortEvent<'a> {
-    /// The event's id.
-    pub id: &'a str,
-    /// Its place in the feed.
-    pub seq: i64,
-    /// What it changes here, if anything.
-    pub change: Option<&'a PortChange>,
 }
 
 /// Filters of the list operation.
@@ -63,41 +53,6 @@ pub trait LaptopStore: Send + Sync {
     ) -> Result<Option<Laptop>, StoreError>;
     /// Deletes the row if it is still at `version`.
     async fn delete(&self, id: i64, version: i64) -> Result<bool, StoreError>;
-    /// Applies the ports module's events, each unless it was applied
-    /// before, in one transaction: their changes, the record that they
-    /// were applied and the feed's new position (and, for one that was
-    /// dead-lettered, its leaving `events_dead`). A deleted port leaves
-    /// every laptop that lists it (a new version of each). Returns, for
-    /// each, how many laptops changed, or `None` if it was applied before.
-    async fn apply_port_events(
-        &self,
-        events: &[PortEvent<'_>],
-    ) -> Result<Vec<Option<u64>>, StoreError>;
-
-    /// [`LaptopStore::apply_port_events`] for one event.
-    async fn apply_port_event(
-        &self,
-        id: &str,
-        seq: i64,
-        change: Option<&PortChange>,
-    ) -> Result<Option<u64>, StoreError> {
-        let applied = self
-            .apply_port_events(&[PortEvent { id, seq, change }])
-            .await?;
-        Ok(applied.into_iter().next().flatten())
-    }
-    /// Keeps `event` of the ports feed apart, failed `attempts` times
-    /// with `error`, and moves the feed's position past it, at once.
-    async fn dead_letter(
-        &self,
-        event: &CloudEvent,
-        error: &str,
-        attempts: u32,
-    ) -> Result<(), StoreError>;
-    /// The dead-lettered events `app events retry` asked for again, by seq.
-    async fn retries(&self) -> Result<Vec<CloudEvent>, StoreError>;
-    /// The `seq` of the last event of the ports module applied; 0 at first.
-    async fn ports_read(&self) -> Result<i64, StoreError>;
     /// The ports among `ids` this module knows of, in no order.
     async fn port_refs(&self, ids: &[i64]) -> Result<Vec<PortRef>, StoreError>;
     /// Up to `limit` events with `seq` above `after`, oldest first, and how

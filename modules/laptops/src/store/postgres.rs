@@ -1,12 +1,12 @@
 use app_kernel::db::{Pool, StoreError};
-use app_kernel::event::{self, CloudEvent, Deleted, Events};
+use app_kernel::event::{self, Deleted, Events};
 use app_kernel::page::PageRequest;
 use laptops_api::events;
-use sqlx::{Connection as _, Postgres, Transaction};
+use sqlx::{Connection as _, PgConnection, Postgres, Transaction};
 
 use ports_api::PortRef;
 
-use super::{Filter, LaptopStore, PortChange, PortEvent};
+use super::{Filter, LaptopStore, PortChange};
 use crate::model::{Laptop, NewLaptop};
 
 /// The module's schema.
@@ -123,108 +123,6 @@ impl LaptopStore for PgLaptops {
     }
 
     #[tracing::instrument(level = "debug", skip(self), fields(module = "laptops"))]
-    async fn apply_port_events(
-        &self,
-        events: &[PortEvent<'_>],
-    ) -> Result<Vec<Option<u64>>, StoreError> {
-        let mut conn = self.0.acquire().await?;
-        let mut tx = conn.begin().await?;
-        event::postgres::lock(&mut tx, SCHEMA).await?;
-        let mut applied = Vec::with_capacity(events.len());
-        for &PortEvent { id, change, .. } in events {
-            let fresh = sqlx::query(
-                "insert into laptops.events_handled (id) values ($1) on conflict do nothing",
-            )
-            .bind(id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-                == 1;
-            // Applied now or before: it is no longer dead either way.
-            sqlx::query("delete from laptops.events_dead where id = $1")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            let changed = match change {
-                _ if !fresh => None,
-                None => Some(0),
-                Some(PortChange::Named { id, name, version }) => {
-                    sqlx::query("insert into laptops.port_refs (id, name, version) values ($1, $2, $3) on conflict (id) do update set name = excluded.name, version = excluded.version where excluded.version > laptops.port_refs.version")
-                        .bind(id)
-                        .bind(name)
-                        .bind(version)
-                        .execute(&mut *tx)
-                        .await?;
-                    Some(0)
-                }
-                Some(PortChange::Deleted { id }) => {
-                    sqlx::query("delete from laptops.port_refs where id = $1")
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await?;
-                    Some(remove_port(&mut tx, *id).await?)
-                }
-            };
-            applied.push(changed);
-        }
-        let seq = events.iter().map(|e| e.seq).max().unwrap_or(0);
-        sqlx::query("update laptops.feeds_read set seq = greatest(seq, $1) where feed = 'ports'")
-            .bind(seq)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(applied)
-    }
-
-    #[tracing::instrument(level = "debug", skip(self, event), fields(module = "laptops", event = %event.id))]
-    async fn dead_letter(
-        &self,
-        event: &CloudEvent,
-        error: &str,
-        attempts: u32,
-    ) -> Result<(), StoreError> {
-        let mut conn = self.0.acquire().await?;
-        let mut tx = conn.begin().await?;
-        sqlx::query("insert into laptops.events_dead (id, feed, seq, event, error, attempts, failed_at, retry) values ($1, 'ports', $2, $3, $4, $5, $6, false) on conflict (id) do update set error = excluded.error, attempts = laptops.events_dead.attempts + excluded.attempts, failed_at = excluded.failed_at, retry = false")
-            .bind(&event.id)
-            .bind(event.seq)
-            .bind(serde_json::to_value(event).expect("an event is JSON"))
-            .bind(error)
-            .bind(i64::from(attempts))
-            .bind(chrono::Utc::now())
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("update laptops.feeds_read set seq = greatest(seq, $1) where feed = 'ports'")
-            .bind(event.seq)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    #[tracing::instrument(level = "debug", skip(self), fields(module = "laptops"))]
-    async fn retries(&self) -> Result<Vec<CloudEvent>, StoreError> {
-        let rows: Vec<(serde_json::Value,)> =
-            sqlx::query_as("select event from laptops.events_dead where retry = true order by seq")
-                .fetch_all(&mut *self.0.acquire().await?)
-                .await?;
-        rows.into_iter()
-            .map(|(event,)| {
-                serde_json::from_value(event).map_err(|e| StoreError::Other(Box::new(e)))
-            })
-            .collect()
-    }
-
-    #[tracing::instrument(level = "debug", skip(self), fields(module = "laptops"))]
-    async fn ports_read(&self) -> Result<i64, StoreError> {
-        let (seq,): (i64,) =
-            sqlx::query_as("select seq from laptops.feeds_read where feed = 'ports'")
-                .fetch_one(&mut *self.0.acquire().await?)
-                .await?;
-        Ok(seq)
-    }
-
-    #[tracing::instrument(level = "debug", skip(self), fields(module = "laptops"))]
     async fn port_refs(&self, ids: &[i64]) -> Result<Vec<PortRef>, StoreError> {
         let rows: Vec<(i64, String)> =
             sqlx::query_as("select id, name from laptops.port_refs where id = any($1)")
@@ -250,25 +148,52 @@ impl LaptopStore for PgLaptops {
     }
 }
 
+/// Applies a change of ports, in the follower's transaction (which holds
+/// the events lock): a port's name is kept at its newest version; a
+/// deleted port leaves every laptop that lists it. How many laptops changed.
+pub(crate) async fn apply_port_change(
+    conn: &mut PgConnection,
+    change: &PortChange,
+) -> Result<u64, StoreError> {
+    match change {
+        PortChange::Named { id, name, version } => {
+            sqlx::query("insert into laptops.port_refs (id, name, version) values ($1, $2, $3) on conflict (id) do update set name = excluded.name, version = excluded.version where excluded.version > laptops.port_refs.version")
+                .bind(id)
+                .bind(name)
+                .bind(version)
+                .execute(&mut *conn)
+                .await?;
+            Ok(0)
+        }
+        PortChange::Deleted { id } => {
+            sqlx::query("delete from laptops.port_refs where id = $1")
+                .bind(id)
+                .execute(&mut *conn)
+                .await?;
+            remove_port(conn, *id).await
+        }
+    }
+}
+
 /// Drops `port_id` from every laptop that lists it, each a new version
 /// with its event; returns how many laptops changed.
-async fn remove_port(tx: &mut Transaction<'_, Postgres>, port_id: i64) -> Result<u64, StoreError> {
+async fn remove_port(conn: &mut PgConnection, port_id: i64) -> Result<u64, StoreError> {
     // Under the events lock every writer takes first (so no deadlock): the
     // bumped laptops, and only they, lose the port, so a laptop that gained
     // it meanwhile never changes without a new version.
     let bumped: Vec<(i64,)> = sqlx::query_as("update laptops.laptops set version = version + 1, updated_at = now() where id in (select laptop_id from laptops.laptop_ports where port_id = $1) returning id")
         .bind(port_id)
-        .fetch_all(&mut **tx)
+        .fetch_all(&mut *conn)
         .await?;
     let bumped: Vec<i64> = bumped.into_iter().map(|(id,)| id).collect();
     sqlx::query("delete from laptops.laptop_ports where port_id = $1 and laptop_id = any($2)")
         .bind(port_id)
         .bind(&bumped)
-        .execute(&mut **tx)
+        .execute(&mut *conn)
         .await?;
     for &id in &bumped {
-        let laptop = read(tx, id).await?;
-        event::postgres::record(tx, SCHEMA, &events::UPDATED.event(&laptop.data())).await?;
+        let laptop = read(conn, id).await?;
+        event::postgres::record(conn, SCHEMA, &events::UPDATED.event(&laptop.data())).await?;
     }
     Ok(bumped.len() as u64)
 }
@@ -290,9 +215,9 @@ async fn write_ports(
 }
 
 /// The laptop as the transaction sees it.
-async fn read(tx: &mut Transaction<'_, Postgres>, id: i64) -> Result<Laptop, StoreError> {
+async fn read(conn: &mut PgConnection, id: i64) -> Result<Laptop, StoreError> {
     Ok(sqlx::query_as(concat!(select_laptop!(), " where id = $1"))
         .bind(id)
-        .fetch_one(&mut **tx)
+        .fetch_one(conn)
         .await?)
 }

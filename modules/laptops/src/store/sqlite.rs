@@ -1,5 +1,5 @@
 use app_kernel::db::{Pool, StoreError, Write, json_column, time_column};
-use app_kernel::event::{self, CloudEvent, Deleted, Events};
+use app_kernel::event::{self, Deleted, Events};
 use app_kernel::page::PageRequest;
 use laptops_api::events;
 use rusqlite::{OptionalExtension as _, params};
@@ -7,7 +7,7 @@ use sqlx::Sqlite;
 
 use ports_api::PortRef;
 
-use super::{Filter, LaptopStore, PortChange, PortEvent};
+use super::{Filter, LaptopStore, PortChange};
 use crate::model::{Laptop, NewLaptop};
 
 pub(super) struct SqliteLaptops(pub(super) Pool<Sqlite>);
@@ -133,94 +133,6 @@ impl LaptopStore for SqliteLaptops {
     }
 
     #[tracing::instrument(level = "debug", skip(self), fields(module = "laptops"))]
-    async fn apply_port_events(
-        &self,
-        events: &[PortEvent<'_>],
-    ) -> Result<Vec<Option<u64>>, StoreError> {
-        let seq = events.iter().map(|e| e.seq).max().unwrap_or(0);
-        let events: Vec<(String, Option<PortChange>)> = events
-            .iter()
-            .map(|event| (event.id.to_owned(), event.change.cloned()))
-            .collect();
-        self.0
-            .write(move |write| {
-                let mut applied = Vec::with_capacity(events.len());
-                for (id, change) in &events {
-                    let fresh = write
-                        .prepare_cached(
-                            "insert into events_handled (id) values (?1) on conflict do nothing",
-                        )?
-                        .execute([id])?
-                        == 1;
-                    // Applied now or before: it is no longer dead either way.
-                    write
-                        .prepare_cached("delete from events_dead where id = ?1")?
-                        .execute([id])?;
-                    applied.push(match change {
-                        _ if !fresh => None,
-                        None => Some(0),
-                        Some(PortChange::Named { id, name, version }) => {
-                            write
-                                .prepare_cached("insert into port_refs (id, name, version) values (?1, ?2, ?3) on conflict (id) do update set name = excluded.name, version = excluded.version where excluded.version > port_refs.version")?
-                                .execute(params![id, name, version])?;
-                            Some(0)
-                        }
-                        Some(PortChange::Deleted { id }) => {
-                            write
-                                .prepare_cached("delete from port_refs where id = ?1")?
-                                .execute([id])?;
-                            Some(remove_port(write, *id)?)
-                        }
-                    });
-                }
-                moved_past(write, seq)?;
-                Ok(applied)
-            })
-            .await
-    }
-
-    #[tracing::instrument(level = "debug", skip(self, event), fields(module = "laptops", event = %event.id))]
-    async fn dead_letter(
-        &self,
-        event: &CloudEvent,
-        error: &str,
-        attempts: u32,
-    ) -> Result<(), StoreError> {
-        let (id, seq, error) = (event.id.clone(), event.seq, error.to_owned());
-        let event = serde_json::to_string(event).expect("an event is JSON");
-        let failed_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false);
-        self.0
-            .write(move |write| {
-                write
-                    .prepare_cached("insert into events_dead (id, feed, seq, event, error, attempts, failed_at, retry) values (?1, 'ports', ?2, ?3, ?4, ?5, ?6, 0) on conflict (id) do update set error = excluded.error, attempts = events_dead.attempts + excluded.attempts, failed_at = excluded.failed_at, retry = 0")?
-                    .execute(params![id, seq, event, error, attempts, failed_at])?;
-                moved_past(write, seq)
-            })
-            .await
-    }
-
-    #[tracing::instrument(level = "debug", skip(self), fields(module = "laptops"))]
-    async fn retries(&self) -> Result<Vec<CloudEvent>, StoreError> {
-        let rows: Vec<(serde_json::Value,)> =
-            sqlx::query_as("select event from events_dead where retry = 1 order by seq")
-                .fetch_all(&mut *self.0.acquire().await?)
-                .await?;
-        rows.into_iter()
-            .map(|(event,)| {
-                serde_json::from_value(event).map_err(|e| StoreError::Other(Box::new(e)))
-            })
-            .collect()
-    }
-
-    #[tracing::instrument(level = "debug", skip(self), fields(module = "laptops"))]
-    async fn ports_read(&self) -> Result<i64, StoreError> {
-        let (seq,): (i64,) = sqlx::query_as("select seq from feeds_read where feed = 'ports'")
-            .fetch_one(&mut *self.0.acquire().await?)
-            .await?;
-        Ok(seq)
-    }
-
-    #[tracing::instrument(level = "debug", skip(self), fields(module = "laptops"))]
     async fn port_refs(&self, ids: &[i64]) -> Result<Vec<PortRef>, StoreError> {
         let rows: Vec<(i64, String)> = sqlx::query_as(
             "select id, name from port_refs where id in (select value from json_each(?1))",
@@ -237,6 +149,26 @@ impl LaptopStore for SqliteLaptops {
     #[tracing::instrument(level = "debug", skip(self), fields(module = "laptops"))]
     async fn events(&self, after: i64, limit: i64) -> Result<Events, StoreError> {
         Ok(event::sqlite::read(&mut *self.0.acquire().await?, crate::PATH, after, limit).await?)
+    }
+}
+
+/// Applies a change of ports, in the follower's write: a port's name is
+/// kept at its newest version; a deleted port leaves every laptop that
+/// lists it. How many laptops changed.
+pub(crate) fn apply_port_change(write: &Write<'_>, change: &PortChange) -> Result<u64, StoreError> {
+    match change {
+        PortChange::Named { id, name, version } => {
+            write
+                .prepare_cached("insert into port_refs (id, name, version) values (?1, ?2, ?3) on conflict (id) do update set name = excluded.name, version = excluded.version where excluded.version > port_refs.version")?
+                .execute(params![id, name, version])?;
+            Ok(0)
+        }
+        PortChange::Deleted { id } => {
+            write
+                .prepare_cached("delete from port_refs where id = ?1")?
+                .execute([id])?;
+            remove_port(write, *id)
+        }
     }
 }
 
@@ -257,14 +189,6 @@ fn remove_port(write: &Write<'_>, port_id: i64) -> Result<u64, StoreError> {
         write.record(&events::UPDATED.event(&laptop.data()))?;
     }
     Ok(changed.len() as u64)
-}
-
-/// Moves the position in ports' feed to `seq`, unless it is past it.
-fn moved_past(write: &Write<'_>, seq: i64) -> Result<(), StoreError> {
-    write
-        .prepare_cached("update feeds_read set seq = max(seq, ?1) where feed = 'ports'")?
-        .execute([seq])?;
-    Ok(())
 }
 
 /// Lists `port_ids`, a JSON array, for the laptop, in order.

@@ -7,12 +7,13 @@ use app_kernel::broker::Broker;
 use app_kernel::cache;
 use app_kernel::db::{DEFAULT_MAX_CONNECTIONS, Storage};
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 use reqwest::Url;
 
 use crate::modules::{self, Module, Peers};
 use crate::security::{self, KeySource, Quota, Security, TrustedProxies};
 use crate::startup::{Tls, reachable};
+use crate::telemetry::LogFormat;
 
 /// A laptop catalogue built as domain modules: run them all in one process,
 /// or any one alone as its own service.
@@ -65,12 +66,6 @@ impl Cli {
             dir.join(security::DEV_KEY_FILE)
         })
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    Json,
-    Pretty,
 }
 
 #[derive(Debug, Subcommand)]

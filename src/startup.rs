@@ -92,6 +92,11 @@ impl Application {
         let listener = TcpListener::bind(&settings.bind)
             .with_context(|| format!("cannot listen on {}", settings.bind))?;
         let origin = own_origin(&listener)?;
+        // Requests carry their callers' W3C trace context on to the calls
+        // and events they make, exported or not.
+        opentelemetry::global::set_text_map_propagator(
+            opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+        );
         // Before the pools open: each keeps a handle on the recorder.
         let measured = settings.metrics != Metrics::Off;
         if measured {

@@ -35,7 +35,7 @@ use tracing::Instrument as _;
 pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The target of the requests' spans.
-pub const TARGET: &str = "app::http::request";
+pub const TARGET: &str = crate::telemetry::REQUEST_TARGET;
 
 /// The longest caller-chosen request id we pass on.
 const MAX_REQUEST_ID: usize = 128;

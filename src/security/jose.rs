@@ -16,10 +16,9 @@ use std::collections::BTreeMap;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey};
 use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::Value;
-
-use super::token::Rejected;
 
 /// The `typ` values of an access token (RFC 7519 §5.1, RFC 9068 §2.1), in
 /// either case and with or without `application/`: any other type is a JWT
@@ -163,6 +162,67 @@ impl<'de> Deserialize<'de> for Unique {
             }
         }
         deserializer.deserialize_map(Members)
+    }
+}
+
+/// Why a token was not believed, as `error_description` says it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Rejected(pub String);
+
+impl Rejected {
+    pub(super) fn new(why: impl Into<String>) -> Self {
+        Self(why.into())
+    }
+}
+
+/// A verification key and the only algorithms a token signed with it may name.
+#[derive(Clone)]
+pub struct Key {
+    pub decoding: DecodingKey,
+    pub algorithms: Vec<Algorithm>,
+}
+
+impl std::fmt::Debug for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Key")
+            .field("algorithms", &self.algorithms)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Key {
+    /// A key for the one algorithm its kind is for (RFC 8725 §3.1: each
+    /// key is used with exactly one algorithm): RS256 for RSA, ES256 or
+    /// ES384 by the curve of an EC key, EdDSA for Ed25519. An RSA key for
+    /// another algorithm comes in a JWKS whose entry names it (`alg`).
+    pub fn for_one_algorithm(decoding: DecodingKey) -> anyhow::Result<Self> {
+        let algorithm = match decoding.family() {
+            AlgorithmFamily::Rsa => Algorithm::RS256,
+            AlgorithmFamily::Ec => match decoding.try_get_as_bytes().map(<[u8]>::len) {
+                // An uncompressed or compressed point on P-256, or on P-384.
+                Ok(65 | 33) => Algorithm::ES256,
+                Ok(97 | 49) => Algorithm::ES384,
+                _ => anyhow::bail!("an EC key on a curve other than P-256 or P-384"),
+            },
+            AlgorithmFamily::Ed => Algorithm::EdDSA,
+            AlgorithmFamily::Hmac => anyhow::bail!("a shared secret, not a public key"),
+        };
+        Ok(Self {
+            decoding,
+            algorithms: vec![algorithm],
+        })
+    }
+
+    /// A PEM public key, whichever kind it is.
+    pub(super) fn from_pem(pem: &[u8]) -> anyhow::Result<Self> {
+        let decoding = DecodingKey::from_rsa_pem(pem)
+            .or_else(|_| DecodingKey::from_ec_pem(pem))
+            .or_else(|_| DecodingKey::from_ed_pem(pem))
+            .map_err(|_| {
+                anyhow::anyhow!("not a PEM public key (RSA, EC P-256/P-384 or Ed25519)")
+            })?;
+        Self::for_one_algorithm(decoding)
     }
 }
 

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use jsonwebtoken::jwk::{Jwk, JwkSet, PublicKeyUse};
 use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey};
 
-use super::token::{Key, Rejected};
+use super::jose::{Key, Rejected};
 
 /// The least time between two fetches of the set.
 pub const REFETCH_INTERVAL: Duration = Duration::from_secs(30);

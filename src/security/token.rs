@@ -8,12 +8,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use jsonwebtoken::{
-    Algorithm, AlgorithmFamily, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind,
-};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
 use serde::{Deserialize, Serialize};
 
-use super::jose;
+use super::jose::{self, Key, Rejected};
 use super::jwks::Jwks;
 
 /// The longest token read: anything longer is refused unread.
@@ -48,17 +46,6 @@ pub enum KeySource {
     PublicKey(PathBuf),
     /// The development key at this path, made on first start.
     Development(PathBuf),
-}
-
-/// Why a token was not believed, as `error_description` says it.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct Rejected(pub String);
-
-impl Rejected {
-    fn new(why: impl Into<String>) -> Self {
-        Self(why.into())
-    }
 }
 
 /// Checks tokens: signature, algorithm, expiry, and issuer and audience
@@ -96,56 +83,6 @@ enum Keys {
     /// One key and the algorithms of its family.
     Fixed(Key),
     Jwks(std::sync::Arc<Jwks>),
-}
-
-/// A verification key and the only algorithms a token signed with it may name.
-#[derive(Clone)]
-pub struct Key {
-    pub decoding: DecodingKey,
-    pub algorithms: Vec<Algorithm>,
-}
-
-impl std::fmt::Debug for Key {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Key")
-            .field("algorithms", &self.algorithms)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Key {
-    /// A key for the one algorithm its kind is for (RFC 8725 §3.1: each
-    /// key is used with exactly one algorithm): RS256 for RSA, ES256 or
-    /// ES384 by the curve of an EC key, EdDSA for Ed25519. An RSA key for
-    /// another algorithm comes in a JWKS whose entry names it (`alg`).
-    pub fn for_one_algorithm(decoding: DecodingKey) -> anyhow::Result<Self> {
-        let algorithm = match decoding.family() {
-            AlgorithmFamily::Rsa => Algorithm::RS256,
-            AlgorithmFamily::Ec => match decoding.try_get_as_bytes().map(<[u8]>::len) {
-                // An uncompressed or compressed point on P-256, or on P-384.
-                Ok(65 | 33) => Algorithm::ES256,
-                Ok(97 | 49) => Algorithm::ES384,
-                _ => anyhow::bail!("an EC key on a curve other than P-256 or P-384"),
-            },
-            AlgorithmFamily::Ed => Algorithm::EdDSA,
-            AlgorithmFamily::Hmac => anyhow::bail!("a shared secret, not a public key"),
-        };
-        Ok(Self {
-            decoding,
-            algorithms: vec![algorithm],
-        })
-    }
-
-    /// A PEM public key, whichever kind it is.
-    fn from_pem(pem: &[u8]) -> anyhow::Result<Self> {
-        let decoding = DecodingKey::from_rsa_pem(pem)
-            .or_else(|_| DecodingKey::from_ec_pem(pem))
-            .or_else(|_| DecodingKey::from_ed_pem(pem))
-            .map_err(|_| {
-                anyhow::anyhow!("not a PEM public key (RSA, EC P-256/P-384 or Ed25519)")
-            })?;
-        Self::for_one_algorithm(decoding)
-    }
 }
 
 /// The claims this service reads.

@@ -14,11 +14,8 @@ use tracing_subscriber::filter::{EnvFilter, LevelFilter};
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::{Layer as _, Registry};
 
-use crate::cli::LogFormat;
-use app_kernel::db::Backend;
-
-pub use queries::follow;
-pub use traces::Traces;
+pub use queries::{REQUEST_TARGET, follow};
+pub use traces::{Service, Traces};
 
 /// What must outlive the work: it flushes spans and log lines when dropped.
 pub struct Telemetry {
@@ -27,12 +24,12 @@ pub struct Telemetry {
     _logs: WorkerGuard,
 }
 
-/// What a process exports its spans as, when it does.
-pub struct Service {
-    /// `service.name`, unless `OTEL_SERVICE_NAME` or `OTEL_RESOURCE_ATTRIBUTES` name one.
-    pub name: String,
-    /// The database its queries go to.
-    pub backend: Backend,
+/// How log lines are written: JSON objects, one per line, for collectors;
+/// or text for people.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Json,
+    Pretty,
 }
 
 /// Installs the global subscriber; `RUST_LOG` sets the log levels (default

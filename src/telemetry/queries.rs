@@ -28,6 +28,8 @@ use app_kernel::db::Backend;
 
 /// The target of sqlx's query events.
 const QUERY: &str = "sqlx::query";
+/// The target of the requests' spans, which the request middleware makes.
+pub const REQUEST_TARGET: &str = "app::http::request";
 
 pub struct Queries {
     tracer: SdkTracer,
@@ -97,7 +99,7 @@ where
 }
 
 fn is_request(meta: &Metadata<'_>) -> bool {
-    meta.is_span() && meta.target() == crate::http::request::TARGET
+    meta.is_span() && meta.target() == REQUEST_TARGET
 }
 
 impl<S> Layer<S> for Queries

@@ -22,10 +22,17 @@ use opentelemetry_sdk::trace::{
     BatchSpanProcessor, SdkTracer, SdkTracerProvider, Span, SpanData, SpanExporter, SpanProcessor,
 };
 
-use super::Service;
 use super::queries::Queries;
 use app_kernel::db::Backend;
 use tracing_subscriber::EnvFilter;
+
+/// What a process exports its spans as, when it does.
+pub struct Service {
+    /// `service.name`, unless `OTEL_SERVICE_NAME` or `OTEL_RESOURCE_ATTRIBUTES` name one.
+    pub name: String,
+    /// The database its queries go to.
+    pub backend: Backend,
+}
 
 /// How long shutdown waits for the last spans to leave.
 const FLUSH_ON_EXIT: Duration = Duration::from_secs(5);
@@ -76,7 +83,9 @@ impl Traces {
             .with_version(env!("CARGO_PKG_VERSION"))
             .build();
         let tracer = provider.tracer_with_scope(scope);
-        app_kernel::trace::export_with(tracer.clone());
+        app_kernel::trace::export_with(opentelemetry::global::BoxedTracer::new(Box::new(
+            tracer.clone(),
+        )));
         Ok(Some(Traces {
             provider,
             tracer,

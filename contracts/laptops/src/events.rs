@@ -1,7 +1,7 @@
 //! The events the laptops module publishes: each kind's name and the type
 //! of its data.
 
-use app_kernel::event::{Deleted, Kind, Payload};
+use app_events::{Deleted, Kind, Payload};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -33,10 +33,10 @@ pub struct LaptopData {
     /// Counts the laptop's writes: orders the events of one laptop.
     #[schema(minimum = 1)]
     pub version: i64,
-    #[serde(serialize_with = "app_kernel::time::rfc3339")]
+    #[serde(serialize_with = "app_http::time::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: DateTime<Utc>,
-    #[serde(serialize_with = "app_kernel::time::rfc3339")]
+    #[serde(serialize_with = "app_http::time::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub updated_at: DateTime<Utc>,
 }

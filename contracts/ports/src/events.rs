@@ -2,7 +2,7 @@
 //! its data. Ports records them; laptops (and any module) read them as
 //! these types.
 
-use app_kernel::event::{Deleted, Kind, Payload};
+use app_events::{Deleted, Kind, Payload};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -27,10 +27,10 @@ pub struct PortData {
     /// Counts the port's writes: orders the events of one port.
     #[schema(minimum = 1)]
     pub version: i64,
-    #[serde(serialize_with = "app_kernel::time::rfc3339")]
+    #[serde(serialize_with = "app_http::time::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: DateTime<Utc>,
-    #[serde(serialize_with = "app_kernel::time::rfc3339")]
+    #[serde(serialize_with = "app_http::time::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub updated_at: DateTime<Utc>,
 }
@@ -43,7 +43,7 @@ impl Payload for PortData {
 
 #[cfg(test)]
 mod tests {
-    use app_kernel::event::CloudEvent;
+    use app_events::CloudEvent;
     use serde_json::json;
 
     use super::*;

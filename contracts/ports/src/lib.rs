@@ -13,9 +13,9 @@ pub mod events;
 
 use std::sync::Arc;
 
-use app_kernel::event::{Changes, Events};
-use app_kernel::module::{Api, Contract};
-use app_kernel::peer::{Peer, PeerError};
+use app_calls::contract::{Api, Contract};
+use app_calls::peer::{Peer, PeerError};
+use app_events::{Changes, Events};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -67,12 +67,12 @@ pub trait PortsApi: Send + Sync {
 pub struct Feed(pub Arc<dyn PortsApi>);
 
 #[async_trait::async_trait]
-impl app_kernel::follow::Feed for Feed {
+impl app_events::Feed for Feed {
     fn producer(&self) -> &'static str {
         NAME
     }
 
-    async fn read(&self, after: i64, limit: i64) -> Result<Events, app_kernel::follow::FeedError> {
+    async fn read(&self, after: i64, limit: i64) -> Result<Events, app_events::FeedError> {
         Ok(self.0.events(after, limit).await?)
     }
 

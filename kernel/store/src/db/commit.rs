@@ -20,9 +20,10 @@ use rusqlite::{Connection, ErrorCode, OpenFlags};
 use serde::de::DeserializeOwned;
 use tokio::sync::{mpsc, oneshot};
 
-use super::StoreError;
-use crate::event::{self, Event};
-use crate::problem::Chain;
+use app_events::Event;
+use app_http::problem::Chain;
+
+use crate::error::StoreError;
 
 /// The most writes one group commit holds.
 const MAX_GROUP: usize = 256;
@@ -54,8 +55,25 @@ impl Deref for Write<'_> {
 
 impl Write<'_> {
     /// Records `event` with the write: committed with it, undone with it.
+    ///
+    /// The one way an event is written on SQLite, since every write goes
+    /// through the group commit.
     pub fn record(&self, event: &Event) -> Result<(), StoreError> {
-        event::sqlite::record_in(self.conn, event, self.traceparent.as_deref())?;
+        // As sqlx writes a time, so events read back alike through it.
+        let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false);
+        self.conn
+            .prepare_cached(
+                "insert into events (id, type, subject, time, data, traceparent) \
+                 values (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(rusqlite::params![
+                app_events::new_id(),
+                event.kind,
+                event.subject,
+                time,
+                event.data.to_string(),
+                self.traceparent,
+            ])?;
         Ok(())
     }
 }
@@ -105,7 +123,7 @@ impl Writer {
         let (tell, told) = oneshot::channel();
         // The write runs on the group's thread, but as part of this request.
         let span = tracing::Span::current();
-        let traceparent = crate::trace::traceparent();
+        let traceparent = app_calls::trace::traceparent();
         let job: Job = Box::new(move |conn| {
             // A panic fails this write alone: its savepoint is rolled back,
             // its writer told, and the group's thread goes on.

@@ -20,9 +20,9 @@ use opentelemetry::KeyValue;
 use opentelemetry::trace::{SpanKind, Status, TraceContextExt as _, Tracer as _};
 use serde::de::DeserializeOwned;
 
-use crate::ApiError;
 use crate::breaker::Breaker;
 use crate::trace::{self, Context, Credentials};
+use app_http::ApiError;
 
 /// Failures in a row that open the breaker.
 const BREAKER_THRESHOLD: u32 = 5;
@@ -290,7 +290,7 @@ impl Peer {
             ))),
             Ok(response) => Ok(response),
             Err(error) => {
-                tracing::warn!(peer = self.name, error = %crate::problem::Chain(&error), "peer call failed");
+                tracing::warn!(peer = self.name, error = %app_http::problem::Chain(&error), "peer call failed");
                 Err(Failure::Transient(if error.is_timeout() {
                     format!("no answer within {:?}", self.timeout)
                 } else {
@@ -300,7 +300,7 @@ impl Peer {
         };
         let decoded = match response {
             Ok(response) => response.json::<T>().await.map_err(|error| {
-                Failure::Unexpected(format!("GET {url}: {}", crate::problem::Chain(&error)))
+                Failure::Unexpected(format!("GET {url}: {}", app_http::problem::Chain(&error)))
             }),
             Err(failure) => Err(failure),
         };
@@ -316,11 +316,11 @@ impl Peer {
     /// conventions of OpenTelemetry name it.
     fn client_span(
         &self,
-        tracer: &opentelemetry_sdk::trace::SdkTracer,
+        tracer: &opentelemetry::global::BoxedTracer,
         url: &str,
         resend: u32,
         parent: &opentelemetry::Context,
-    ) -> opentelemetry_sdk::trace::Span {
+    ) -> opentelemetry::global::BoxedSpan {
         let mut attributes = vec![
             KeyValue::new("http.request.method", "GET"),
             KeyValue::new("url.full", url.to_owned()),

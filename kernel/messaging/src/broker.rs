@@ -21,8 +21,9 @@ use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
 use sqlx::Acquire as _;
 
-use crate::db::Db;
-use crate::event::{self, Changes, CloudEvent};
+use app_events::{Changes, CloudEvent};
+use app_store::db::Db;
+use app_store::outbox;
 
 /// The content type of a published event: a CloudEvent in structured mode.
 pub const CONTENT_TYPE: &str = "application/cloudevents+json";
@@ -377,7 +378,7 @@ impl Relay {
                 let (after,): (i64,) = sqlx::query_as("select seq from events_relay")
                     .fetch_one(&mut *conn)
                     .await?;
-                let page = event::sqlite::read(&mut conn, &self.source, after, BATCH).await?;
+                let page = outbox::sqlite::read(&mut conn, &self.source, after, BATCH).await?;
                 let Some(last) = self.confirmed(channel, &page.items).await? else {
                     return Ok(false);
                 };
@@ -397,8 +398,8 @@ impl Relay {
                 let (after,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(select))
                     .fetch_one(&mut *tx)
                     .await?;
-                let page =
-                    event::postgres::read(&mut tx, self.module, &self.source, after, BATCH).await?;
+                let page = outbox::postgres::read(&mut tx, self.module, &self.source, after, BATCH)
+                    .await?;
                 let Some(last) = self.confirmed(channel, &page.items).await? else {
                     return Ok(false);
                 };

@@ -6,32 +6,35 @@
 //!
 //! The request middleware sets it for the task that serves the request;
 //! [`Context::current`] reads it anywhere below, without threading it through
-//! every signature. The propagator is OpenTelemetry's; spans are made only
-//! when the process exports them ([`export_with`]): otherwise a call carries
-//! the caller's trace on unchanged, and nothing is recorded.
+//! every signature. The propagator is OpenTelemetry's global one, which the
+//! binary sets to the W3C trace context's at start (so this layer needs
+//! only OpenTelemetry's API, not its SDK); spans are made only when the
+//! process exports them ([`export_with`]): otherwise a call carries the
+//! caller's trace on unchanged, and nothing is recorded.
 
 use std::future::Future;
 use std::sync::OnceLock;
 
-use opentelemetry::propagation::{Extractor, TextMapPropagator as _};
-use opentelemetry::trace::{SpanContext, TraceContextExt as _, TraceFlags, TraceState};
-use opentelemetry_sdk::propagation::TraceContextPropagator;
-use opentelemetry_sdk::trace::{IdGenerator as _, RandomIdGenerator, SdkTracer};
+use opentelemetry::global::{self, BoxedTracer};
+use opentelemetry::propagation::Extractor;
+use opentelemetry::trace::{
+    SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState,
+};
 
 tokio::task_local! {
     static CURRENT: Context;
 }
 
 /// The tracer of the spans this process exports, if it exports any.
-static TRACER: OnceLock<SdkTracer> = OnceLock::new();
+static TRACER: OnceLock<BoxedTracer> = OnceLock::new();
 
 /// Spans are made and exported with `tracer` from now on; set once, at start.
-pub fn export_with(tracer: SdkTracer) {
+pub fn export_with(tracer: BoxedTracer) {
     let _ = TRACER.set(tracer);
 }
 
 /// The tracer of exported spans, or `None`: then no span is made.
-pub fn tracer() -> Option<&'static SdkTracer> {
+pub fn tracer() -> Option<&'static BoxedTracer> {
     TRACER.get()
 }
 
@@ -80,7 +83,7 @@ impl Context {
 /// The caller's trace from its `traceparent` and `tracestate` headers; an
 /// empty context when they are missing or invalid.
 pub fn extract(headers: &dyn Extractor) -> opentelemetry::Context {
-    TraceContextPropagator::new().extract(headers)
+    global::get_text_map_propagator(|propagator| propagator.extract(headers))
 }
 
 /// `parent` if it holds a valid trace, else a new trace of its own, not
@@ -89,10 +92,12 @@ pub fn continued(parent: opentelemetry::Context) -> opentelemetry::Context {
     if parent.span().span_context().is_valid() {
         return parent;
     }
-    let ids = RandomIdGenerator::default();
+    // Random, as the W3C trace context asks: a version 4 UUID's 122 random
+    // bits, never all zero.
+    let random = || uuid::Uuid::new_v4().as_u128();
     parent.with_remote_span_context(SpanContext::new(
-        ids.new_trace_id(),
-        ids.new_span_id(),
+        TraceId::from(random()),
+        SpanId::from(random() as u64 | 1),
         TraceFlags::default(),
         false,
         TraceState::default(),
@@ -116,8 +121,9 @@ pub fn traceparent() -> Option<String> {
 
 /// Writes the `traceparent` (and `tracestate`) of `trace` into `headers`.
 pub fn inject(trace: &opentelemetry::Context, headers: &mut reqwest::header::HeaderMap) {
-    TraceContextPropagator::new()
-        .inject_context(trace, &mut opentelemetry_http::HeaderInjector(headers));
+    global::get_text_map_propagator(|propagator| {
+        propagator.inject_context(trace, &mut opentelemetry_http::HeaderInjector(headers));
+    });
 }
 
 #[cfg(test)]
@@ -127,6 +133,14 @@ mod tests {
     use super::*;
 
     fn headers(traceparent: &str) -> HashMap<String, String> {
+        // As the binary does at start.
+        global::set_text_map_propagator(
+            opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+        );
+        headers_of(traceparent)
+    }
+
+    fn headers_of(traceparent: &str) -> HashMap<String, String> {
         HashMap::from([("traceparent".to_owned(), traceparent.to_owned())])
     }
 

@@ -22,9 +22,11 @@ use std::time::{Duration, Instant};
 
 use sqlx::{Connection as _, PgConnection};
 
+use app_events::{CloudEvent, Delivery, Notifier, Unreadable};
+pub use app_events::{Feed, FeedError};
+use app_store::db::{Db, StoreError, Write};
+
 use crate::broker::{self, Broker, Received};
-use crate::db::{Db, StoreError, Write};
-use crate::event::{Changes, CloudEvent, Delivery, Events, Notifier, Unreadable};
 
 /// How many events one read of the feed, or of the queue, takes at most.
 pub const BATCH: i64 = 100;
@@ -32,26 +34,6 @@ pub const BATCH: i64 = 100;
 pub const RECHECK: Duration = Duration::from_secs(5);
 /// The shortest wait before subscribing again to a broker found down.
 const RESUBSCRIBE: Duration = Duration::from_secs(1);
-
-/// Why a feed could not be read: its producer, or its database, is down.
-pub type FeedError = Box<dyn std::error::Error + Send + Sync>;
-
-/// A module's events, as its followers read them: in this process, or
-/// over HTTP from another. A producer's contract offers one.
-#[async_trait::async_trait]
-pub trait Feed: Send + Sync {
-    /// The producing module, as in `ports`.
-    fn producer(&self) -> &'static str;
-
-    /// Up to `limit` events with `seq` above `after`, oldest first.
-    async fn read(&self, after: i64, limit: i64) -> Result<Events, FeedError>;
-
-    /// When the producer runs in this process: what to wait on for new
-    /// events. Elsewhere, `None`: the feed is polled.
-    fn changes(&self) -> Option<Changes> {
-        None
-    }
-}
 
 /// What a module does with the events it follows: one event at a time,
 /// inside the module's transaction.
@@ -535,7 +517,7 @@ impl<H: Handler> Inbox<H> {
                 let applied = async {
                     let mut conn = pool.acquire().await?;
                     let mut tx = conn.begin().await?;
-                    crate::event::postgres::lock(&mut tx, self.module).await?;
+                    app_store::outbox::postgres::lock(&mut tx, self.module).await?;
                     let mut done = Vec::with_capacity(changes.len());
                     for (id, change) in &changes {
                         done.push(

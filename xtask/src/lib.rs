@@ -1,6 +1,7 @@
 //! The workspace's own tasks, as a library so the tests can call them.
 
 pub mod deploy;
+pub mod imports;
 pub mod scaffold;
 
 use std::path::{Path, PathBuf};

@@ -10,10 +10,11 @@
 use std::process::ExitCode;
 
 use anyhow::bail;
-use xtask::deploy;
 use xtask::scaffold::{self, Names};
+use xtask::{deploy, imports};
 
-const USAGE: &str = "usage: cargo xtask new-module NAME [--item ITEM] | check-deploy | budget";
+const USAGE: &str =
+    "usage: cargo xtask new-module NAME [--item ITEM] | check-deploy | budget | imports";
 
 fn main() -> ExitCode {
     match run(std::env::args().skip(1).collect()) {
@@ -56,6 +57,26 @@ fn run(args: Vec<String>) -> anyhow::Result<()> {
             let modules = xtask::modules(&root)?;
             let budget = deploy::check(&root, &modules)?;
             println!("the deployment files cover every module; {budget}");
+            Ok(())
+        }
+        ["imports"] => {
+            let mut circles = 0;
+            let roots = imports::crate_roots(&root)?;
+            for crate_root in &roots {
+                for circle in imports::circles(crate_root)? {
+                    circles += 1;
+                    let files: Vec<String> =
+                        circle.iter().map(|f| f.display().to_string()).collect();
+                    println!("{}: {}", crate_root.display(), files.join(" <-> "));
+                }
+            }
+            if circles > 0 {
+                bail!("{circles} circles of imports");
+            }
+            println!(
+                "no file imports one that imports it back, in {} crates",
+                roots.len()
+            );
             Ok(())
         }
         ["budget"] => {

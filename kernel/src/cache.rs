@@ -403,6 +403,7 @@ impl Feed for OwnFeed {
     async fn read(&self, after: i64, limit: i64) -> Result<Events, FeedError> {
         let changes = event::changes(&self.db, self.module, after, limit).await?;
         Ok(Events {
+            // At least this page; only reported followers read it.
             remaining: changes.len() as i64,
             items: changes.into_iter().map(Change::into_event).collect(),
         })

@@ -153,7 +153,7 @@ fn describe() {
     );
     describe_gauge!(
         "app_broker_connected",
-        "1 while a module's relay or consumer holds a connection to the broker, else 0."
+        "1 while a module's relay, consumer or cache holds a connection to the broker, else 0."
     );
     describe_counter!(
         "app_events_published_total",

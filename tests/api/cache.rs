@@ -203,6 +203,25 @@ async fn a_write_on_one_replica_drops_the_others_entry_by_its_event(broker: bool
     let (_split, _url, replicas) = two_replicas(broker, "60s").await;
     let (a, b) = (&replicas[0], &replicas[1]);
     let client = crate::auth::client();
+    if broker {
+        // What is published before b's queue is bound reaches b by the feed.
+        until("b's cache consumes its queue", async || {
+            let text = client
+                .get(format!("{b}/metrics"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            text.lines().any(|line| {
+                line.starts_with("app_broker_connected{")
+                    && line.contains("role=\"cache\"")
+                    && line.ends_with(" 1")
+            })
+        })
+        .await;
+    }
     let id = create_laptop(&client, a, "X1").await["id"]
         .as_i64()
         .unwrap();

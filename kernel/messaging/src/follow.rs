@@ -250,8 +250,8 @@ impl<L: Ledger> Follower<L> {
                 Ok(subscribed) => {
                     if self.reported {
                         tracing::info!(module = self.module, feed = %self.feed_name(), "consuming events from the broker");
-                        broker::connected(self.module, "consumer", true);
                     }
+                    broker::connected(self.module, self.role(), true);
                     *down_at = None;
                     *checked = None;
                     *inbox = Some(Box::new(subscribed));
@@ -324,7 +324,15 @@ impl<L: Ledger> Follower<L> {
     fn lost(&self, error: &broker::BrokerError) {
         if self.reported {
             tracing::warn!(module = self.module, feed = %self.feed_name(), %error, "lost the broker; will subscribe again");
-            broker::connected(self.module, "consumer", false);
+        }
+        broker::connected(self.module, self.role(), false);
+    }
+
+    /// What the follower is, as `app_broker_connected` names it.
+    fn role(&self) -> &'static str {
+        match self.queue {
+            Queue::PerReplica => "cache",
+            Queue::Shared(_) | Queue::None => "consumer",
         }
     }
 

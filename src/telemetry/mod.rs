@@ -2,7 +2,6 @@
 //! `OTEL_EXPORTER_OTLP_ENDPOINT` asks for them, OpenTelemetry traces.
 
 mod fields;
-mod otlp;
 mod queries;
 mod traces;
 

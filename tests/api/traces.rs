@@ -4,11 +4,12 @@
 
 use std::io::Read as _;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::otlp::{Collector, Kind, Span};
+use crate::otlp::{Answers, Collector, Kind, Span};
 use crate::process::{Process, free_port};
 use crate::split::create_port;
 
@@ -280,6 +281,135 @@ async fn a_request_across_the_split_is_one_trace_and_a_dead_collector_fails_no_r
     assert_eq!(line["span"]["trace_id"], request.trace_id.as_str());
 }
 
+/// A certificate authority, a server certificate it signs for `localhost`
+/// and a client certificate, as PEM files in `dir`.
+struct Pki {
+    ca: String,
+    client_cert: String,
+    client_key: String,
+    server: rustls::ServerConfig,
+}
+
+impl Pki {
+    fn new(dir: &std::path::Path) -> Pki {
+        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+        let signed = |name: &str| {
+            let key = KeyPair::generate().unwrap();
+            let cert = CertificateParams::new(vec![name.to_owned()])
+                .unwrap()
+                .signed_by(&key, &ca)
+                .unwrap();
+            (cert, key)
+        };
+        let (server_cert, server_key) = signed("localhost");
+        let (client_cert, client_key) = signed("exporter");
+        let write = |name: &str, pem: String| {
+            let path = dir.join(name);
+            std::fs::write(&path, pem).unwrap();
+            path.display().to_string()
+        };
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(ca.der().clone()).unwrap();
+        let clients = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            roots.into(),
+            provider.clone(),
+        )
+        .build()
+        .unwrap();
+        let server = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_client_cert_verifier(clients)
+            .with_single_cert(
+                vec![server_cert.der().clone()],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(server_key.serialize_der().into()),
+            )
+            .unwrap();
+        Pki {
+            ca: write("ca.pem", ca.pem()),
+            client_cert: write("client.pem", client_cert.pem()),
+            client_key: write("client.key", client_key.serialize_pem()),
+            server,
+        }
+    }
+}
+
+#[tokio::test]
+async fn spans_reach_an_https_collector_gzipped_and_wait_as_long_as_a_busy_one_asks() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    // The collector asks for a client certificate, and answers the first
+    // export "429, retry after 2 seconds".
+    let collector = Collector::start_with(Answers {
+        tls: Some(pki.server.clone()),
+        busy: Some((1, "2")),
+    })
+    .await;
+    let data = format!("sqlite:{}", dir.path().display());
+    let exporting = [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", collector.endpoint.as_str()),
+        ("OTEL_EXPORTER_OTLP_CERTIFICATE", &pki.ca),
+        ("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", &pki.client_cert),
+        ("OTEL_EXPORTER_OTLP_CLIENT_KEY", &pki.client_key),
+        ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+    ];
+    let app = Process::start_with_env(&data, &[], "warn", &exporting).await;
+    let status = reqwest::get(format!("{}/api/v1/laptops/1", app.address))
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 404);
+    collector
+        .until("the request's span arrives", |spans| {
+            spans.iter().any(|s| {
+                s.kind == Kind::Server
+                    && s.attribute("http.route").as_deref() == Some("/api/v1/laptops/{id}")
+            })
+        })
+        .await;
+    let requests = collector.requests();
+    assert_eq!(requests[0].status, 429, "{requests:#?}");
+    assert_eq!(requests[1].status, 200, "{requests:#?}");
+    let waited = requests[1].at - requests[0].at;
+    assert!(waited >= Duration::from_secs(2), "retried after {waited:?}");
+    assert!(
+        requests
+            .iter()
+            .all(|r| r.encoding.as_deref() == Some("gzip")),
+        "{requests:#?}"
+    );
+    assert_eq!(
+        sample(
+            &app.address,
+            "app_trace_spans_exported_total{outcome=\"failed\"}"
+        )
+        .await,
+        None
+    );
+
+    // Without a client certificate the same collector turns the exporter
+    // away, and the spans are counted as lost: the one above was checked.
+    let trusting = [&exporting[0], &exporting[1], &exporting[4], &exporting[5]].map(|e| *e);
+    let stranger = Process::start_with_env(&data, &[], "warn", &trusting).await;
+    reqwest::get(format!("{}/api/v1/laptops/1", stranger.address))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let failed = "app_trace_spans_exported_total{outcome=\"failed\"}";
+    while sample(&stranger.address, failed).await.is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "exports without a client certificate fail"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test]
 async fn without_an_endpoint_nothing_is_exported_and_no_thread_waits_to() {
     let dir = tempfile::tempdir().unwrap();
@@ -330,16 +460,39 @@ fn an_endpoint_this_build_cannot_reach_is_refused_at_start() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(says), "{name}={value}: {stderr}");
     }
-    let output = Command::new(env!("CARGO_BIN_EXE_app"))
-        .args(["serve", "--all", "--bind", "127.0.0.1:0"])
-        .env(
-            "OTEL_EXPORTER_OTLP_ENDPOINT",
-            "https://collector.example.com",
-        )
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(2));
-    assert!(
-        String::from_utf8_lossy(&output.stderr).contains("TLS to the collector is not built in")
-    );
+    for (env, says) in [
+        (
+            vec![("OTEL_EXPORTER_OTLP_ENDPOINT", "ftp://collector.example.com")],
+            "expected http://host:port or https://host:port",
+        ),
+        (
+            vec![
+                (
+                    "OTEL_EXPORTER_OTLP_ENDPOINT",
+                    "https://collector.example.com",
+                ),
+                ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/nonexistent/ca.pem"),
+            ],
+            "OTEL_EXPORTER_OTLP_CERTIFICATE=/nonexistent/ca.pem: cannot read it",
+        ),
+        (
+            vec![
+                (
+                    "OTEL_EXPORTER_OTLP_ENDPOINT",
+                    "https://collector.example.com",
+                ),
+                ("OTEL_EXPORTER_OTLP_CLIENT_KEY", "/nonexistent/client.key"),
+            ],
+            "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE and OTEL_EXPORTER_OTLP_CLIENT_KEY go together",
+        ),
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_app"))
+            .args(["serve", "--all", "--bind", "127.0.0.1:0"])
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{env:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(says), "{env:?}: {stderr}");
+    }
 }

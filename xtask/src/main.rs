@@ -1,8 +1,11 @@
 //! `cargo xtask TASK`: the workspace's own tasks.
 //!
-//! - `new-module NAME [--item ITEM]`: scaffolds a module with one resource
-//!   (named ITEM, by default NAME less its plural ending) and enters it in
-//!   the binary, the workspace, the tests and the deployment files.
+//! - `new-module NAME [--item ITEM] [--needs ports [--follows ports]]`:
+//!   scaffolds a module with one resource (named ITEM, by default NAME
+//!   less its plural ending) and enters it in the binary, the workspace,
+//!   the tests and the deployment files. With `--needs ports`, its resource
+//!   names a port, checked through ports' contract on every write; with
+//!   `--follows ports`, a port's deletion (its event) takes it off them.
 //! - `check-deploy`: says which entry a deployment file lacks for which
 //!   module, and whether the database connection budget holds.
 //! - `budget`: the PostgreSQL connections each module may open per pod.
@@ -13,8 +16,7 @@ use anyhow::bail;
 use xtask::scaffold::{self, Names};
 use xtask::{deploy, imports};
 
-const USAGE: &str =
-    "usage: cargo xtask new-module NAME [--item ITEM] | check-deploy | budget | imports";
+const USAGE: &str = "usage: cargo xtask new-module NAME [--item ITEM] [--needs MODULE] [--follows MODULE] | check-deploy | budget | imports";
 
 fn main() -> ExitCode {
     match run(std::env::args().skip(1).collect()) {
@@ -31,12 +33,16 @@ fn run(args: Vec<String>) -> anyhow::Result<()> {
     let root = xtask::root();
     match args.as_slice() {
         ["new-module", name, rest @ ..] => {
-            let item = match rest {
-                [] => None,
-                ["--item", item] => Some(*item),
-                _ => bail!("{USAGE}"),
-            };
-            let names = Names::new(name, item)?;
+            let (mut item, mut needs, mut follows) = (None, Vec::new(), Vec::new());
+            for option in rest.chunks(2) {
+                match option {
+                    ["--item", value] => item = Some(*value),
+                    ["--needs", value] => needs.push(*value),
+                    ["--follows", value] => follows.push(*value),
+                    _ => bail!("{USAGE}"),
+                }
+            }
+            let names = Names::new(name, item)?.with_peers(&needs, &follows)?;
             let modules = xtask::modules(&root)?;
             let report = scaffold::new_module(&root, &names, &modules)?;
             println!(

@@ -170,6 +170,10 @@ const TEMPLATE: &[(&str, &str)] = &[
         include_str!("../template/module/src/events.rs"),
     ),
     (
+        "modules/{{name}}/src/follow.rs",
+        include_str!("../template/module/src/follow.rs"),
+    ),
+    (
         "modules/{{name}}/src/error.rs",
         include_str!("../template/module/src/error.rs"),
     ),
@@ -219,13 +223,23 @@ const NGINX_LOCATIONS: &str = include_str!("../template/deploy/nginx-locations.c
 const COMPOSE_SERVICE: &str = include_str!("../template/deploy/compose-service.yaml");
 const ROUTE_RULE: &str = include_str!("../template/deploy/route-rule.yaml");
 
-/// What the module and its one resource are called.
+/// The modules whose contract the template knows how to call (its
+/// `find`) and whose events it knows how to apply (a deleted one).
+const CONTRACTS: &[&str] = &["ports"];
+
+/// What the module and its one resource are called, and which modules it
+/// calls and follows.
 #[derive(Debug, Clone)]
 pub struct Names {
     /// The module, in the plural: `orders`.
     pub name: String,
     /// One of its resources: `order`.
     pub item: String,
+    /// The modules it calls through their contracts: its resource names one
+    /// of theirs, checked on every write.
+    pub needs: Vec<String>,
+    /// The modules whose events it applies: one deleted leaves its resources.
+    pub follows: Vec<String>,
 }
 
 impl Names {
@@ -252,11 +266,41 @@ impl Names {
         Ok(Self {
             name: name.to_owned(),
             item,
+            needs: Vec::new(),
+            follows: Vec::new(),
         })
     }
 
-    /// `text` with the template's placeholders filled in.
+    /// The module calling `needs` through their contracts and applying the
+    /// events of `follows`, each one of [`CONTRACTS`]; a module followed
+    /// is also needed (its feed is read through its contract).
+    pub fn with_peers(mut self, needs: &[&str], follows: &[&str]) -> anyhow::Result<Self> {
+        for peer in needs.iter().chain(follows) {
+            ensure!(
+                CONTRACTS.contains(peer),
+                "--needs and --follows take a module whose contract the template knows: {}, not {peer:?}",
+                CONTRACTS.join(", ")
+            );
+        }
+        for peer in follows {
+            ensure!(
+                needs.contains(peer),
+                "following {peer} reads its events through its contract: give --needs {peer} too"
+            );
+        }
+        self.needs = needs.iter().map(|peer| (*peer).to_owned()).collect();
+        self.follows = follows.iter().map(|peer| (*peer).to_owned()).collect();
+        Ok(self)
+    }
+
+    /// `text` with the template's placeholders filled in, and its sections
+    /// kept or left out: see [`sections`].
     pub fn fill(&self, text: &str) -> String {
+        let text = sections(text, &|section| match section {
+            "needs" => self.needs.iter().any(|peer| peer == "ports"),
+            "follows" => self.follows.iter().any(|peer| peer == "ports"),
+            other => panic!("the template has no section {other:?}"),
+        });
         let article = if self.item.starts_with(['a', 'e', 'i', 'o', 'u']) {
             "an"
         } else {
@@ -269,6 +313,42 @@ impl Names {
             .replace("{{item}}", &self.item)
             .replace("{{Item}}", &capitalized(&self.item))
     }
+}
+
+/// `text` less the sections `on` leaves out: the lines between `{{#NAME}}`
+/// and `{{/NAME}}` stay when `on(NAME)`, those between `{{^NAME}}` and
+/// `{{/NAME}}` when not. The lines of the markers go. Sections nest.
+fn sections(text: &str, on: &dyn Fn(&str) -> bool) -> String {
+    let mut kept = String::with_capacity(text.len());
+    // Whether each open section shows its lines.
+    let mut open: Vec<bool> = Vec::new();
+    let marker = |line: &str, start: &str| {
+        let name = line.trim().strip_prefix(start)?.strip_suffix("}}")?;
+        Some(name.to_owned())
+    };
+    for line in text.split_inclusive('\n') {
+        if let Some(name) = marker(line, "{{#") {
+            open.push(on(&name));
+        } else if let Some(name) = marker(line, "{{^") {
+            open.push(!on(&name));
+        } else if marker(line, "{{/").is_some() {
+            open.pop().expect("a section ends after it starts");
+        } else if open.iter().all(|shown| *shown) {
+            kept.push_str(line);
+        }
+    }
+    assert!(open.is_empty(), "every section of the template ends");
+    kept
+}
+
+/// The template's files for `names`, where each goes: those its options
+/// leave empty are not written.
+pub fn render(names: &Names) -> Vec<(PathBuf, String)> {
+    TEMPLATE
+        .iter()
+        .map(|(target, text)| (PathBuf::from(names.fill(target)), names.fill(text)))
+        .filter(|(_, text)| !text.trim().is_empty())
+        .collect()
 }
 
 /// A lower-case identifier that can also be a path segment, a PostgreSQL
@@ -328,7 +408,11 @@ pub fn new_module(root: &Path, names: &Names, modules: &[ModuleInfo]) -> anyhow:
     );
     let created: Vec<String> = [format!("modules/{name}"), format!("migrations/{name}")]
         .into_iter()
-        .chain(TEMPLATE.iter().map(|(target, _)| names.fill(target)))
+        .chain(
+            render(names)
+                .into_iter()
+                .map(|(target, _)| target.display().to_string()),
+        )
         .chain([format!("openapi/{name}.json")])
         .collect();
     for path in &created {
@@ -365,11 +449,10 @@ pub fn new_module(root: &Path, names: &Names, modules: &[ModuleInfo]) -> anyhow:
 fn scaffold(root: &Path, names: &Names, modules: &[ModuleInfo]) -> anyhow::Result<Report> {
     let name = names.name.as_str();
     let mut report = Report::default();
-    for (target, text) in TEMPLATE {
-        let target = PathBuf::from(names.fill(target));
+    for (target, text) in render(names) {
         let path = root.join(&target);
         std::fs::create_dir_all(path.parent().expect("a file in a folder"))?;
-        std::fs::write(&path, names.fill(text))?;
+        std::fs::write(&path, text)?;
         report.written.push(target);
     }
 
@@ -401,7 +484,7 @@ fn scaffold(root: &Path, names: &Names, modules: &[ModuleInfo]) -> anyhow::Resul
     let mut all = modules.to_vec();
     all.push(ModuleInfo {
         name: name.to_owned(),
-        needs: Vec::new(),
+        needs: names.needs.clone(),
     });
     let budget = deploy::budget(root, &all)?;
     ensure!(
@@ -576,6 +659,144 @@ fn insert_before(text: &str, marker: &str, insertion: &str) -> anyhow::Result<St
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Where the template, rendered for ports, differs from `modules/ports`
+    /// (and its events from `contracts/ports`), on purpose.
+    const PORTS_PATCH: &str = "xtask/template/ports.patch";
+
+    /// `source` as `cargo fmt` leaves it, for a file that is Rust.
+    fn formatted(path: &Path, source: String) -> String {
+        if path.extension().is_none_or(|extension| extension != "rs") {
+            return source;
+        }
+        let mut rustfmt = Command::new("rustfmt")
+            .args(["--edition", "2024", "--emit", "stdout"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("rustfmt runs");
+        std::io::Write::write_all(&mut rustfmt.stdin.take().unwrap(), source.as_bytes()).unwrap();
+        let output = rustfmt.wait_with_output().unwrap();
+        assert!(output.status.success(), "{} formats", path.display());
+        String::from_utf8(output.stdout).unwrap()
+    }
+
+    /// Every file under `dir`, from `root`.
+    fn files(root: &Path, dir: &str) -> Vec<PathBuf> {
+        let mut found = Vec::new();
+        let mut folders = vec![root.join(dir)];
+        while let Some(folder) = folders.pop() {
+            for entry in std::fs::read_dir(folder).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    folders.push(path);
+                } else {
+                    found.push(path.strip_prefix(root).unwrap().to_owned());
+                }
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn the_template_for_ports_is_modules_ports_but_for_the_intended_differences() {
+        let root = crate::root();
+        let ports = Names::new("ports", Some("port")).unwrap();
+        let counterpart = |rendered: &Path| match rendered.to_str() {
+            Some("modules/ports/src/events.rs") => PathBuf::from("contracts/ports/src/events.rs"),
+            _ => rendered.to_owned(),
+        };
+        let mut pairs: Vec<(Option<PathBuf>, Option<PathBuf>)> = render(&ports)
+            .into_iter()
+            .filter(|(target, _)| target.starts_with("modules/ports"))
+            .map(|(target, _)| (Some(target.clone()), Some(counterpart(&target))))
+            .collect();
+        for file in files(&root, "modules/ports") {
+            if !pairs
+                .iter()
+                .any(|(_, actual)| actual.as_ref() == Some(&file))
+            {
+                pairs.push((None, Some(file)));
+            }
+        }
+        pairs.sort();
+        let rendered: std::collections::HashMap<PathBuf, String> =
+            render(&ports).into_iter().collect();
+        let mut patch = String::new();
+        for (template, actual) in &pairs {
+            let old = template
+                .as_ref()
+                .map(|path| formatted(path, rendered[path].clone()))
+                .unwrap_or_default();
+            let new = actual
+                .as_ref()
+                .and_then(|path| std::fs::read_to_string(root.join(path)).ok())
+                .unwrap_or_default();
+            let name = |path: &Option<PathBuf>, side: &str| match path {
+                Some(path) if side == "a" || root.join(path).exists() => {
+                    format!("{side}/{}", path.display())
+                }
+                _ => "/dev/null".to_owned(),
+            };
+            let diff = similar::TextDiff::from_lines(&old, &new);
+            let text = diff
+                .unified_diff()
+                .header(&name(template, "a"), &name(actual, "b"))
+                .to_string();
+            patch.push_str(&text);
+        }
+        let path = root.join(PORTS_PATCH);
+        if std::env::var_os("UPDATE_TEMPLATE_PATCH").is_some() {
+            std::fs::write(&path, &patch).unwrap();
+        }
+        let intended = std::fs::read_to_string(&path).unwrap_or_default();
+        if patch != intended {
+            let change = similar::TextDiff::from_lines(&intended, &patch)
+                .unified_diff()
+                .header(PORTS_PATCH, "now")
+                .to_string();
+            panic!(
+                "the template rendered for ports and modules/ports differ other than as \
+                 {PORTS_PATCH} says: change one to match the other, or, if the difference \
+                 is meant, run UPDATE_TEMPLATE_PATCH=1 cargo test -p xtask template_for_ports \
+                 and commit the patch. What changed:\n{change}"
+            );
+        }
+    }
+
+    #[test]
+    fn sections_stay_or_go_with_their_options() {
+        let text = "a\n{{#needs}}\nb\n{{#follows}}\nc\n{{/follows}}\n{{/needs}}\n{{^needs}}\nd\n{{/needs}}\ne\n";
+        assert_eq!(sections(text, &|_| false), "a\nd\ne\n");
+        assert_eq!(sections(text, &|s| s == "needs"), "a\nb\ne\n");
+        assert_eq!(sections(text, &|_| true), "a\nb\nc\ne\n");
+        let plain = Names::new("orders", None).unwrap();
+        assert!(
+            plain.clone().with_peers(&["laptops"], &[]).is_err(),
+            "no known contract"
+        );
+        assert!(
+            plain.clone().with_peers(&[], &["ports"]).is_err(),
+            "follows without needs"
+        );
+        let rendered = render(&plain.with_peers(&["ports"], &["ports"]).unwrap());
+        assert!(
+            rendered
+                .iter()
+                .any(|(path, _)| path.ends_with("src/follow.rs"))
+        );
+        let plain = render(&Names::new("orders", None).unwrap());
+        assert!(
+            !plain
+                .iter()
+                .any(|(path, _)| path.ends_with("src/follow.rs"))
+        );
+        assert!(
+            plain
+                .iter()
+                .all(|(_, text)| !text.contains("{{") && !text.contains("port_id"))
+        );
+    }
 
     #[test]
     fn names_are_lower_case_identifiers_that_name_nothing_else() {

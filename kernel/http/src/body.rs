@@ -162,6 +162,20 @@ impl Fields {
         Some(ids)
     }
 
+    /// An optional positive id: `Some(None)` when absent or `null`.
+    pub fn id(&mut self, field: &str) -> Option<Option<i64>> {
+        match self.object.remove(field) {
+            None | Some(Value::Null) => Some(None),
+            Some(value) => match value.as_i64().filter(|id| *id > 0) {
+                Some(id) => Some(Some(id)),
+                None => self.error(
+                    field,
+                    format!("must be a positive 64-bit integer, not {value}"),
+                ),
+            },
+        }
+    }
+
     fn error<T>(&mut self, field: &str, message: impl Into<String>) -> Option<T> {
         self.errors.push(FieldError::new(field, message));
         None

@@ -12,11 +12,18 @@ const SCHEMA: &str = "ports";
 
 pub(super) struct PgPorts(pub(super) Pool<Postgres>);
 
+/// Every column of a port.
+macro_rules! columns {
+    () => {
+        "id, name, version, created_at, updated_at"
+    };
+}
+
 #[async_trait::async_trait]
 impl PortStore for PgPorts {
     #[tracing::instrument(level = "debug", skip(self), fields(module = "ports"))]
     async fn list(&self, filter: &Filter, page: PageRequest) -> Result<Vec<Port>, StoreError> {
-        Ok(sqlx::query_as("select id, name, version, created_at, updated_at from ports.ports where id > $1 and ($2::text is null or name_key = $2) and ($4::bigint[] is null or id = any($4)) order by id limit $3")
+        Ok(sqlx::query_as(concat!("select ", columns!(), " from ports.ports where id > $1 and ($2::text is null or name_key = $2) and ($4::bigint[] is null or id = any($4)) order by id limit $3"))
         .bind(page.after)
         .bind(&filter.name_key)
         .bind(page.fetch())
@@ -27,9 +34,11 @@ impl PortStore for PgPorts {
 
     #[tracing::instrument(level = "debug", skip(self), fields(module = "ports"))]
     async fn get(&self, id: i64) -> Result<Option<Port>, StoreError> {
-        Ok(sqlx::query_as(
-            "select id, name, version, created_at, updated_at from ports.ports where id = $1",
-        )
+        Ok(sqlx::query_as(concat!(
+            "select ",
+            columns!(),
+            " from ports.ports where id = $1"
+        ))
         .bind(id)
         .fetch_optional(&mut *self.0.acquire().await?)
         .await?)
@@ -40,7 +49,10 @@ impl PortStore for PgPorts {
         let mut conn = self.0.acquire().await?;
         let mut tx = conn.begin().await?;
         event::postgres::lock(&mut tx, SCHEMA).await?;
-        let created: Port = sqlx::query_as("insert into ports.ports (name, name_key) values ($1, $2) returning id, name, version, created_at, updated_at")
+        let created: Port = sqlx::query_as(concat!(
+            "insert into ports.ports (name, name_key) values ($1, $2) returning ",
+            columns!()
+        ))
         .bind(&port.name)
         .bind(port.name_key())
         .fetch_one(&mut *tx)
@@ -60,7 +72,7 @@ impl PortStore for PgPorts {
         let mut conn = self.0.acquire().await?;
         let mut tx = conn.begin().await?;
         event::postgres::lock(&mut tx, SCHEMA).await?;
-        let updated: Option<Port> = sqlx::query_as("update ports.ports set name = $3, name_key = $4, version = version + 1, updated_at = now() where id = $1 and version = $2 returning id, name, version, created_at, updated_at")
+        let updated: Option<Port> = sqlx::query_as(concat!("update ports.ports set name = $3, name_key = $4, version = version + 1, updated_at = now() where id = $1 and version = $2 returning ", columns!()))
         .bind(id)
         .bind(version)
         .bind(&port.name)

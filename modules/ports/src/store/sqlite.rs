@@ -43,6 +43,7 @@ impl PortStore for SqlitePorts {
     #[tracing::instrument(level = "debug", skip(self), fields(module = "ports"))]
     async fn insert(&self, port: &NewPort) -> Result<Port, StoreError> {
         let port = port.clone();
+        // Committed with the writes waiting beside it: see `Pool::write`.
         self.0
             .write(move |write| {
                 let created = write

@@ -4,6 +4,10 @@ create table {{name}}.{{name}} (
     id bigint generated always as identity primary key,
     name text not null,
     name_key text not null constraint {{name}}_name_key_key unique,
+{{#needs}}
+    -- A port of the ports module: no foreign key crosses modules.
+    port_id bigint,
+{{/needs}}
     version bigint not null default 1,
     created_at timestamptz not null default now(),
     updated_at timestamptz not null default now()
@@ -31,3 +35,37 @@ create table {{name}}.events_relay (
 );
 
 insert into {{name}}.events_relay (id, seq) values (1, 0);
+{{#follows}}
+
+-- Finds what a deleted port leaves.
+create index {{name}}_port_id on {{name}}.{{name}} (port_id);
+
+-- The events of other modules this module applied, by id: an event
+-- delivered again changes nothing.
+create table {{name}}.events_handled (
+    id text primary key,
+    handled_at timestamptz not null default now()
+);
+
+-- How far this module has read each feed it follows, by seq.
+create table {{name}}.feeds_read (
+    feed text primary key,
+    seq bigint not null
+);
+
+insert into {{name}}.feeds_read (feed, seq) values ('ports', 0);
+
+-- Events this module failed to apply --event-max-attempts times: kept with
+-- the last error, out of the way of the events after them, until
+-- `app events retry ID` sets retry and the follower applies them again.
+create table {{name}}.events_dead (
+    id text primary key,
+    feed text not null,
+    seq bigint not null,
+    event jsonb not null,
+    error text not null,
+    attempts bigint not null,
+    failed_at timestamptz not null,
+    retry boolean not null default false
+);
+{{/follows}}

@@ -4,6 +4,10 @@ create table {{name}} (
     id integer primary key autoincrement,
     name text not null,
     name_key text not null unique,
+{{#needs}}
+    -- A port of the ports module: no foreign key crosses modules.
+    port_id integer,
+{{/needs}}
     version integer not null default 1,
     created_at text not null default (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
     updated_at text not null default (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
@@ -30,3 +34,37 @@ create table events_relay (
 );
 
 insert into events_relay (id, seq) values (1, 0);
+{{#follows}}
+
+-- Finds what a deleted port leaves.
+create index {{name}}_port_id on {{name}} (port_id);
+
+-- The events of other modules this module applied, by id: an event
+-- delivered again changes nothing.
+create table events_handled (
+    id text primary key,
+    handled_at text not null default (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+);
+
+-- How far this module has read each feed it follows, by seq.
+create table feeds_read (
+    feed text primary key,
+    seq integer not null
+);
+
+insert into feeds_read (feed, seq) values ('ports', 0);
+
+-- Events this module failed to apply --event-max-attempts times: kept with
+-- the last error, out of the way of the events after them, until
+-- `app events retry ID` sets retry and the follower applies them again.
+create table events_dead (
+    id text primary key,
+    feed text not null,
+    seq integer not null,
+    event text not null,
+    error text not null,
+    attempts integer not null,
+    failed_at text not null,
+    retry integer not null default 0
+);
+{{/follows}}

@@ -24,6 +24,10 @@ pub struct {{Item}}Data {
     #[schema(minimum = 1)]
     pub id: i64,
     pub name: String,
+{{#needs}}
+    /// The port it is for, if any.
+    pub port_id: Option<i64>,
+{{/needs}}
     /// Counts the {{item}}'s writes: orders the events of one {{item}}.
     #[schema(minimum = 1)]
     pub version: i64,

@@ -19,6 +19,11 @@ pub struct {{Item}} {
     pub id: i64,
     /// Unique, ignoring case.
     pub name: String,
+{{#needs}}
+    /// The port it is for, if any: one the ports module has, until it is deleted.
+    #[schema(minimum = 1)]
+    pub port_id: Option<i64>,
+{{/needs}}
     /// Counts writes; the ETag is derived from it.
     #[serde(skip)]
     pub version: i64,
@@ -38,6 +43,12 @@ pub struct {{Item}} {
 pub struct New{{Item}} {
     #[schema(schema_with = name_schema)]
     pub name: String,
+{{#needs}}
+    /// A port the ports module has, or none.
+    #[serde(default)]
+    #[schema(minimum = 1)]
+    pub port_id: Option<i64>,
+{{/needs}}
 }
 
 /// A JSON Merge Patch of {{a}} {{item}} (PATCH): the fields to change.
@@ -48,6 +59,11 @@ pub struct New{{Item}} {
 pub(crate) struct {{Item}}Patch {
     #[schema(schema_with = name_schema)]
     name: Option<String>,
+{{#needs}}
+    /// A port the ports module has; `null` for none.
+    #[schema(minimum = 1)]
+    port_id: Option<i64>,
+{{/needs}}
 }
 
 fn name_schema() -> utoipa::openapi::schema::Object {
@@ -59,7 +75,13 @@ impl New{{Item}} {
     pub fn from_json(body: Value) -> Result<Self, ApiError> {
         let mut fields = Fields::new(body)?;
         let name = fields.text("name", NAME);
+{{^needs}}
         fields.finish(name.map(|name| Self { name }))
+{{/needs}}
+{{#needs}}
+        let port_id = fields.id("port_id");
+        fields.finish(name.zip(port_id).map(|(name, port_id)| Self { name, port_id }))
+{{/needs}}
     }
 
     /// The name as uniqueness and the `name` filter compare it.
@@ -74,6 +96,9 @@ impl {{Item}} {
         crate::events::{{Item}}Data {
             id: self.id,
             name: self.name.clone(),
+{{#needs}}
+            port_id: self.port_id,
+{{/needs}}
             version: self.version,
             created_at: self.created_at,
             updated_at: self.updated_at,
@@ -82,6 +107,11 @@ impl {{Item}} {
 
     /// The writable part of the {{item}}, which a merge patch applies to.
     pub(crate) fn writable(&self) -> Value {
+{{^needs}}
         json!({ "name": self.name })
+{{/needs}}
+{{#needs}}
+        json!({ "name": self.name, "port_id": self.port_id })
+{{/needs}}
     }
 }

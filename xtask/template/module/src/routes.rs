@@ -35,22 +35,6 @@ pub fn configure(cfg: &mut ServiceConfig) {
     );
 }
 
-/// List the module's events, oldest first: every change, as a CloudEvent,
-/// in the order the changes committed.
-#[utoipa::path(
-    tag = "{{name}}",
-    params(FeedQuery),
-    responses((status = 200, description = "Events after `after`.", body = Events), BadRequest, Unavailable)
-)]
-#[get("/events")]
-async fn list_{{item}}_events(
-    {{name}}: web::Data<{{Name}}>,
-    query: web::Query<FeedQuery>,
-) -> Result<HttpResponse, ApiError> {
-    let (after, limit) = query.checked()?;
-    Ok(HttpResponse::Ok().json({{name}}.events(after, limit).await?))
-}
-
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 struct ListQuery {
@@ -78,6 +62,22 @@ async fn list_{{name}}(
     let page = PageRequest::parse(query.limit, query.cursor.as_deref())?;
     let found = {{name}}.list(query.name.as_deref(), page).await?;
     Ok(HttpResponse::Ok().json(found))
+}
+
+/// List the module's events, oldest first: every change, as a CloudEvent,
+/// in the order the changes committed.
+#[utoipa::path(
+    tag = "{{name}}",
+    params(FeedQuery),
+    responses((status = 200, description = "Events after `after`.", body = Events), BadRequest, Unavailable)
+)]
+#[get("/events")]
+async fn list_{{item}}_events(
+    {{name}}: web::Data<{{Name}}>,
+    query: web::Query<FeedQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (after, limit) = query.checked()?;
+    Ok(HttpResponse::Ok().json({{name}}.events(after, limit).await?))
 }
 
 /// Create {{a}} {{item}}.

@@ -5,6 +5,9 @@ use app_kernel::etag::{IfMatch, Versioned};
 use app_kernel::event::Events;
 use app_kernel::page::{Page, PageRequest};
 use app_kernel::text::filter_key;
+{{#needs}}
+use ports_api::PortsApi;
+{{/needs}}
 use serde_json::Value;
 
 use crate::error::Error;
@@ -15,14 +18,39 @@ use crate::store::{self, Filter, {{Item}}Store};
 #[derive(Clone)]
 pub struct {{Name}} {
     store: Arc<dyn {{Item}}Store>,
+{{#needs}}
+    /// The ports module, in this process or over HTTP.
+    ports: Arc<dyn PortsApi>,
+{{/needs}}
 }
 
 impl {{Name}} {
+{{^needs}}
     pub fn new(db: Db) -> Self {
         Self {
             store: store::open(db),
         }
     }
+{{/needs}}
+{{#needs}}
+    pub fn new(db: Db, ports: Arc<dyn PortsApi>) -> Self {
+        Self {
+            store: store::open(db),
+            ports,
+        }
+    }
+
+    /// Fails unless the ports module has `port_id`, when one is given.
+    async fn check_port(&self, port_id: Option<i64>) -> Result<(), Error> {
+        let Some(id) = port_id else {
+            return Ok(());
+        };
+        if self.ports.find(&[id]).await?.is_empty() {
+            return Err(Error::UnknownPort(id));
+        }
+        Ok(())
+    }
+{{/needs}}
 
     /// A page of {{name}}: only the one whose name equals `name` (ignoring
     /// case), when given.
@@ -50,6 +78,9 @@ impl {{Name}} {
     }
 
     pub(crate) async fn create(&self, {{item}}: New{{Item}}) -> Result<{{Item}}, Error> {
+{{#needs}}
+        self.check_port({{item}}.port_id).await?;
+{{/needs}}
         self.store
             .insert(&{{item}})
             .await
@@ -91,6 +122,11 @@ impl {{Name}} {
                 async || self.get(id).await,
                 async |current: {{Item}}| {
                     let {{item}} = change(&current)?;
+{{#needs}}
+                    if {{item}}.port_id != current.port_id {
+                        self.check_port({{item}}.port_id).await?;
+                    }
+{{/needs}}
                     let written = self.store.update(id, current.version, &{{item}}).await;
                     written.map_err(|e| name_taken(e, &{{item}}))
                 },

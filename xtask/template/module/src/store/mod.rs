@@ -1,8 +1,14 @@
 //! Where {{name}} are kept: one trait, one implementation per backend; the
 //! API tests (`tests/api/{{name}}.rs`) run against both.
 
+{{^follows}}
 mod postgres;
 mod sqlite;
+{{/follows}}
+{{#follows}}
+pub(crate) mod postgres;
+pub(crate) mod sqlite;
+{{/follows}}
 
 use std::sync::Arc;
 

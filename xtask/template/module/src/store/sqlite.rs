@@ -1,4 +1,9 @@
+{{^follows}}
 use app_kernel::db::{Pool, StoreError, time_column};
+{{/follows}}
+{{#follows}}
+use app_kernel::db::{Pool, StoreError, Write, time_column};
+{{/follows}}
 use app_kernel::event::{self, Deleted, Events};
 use app_kernel::page::PageRequest;
 use rusqlite::{OptionalExtension as _, params};
@@ -13,7 +18,12 @@ pub(super) struct Sqlite{{Name}}(pub(super) Pool<Sqlite>);
 /// Every column of {{a}} {{item}}.
 macro_rules! columns {
     () => {
+{{^needs}}
         "id, name, version, created_at, updated_at"
+{{/needs}}
+{{#needs}}
+        "id, name, version, created_at, updated_at, port_id"
+{{/needs}}
     };
 }
 
@@ -45,12 +55,22 @@ impl {{Item}}Store for Sqlite{{Name}} {
         // Committed with the writes waiting beside it: see `Pool::write`.
         self.0
             .write(move |write| {
+{{^needs}}
                 let created = write
                     .prepare_cached(concat!(
                         "insert into {{name}} (name, name_key) values (?1, ?2) returning ",
                         columns!()
                     ))?
                     .query_row(params![{{item}}.name, {{item}}.name_key()], written)?;
+{{/needs}}
+{{#needs}}
+                let created = write
+                    .prepare_cached(concat!(
+                        "insert into {{name}} (name, name_key, port_id) values (?1, ?2, ?3) returning ",
+                        columns!()
+                    ))?
+                    .query_row(params![{{item}}.name, {{item}}.name_key(), {{item}}.port_id], written)?;
+{{/needs}}
                 write.record(&events::CREATED.event(&created.data()))?;
                 Ok(created)
             })
@@ -67,6 +87,7 @@ impl {{Item}}Store for Sqlite{{Name}} {
         let {{item}} = {{item}}.clone();
         self.0
             .write(move |write| {
+{{^needs}}
                 let updated = write
                     .prepare_cached(concat!(
                         "update {{name}} set name = ?3, name_key = ?4, version = version + 1, \
@@ -76,8 +97,23 @@ impl {{Item}}Store for Sqlite{{Name}} {
                     ))?
                     .query_row(params![id, version, {{item}}.name, {{item}}.name_key()], written)
                     .optional()?;
-                if let Some(written) = &updated {
-                    write.record(&events::UPDATED.event(&written.data()))?;
+{{/needs}}
+{{#needs}}
+                let updated = write
+                    .prepare_cached(concat!(
+                        "update {{name}} set name = ?3, name_key = ?4, port_id = ?5, version = version + 1, \
+                         updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') \
+                         where id = ?1 and version = ?2 returning ",
+                        columns!()
+                    ))?
+                    .query_row(
+                        params![id, version, {{item}}.name, {{item}}.name_key(), {{item}}.port_id],
+                        written,
+                    )
+                    .optional()?;
+{{/needs}}
+                if let Some({{item}}) = &updated {
+                    write.record(&events::UPDATED.event(&{{item}}.data()))?;
                 }
                 Ok(updated)
             })
@@ -114,5 +150,28 @@ fn written(row: &rusqlite::Row<'_>) -> rusqlite::Result<{{Item}}> {
         version: row.get(2)?,
         created_at: time_column(row, 3)?,
         updated_at: time_column(row, 4)?,
+{{#needs}}
+        port_id: row.get(5)?,
+{{/needs}}
     })
 }
+{{#follows}}
+
+/// Takes the deleted port `port_id` off every {{item}} that has it, each a
+/// new version with its event; returns how many {{name}} changed.
+pub(crate) fn forget_port(write: &Write<'_>, port_id: i64) -> Result<u64, StoreError> {
+    let changed = write
+        .prepare_cached(concat!(
+            "update {{name}} set port_id = null, version = version + 1, \
+             updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') \
+             where port_id = ?1 returning ",
+            columns!()
+        ))?
+        .query_map([port_id], written)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    for {{item}} in &changed {
+        write.record(&events::UPDATED.event(&{{item}}.data()))?;
+    }
+    Ok(changed.len() as u64)
+}
+{{/follows}}

@@ -158,16 +158,24 @@ const TYPES: &[&str] = &[
 /// The template: where each file goes, and its text.
 const TEMPLATE: &[(&str, &str)] = &[
     (
+        "contracts/{{name}}/Cargo.toml",
+        include_str!("../template/contract/Cargo.toml"),
+    ),
+    (
+        "contracts/{{name}}/src/lib.rs",
+        include_str!("../template/contract/src/lib.rs"),
+    ),
+    (
+        "contracts/{{name}}/src/events.rs",
+        include_str!("../template/contract/src/events.rs"),
+    ),
+    (
         "modules/{{name}}/Cargo.toml",
         include_str!("../template/module/Cargo.toml"),
     ),
     (
         "modules/{{name}}/src/lib.rs",
         include_str!("../template/module/src/lib.rs"),
-    ),
-    (
-        "modules/{{name}}/src/events.rs",
-        include_str!("../template/module/src/events.rs"),
     ),
     (
         "modules/{{name}}/src/follow.rs",
@@ -402,19 +410,25 @@ pub fn new_module(root: &Path, names: &Names, modules: &[ModuleInfo]) -> anyhow:
         bail!("module {name} exists already");
     }
     let lock = std::fs::read_to_string(root.join("Cargo.lock")).unwrap_or_default();
-    ensure!(
-        !lock.contains(&format!("name = \"{name}\"\n")),
-        "a crate named {name} is in Cargo.lock already"
-    );
-    let created: Vec<String> = [format!("modules/{name}"), format!("migrations/{name}")]
-        .into_iter()
-        .chain(
-            render(names)
-                .into_iter()
-                .map(|(target, _)| target.display().to_string()),
-        )
-        .chain([format!("openapi/{name}.json")])
-        .collect();
+    for crate_name in [name.to_owned(), format!("{name}-api")] {
+        ensure!(
+            !lock.contains(&format!("name = \"{crate_name}\"\n")),
+            "a crate named {crate_name} is in Cargo.lock already"
+        );
+    }
+    let created: Vec<String> = [
+        format!("modules/{name}"),
+        format!("contracts/{name}"),
+        format!("migrations/{name}"),
+    ]
+    .into_iter()
+    .chain(
+        render(names)
+            .into_iter()
+            .map(|(target, _)| target.display().to_string()),
+    )
+    .chain([format!("openapi/{name}.json")])
+    .collect();
     for path in &created {
         ensure!(!root.join(path).exists(), "{path} exists already");
     }
@@ -529,8 +543,9 @@ pub fn cargo(root: &Path, args: &[&str]) -> anyhow::Result<String> {
     Ok(String::from_utf8(output.stdout)?)
 }
 
-/// The module in the workspace's members and dependencies, and the
-/// binary's, each after the modules there.
+/// The module and its contract in the workspace's members and
+/// dependencies, and the module in the binary's, each after the modules
+/// there.
 fn add_to_workspace(text: &str, name: &str, modules: &[ModuleInfo]) -> anyhow::Result<String> {
     let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
     let members = lines
@@ -538,14 +553,20 @@ fn add_to_workspace(text: &str, name: &str, modules: &[ModuleInfo]) -> anyhow::R
         .position(|l| l.starts_with("members = [") && l.ends_with(']'))
         .context("workspace.members is a list on one line")?;
     let list = lines[members].trim_end_matches(']').to_owned();
-    lines[members] = format!("{list}, \"modules/{name}\"]");
+    lines[members] = format!("{list}, \"contracts/{name}\", \"modules/{name}\"]");
     let path = lines
         .iter()
-        .rposition(|l| l.contains(" = { path = \"modules/"))
+        .rposition(|l| {
+            l.contains(" = { path = \"modules/") || l.contains(" = { path = \"contracts/")
+        })
         .context("[workspace.dependencies] lists the modules")?;
     lines.insert(
         path + 1,
         format!("{name} = {{ path = \"modules/{name}\" }}"),
+    );
+    lines.insert(
+        path + 2,
+        format!("{name}-api = {{ path = \"contracts/{name}\" }}"),
     );
     let package = lines
         .iter()
@@ -661,7 +682,7 @@ mod tests {
     use super::*;
 
     /// Where the template, rendered for ports, differs from `modules/ports`
-    /// (and its events from `contracts/ports`), on purpose.
+    /// and `contracts/ports`, on purpose.
     const PORTS_PATCH: &str = "xtask/template/ports.patch";
 
     /// `source` as `cargo fmt` leaves it, for a file that is Rust.
@@ -702,16 +723,19 @@ mod tests {
     fn the_template_for_ports_is_modules_ports_but_for_the_intended_differences() {
         let root = crate::root();
         let ports = Names::new("ports", Some("port")).unwrap();
-        let counterpart = |rendered: &Path| match rendered.to_str() {
-            Some("modules/ports/src/events.rs") => PathBuf::from("contracts/ports/src/events.rs"),
-            _ => rendered.to_owned(),
-        };
+        let mine =
+            |path: &Path| path.starts_with("modules/ports") || path.starts_with("contracts/ports");
         let mut pairs: Vec<(Option<PathBuf>, Option<PathBuf>)> = render(&ports)
             .into_iter()
-            .filter(|(target, _)| target.starts_with("modules/ports"))
-            .map(|(target, _)| (Some(target.clone()), Some(counterpart(&target))))
+            .filter(|(target, _)| mine(target))
+            .map(|(target, _)| (Some(target.clone()), Some(target)))
             .collect();
-        for file in files(&root, "modules/ports") {
+        for file in [
+            files(&root, "modules/ports"),
+            files(&root, "contracts/ports"),
+        ]
+        .concat()
+        {
             if !pairs
                 .iter()
                 .any(|(_, actual)| actual.as_ref() == Some(&file))

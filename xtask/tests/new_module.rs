@@ -1,6 +1,8 @@
 //! `cargo xtask new-module` in a copy of the workspace: the module it writes
 //! builds, is served alone and with the others, works through its API, is
-//! in Swagger UI's document and in every deployment file. The workspace
+//! in Swagger UI's document and in every deployment file; one that needs
+//! and follows ports calls it through its contract and applies its events,
+//! and the tests generated for both pass in every topology. The workspace
 //! itself is left as it was.
 
 use std::path::{Path, PathBuf};
@@ -216,16 +218,21 @@ impl Drop for Server {
     }
 }
 
-/// Creates, reads, lists, updates and deletes one of module `name`'s
-/// resources through `server`.
-async fn assert_module_works(server: &Server, name: &str) {
+/// A client sending `server`'s token.
+fn authorized(server: &Server) -> reqwest::Client {
     let mut headers = reqwest::header::HeaderMap::new();
     let bearer = format!("Bearer {}", server.token);
     headers.insert(reqwest::header::AUTHORIZATION, bearer.parse().unwrap());
-    let client = reqwest::Client::builder()
+    reqwest::Client::builder()
         .default_headers(headers)
         .build()
-        .unwrap();
+        .unwrap()
+}
+
+/// Creates, reads, lists, updates and deletes one of module `name`'s
+/// resources through `server`.
+async fn assert_module_works(server: &Server, name: &str) {
+    let client = authorized(server);
     let url = format!("{}/api/v1/{name}", server.address);
     let created = client
         .post(&url)
@@ -299,17 +306,22 @@ async fn documented_paths(server: &Server) -> Vec<String> {
 #[tokio::test]
 async fn a_new_module_is_built_served_documented_and_deployed_and_the_workspace_is_untouched() {
     let root = workspace();
-    // A name no module of the workspace has.
-    let name = ["widgets", "gizmos", "sprockets"]
-        .into_iter()
-        .find(|name| !root.join("modules").join(name).exists())
-        .unwrap();
-    let before = touched(&root, name);
+    // Names no module of the workspace has: one module on its own, one
+    // that needs and follows ports.
+    let free = |names: [&'static str; 3]| {
+        names
+            .into_iter()
+            .find(|name| !root.join("modules").join(name).exists())
+            .unwrap()
+    };
+    let name = free(["widgets", "gizmos", "sprockets"]);
+    let dependent = free(["orders", "bookings", "rentals"]);
+    let before = [touched(&root, name), touched(&root, dependent)];
     let copy = Copy::of(&root);
     let mut modules: Vec<String> = std::fs::read_dir(root.join("modules"))
         .unwrap()
         .map(|entry| entry.unwrap().file_name().into_string().unwrap())
-        .chain([name.to_owned()])
+        .chain([name.to_owned(), dependent.to_owned()])
         .collect();
     modules.sort();
 
@@ -331,11 +343,37 @@ async fn a_new_module_is_built_served_documented_and_deployed_and_the_workspace_
     );
     std::fs::write(&nginx, conf).unwrap();
 
+    let refused = copy.cargo(&["xtask", "new-module", dependent, "--follows", "ports"]);
+    assert!(
+        !refused.status.success(),
+        "following ports needs its contract"
+    );
+    let refused = copy.cargo(&["xtask", "new-module", dependent, "--needs", "laptops"]);
+    assert!(
+        !refused.status.success(),
+        "laptops offers no contract to call"
+    );
+
     let generated = copy.cargo(&["xtask", "new-module", name]);
     assert!(generated.status.success(), "{generated:?}");
     let report = String::from_utf8(generated.stdout).unwrap();
     assert!(
         report.contains(&format!("modules/{name}/src/lib.rs")),
+        "{report}"
+    );
+    let generated = copy.cargo(&[
+        "xtask",
+        "new-module",
+        dependent,
+        "--needs",
+        "ports",
+        "--follows",
+        "ports",
+    ]);
+    assert!(generated.status.success(), "{generated:?}");
+    let report = String::from_utf8(generated.stdout).unwrap();
+    assert!(
+        report.contains(&format!("modules/{dependent}/src/follow.rs")),
         "{report}"
     );
 
@@ -397,8 +435,62 @@ async fn a_new_module_is_built_served_documented_and_deployed_and_the_workspace_
         .unwrap();
     assert_eq!(laptops.status(), 404);
 
+    // The module that needs ports, alone, with ports down: what does not
+    // name a port works; what does answers 503, at once.
+    let down = format!("ports=http://127.0.0.1:{}", unused_port());
+    let alone = Server::start(&copy.binary(), &["--module", dependent, "--peer", &down]).await;
+    assert_module_works(&alone, dependent).await;
+    let client = authorized(&alone);
+    let started = Instant::now();
+    let refused = client
+        .post(format!("{}/api/v1/{dependent}", alone.address))
+        .json(&json!({"name": "Linked", "port_id": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 503);
     assert!(
-        touched(&root, name) == before,
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(alone);
+
+    // The tests generated for both, in every topology: in one process, over
+    // loopback HTTP, and split into processes behind nginx.
+    let tested = copy.cargo(&[
+        "test",
+        "--test",
+        "api",
+        "--",
+        &format!("{name}::"),
+        &format!("{dependent}::"),
+    ]);
+    assert!(tested.status.success(), "the generated tests pass");
+    let output = String::from_utf8(tested.stdout).unwrap();
+    for topology in [
+        "sqlite_all",
+        "sqlite_loopback",
+        "postgres_all",
+        "postgres_split",
+    ] {
+        let test = format!(
+            "{dependent}::{topology}::a_deleted_port_is_taken_off_the_{dependent}_that_named_it ... ok"
+        );
+        assert!(output.contains(&test), "{test} in {output}");
+    }
+
+    assert!(
+        [touched(&root, name), touched(&root, dependent)] == before,
         "the workspace is left as it was"
     );
+}
+
+/// A port nothing listens on.
+fn unused_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }

@@ -1,22 +1,37 @@
 //! The {{name}} API, against every backend and topology.
+{{#needs}}
+//! {{A}} {{item}} names a port of the ports module, through its contract:
+//! in this process, or over HTTP in the split.
+{{/needs}}
 
 use reqwest::Method;
 use serde_json::{Value, json};
 
+{{^follows}}
 use crate::helpers::{TestApp, api_tests, assert_problem, error_fields};
+{{/follows}}
+{{#follows}}
+use crate::helpers::{TestApp, api_tests, assert_problem, error_fields, until};
+{{/follows}}
 
 api_tests!(
-    a_{{item}}_is_created_read_replaced_patched_and_deleted,
+    {{a}}_{{item}}_is_created_read_replaced_patched_and_deleted,
     {{item}}_names_are_unique_ignoring_case,
     every_broken_rule_is_listed,
     listing_pages_by_id_and_filters_by_name,
     a_stale_if_match_answers_412_and_changes_nothing,
     an_unknown_{{item}}_is_a_404_problem,
+{{#needs}}
+    {{a}}_{{item}}_names_a_port_the_ports_module_has,
+{{/needs}}
+{{#follows}}
+    a_deleted_port_is_taken_off_the_{{name}}_that_named_it,
+{{/follows}}
 );
 
 const PATH: &str = "/api/v1/{{name}}";
 
-async fn a_{{item}}_is_created_read_replaced_patched_and_deleted(app: &TestApp) {
+async fn {{a}}_{{item}}_is_created_read_replaced_patched_and_deleted(app: &TestApp) {
     let created = app.post(PATH, &json!({"name": "First"})).await;
     assert_eq!(created.status(), 201);
     let location = created.headers()["location"].to_str().unwrap().to_owned();
@@ -118,3 +133,68 @@ async fn an_unknown_{{item}}_is_a_404_problem(app: &TestApp) {
     let bad = app.get(&format!("{PATH}/nope")).await;
     assert_problem(bad, 400).await;
 }
+{{#needs}}
+
+const PORTS: &str = "/api/v1/ports";
+
+async fn {{a}}_{{item}}_names_a_port_the_ports_module_has(app: &TestApp) {
+    let port = app.create(PORTS, &json!({"name": "USB-C"})).await;
+    let created = app
+        .create(PATH, &json!({"name": "First", "port_id": port["id"]}))
+        .await;
+    assert_eq!(created["port_id"], port["id"]);
+
+    let unknown = app
+        .post(PATH, &json!({"name": "Second", "port_id": 999999}))
+        .await;
+    let problem = assert_problem(unknown, 422).await;
+    assert_eq!(error_fields(&problem), ["port_id"]);
+    let zero = app.post(PATH, &json!({"name": "Second", "port_id": 0})).await;
+    assert_problem(zero, 422).await;
+    assert_eq!(app.list_all(PATH).await.len(), 1, "nothing else was written");
+
+    let path = format!("{PATH}/{}", created["id"]);
+    let unlinked = app
+        .send_json(Method::PATCH, &path, &json!({"port_id": null}))
+        .await;
+    assert_eq!(unlinked.status(), 200);
+    assert!(app.get_json(&path).await["port_id"].is_null());
+}
+{{/needs}}
+{{#follows}}
+
+async fn a_deleted_port_is_taken_off_the_{{name}}_that_named_it(app: &TestApp) {
+    let port = app.create(PORTS, &json!({"name": "HDMI"})).await;
+    let named = app
+        .create(PATH, &json!({"name": "First", "port_id": port["id"]}))
+        .await;
+    let other = app.create(PATH, &json!({"name": "Second"})).await;
+    let path = format!("{PATH}/{}", named["id"]);
+    let etag = app.get(&path).await.headers()["etag"].clone();
+
+    let port_path = format!("{PORTS}/{}", port["id"]);
+    let deleted = app.request(Method::DELETE, &port_path).send().await.unwrap();
+    assert_eq!(deleted.status(), 204);
+
+    until("the port's deletion reaches {{name}}", async || {
+        app.get_json(&path).await["port_id"].is_null()
+    })
+    .await;
+    let read = app.get(&path).await;
+    assert_ne!(read.headers()["etag"], etag, "a new version");
+    let other_path = format!("{PATH}/{}", other["id"]);
+    assert_eq!(app.get_json(&other_path).await, other, "untouched");
+    let events = app.get_json(&format!("{PATH}/events")).await;
+    let kinds: Vec<&str> = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|event| event["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["{{item}}.created", "{{item}}.created", "{{item}}.updated"],
+        "the change is published as {{a}} {{item}}'s"
+    );
+}
+{{/follows}}

@@ -2,8 +2,8 @@
 //!
 //! Its narrow door is [`MODULE`]: its name, its HTTP API and OpenAPI
 //! operations, its migrations, and how it starts. It must never read or
-//! write another module's tables. [`events`] declares the events it
-//! publishes.
+//! write another module's tables. Its contract, `{{name}}-api`, declares
+//! the events it publishes.
 {{#needs}}
 //!
 //! It calls the ports module through its contract, `ports-api`, in this
@@ -14,7 +14,6 @@
 {{/follows}}
 
 mod error;
-pub mod events;
 {{#follows}}
 #[doc(hidden)]
 pub mod follow;
@@ -38,6 +37,7 @@ use app_kernel::db::Backend;
 use app_kernel::follow::{Follower, Queue};
 {{/follows}}
 use app_kernel::module::{Module, Start, Started};
+use {{name}}_api::events;
 {{#needs}}
 use ports_api::PortsApi;
 {{/needs}}
@@ -47,10 +47,8 @@ pub use error::Error;
 pub use model::{{{Item}}, New{{Item}}};
 pub use service::{{Name}};
 
-/// The module's name: its path segment, schema, database file and log field.
-pub const NAME: &str = "{{name}}";
-/// Where the module's HTTP API is mounted.
-pub const PATH: &str = "/api/v1/{{name}}";
+pub const NAME: &str = {{name}}_api::NAME;
+pub const PATH: &str = {{name}}_api::PATH;
 {{#follows}}
 
 /// How often ports' feed is read when no broker brings its events.

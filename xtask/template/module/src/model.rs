@@ -92,8 +92,8 @@ impl New{{Item}} {
 
 impl {{Item}} {
     /// The {{item}} as its events carry it.
-    pub(crate) fn data(&self) -> crate::events::{{Item}}Data {
-        crate::events::{{Item}}Data {
+    pub(crate) fn data(&self) -> {{name}}_api::events::{{Item}}Data {
+        {{name}}_api::events::{{Item}}Data {
             id: self.id,
             name: self.name.clone(),
 {{#needs}}

@@ -7,9 +7,9 @@ use sqlx::{Connection as _, Postgres};
 {{#follows}}
 use sqlx::{Connection as _, PgConnection, Postgres};
 {{/follows}}
+use {{name}}_api::events;
 
 use super::{Filter, {{Item}}Store};
-use crate::events;
 use crate::model::{New{{Item}}, {{Item}}};
 
 /// The module's schema.

@@ -8,9 +8,9 @@ use app_kernel::event::{self, Deleted, Events};
 use app_kernel::page::PageRequest;
 use rusqlite::{OptionalExtension as _, params};
 use sqlx::Sqlite;
+use {{name}}_api::events;
 
 use super::{Filter, {{Item}}Store};
-use crate::events;
 use crate::model::{New{{Item}}, {{Item}}};
 
 pub(super) struct Sqlite{{Name}}(pub(super) Pool<Sqlite>);

@@ -2,7 +2,7 @@
 //! of its data. Its stores record them; any module may read them as these
 //! types.
 
-use app_kernel::event::{Deleted, Kind, Payload};
+use app_events::{Deleted, Kind, Payload};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -31,10 +31,10 @@ pub struct {{Item}}Data {
     /// Counts the {{item}}'s writes: orders the events of one {{item}}.
     #[schema(minimum = 1)]
     pub version: i64,
-    #[serde(serialize_with = "app_kernel::time::rfc3339")]
+    #[serde(serialize_with = "app_http::time::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: DateTime<Utc>,
-    #[serde(serialize_with = "app_kernel::time::rfc3339")]
+    #[serde(serialize_with = "app_http::time::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub updated_at: DateTime<Utc>,
 }

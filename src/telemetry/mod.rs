@@ -2,6 +2,7 @@
 //! `OTEL_EXPORTER_OTLP_ENDPOINT` asks for them, OpenTelemetry traces.
 
 mod fields;
+mod otlp;
 mod queries;
 mod traces;
 

@@ -16,11 +16,10 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry::{InstrumentationScope, KeyValue};
-use opentelemetry_otlp::{Protocol, SpanExporter, WithExportConfig as _, WithHttpConfig as _};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{
-    BatchSpanProcessor, SdkTracer, SdkTracerProvider, Span, SpanData, SpanProcessor,
+    BatchSpanProcessor, SdkTracer, SdkTracerProvider, Span, SpanData, SpanExporter, SpanProcessor,
 };
 
 use super::queries::Queries;
@@ -71,12 +70,8 @@ impl Traces {
         if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
             bail!("OTLP endpoint {endpoint}: expected http://host:port or https://host:port");
         }
-        let exporter = SpanExporter::builder()
-            .with_http()
-            .with_protocol(Protocol::HttpBinary)
-            .with_http_client(client(&var).context("cannot set up the OTLP client")?)
-            .build()
-            .context("cannot set up the OTLP span exporter")?;
+        let exporter =
+            super::otlp::OtlpHttp::from_env(var).context("cannot set up the OTLP span exporter")?;
         let batches = BatchSpanProcessor::builder(Counted::new(exporter)).build();
         let provider = SdkTracerProvider::builder()
             .with_resource(resource(&service.name))
@@ -107,60 +102,6 @@ impl Drop for Traces {
     fn drop(&mut self) {
         let _ = self.provider.shutdown_with_timeout(FLUSH_ON_EXIT);
     }
-}
-
-/// How long one export may take, retries included, unless
-/// `OTEL_EXPORTER_OTLP_TIMEOUT` says otherwise (the exporter's default).
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The exporter's HTTP client: one attempt may take the export's timeout,
-/// and an `https://` collector is verified against the CA file of
-/// `OTEL_EXPORTER_OTLP_CERTIFICATE` (else the system's roots), with the
-/// client certificate and key of `OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE`
-/// and `OTEL_EXPORTER_OTLP_CLIENT_KEY` when the collector asks for one.
-/// Each has a `TRACES_` form that wins, as the specification says.
-fn client(var: &impl Fn(&str) -> Option<String>) -> anyhow::Result<reqwest::blocking::Client> {
-    let setting = |name: &str| {
-        var(&format!("OTEL_EXPORTER_OTLP_TRACES_{name}"))
-            .map(|value| (format!("OTEL_EXPORTER_OTLP_TRACES_{name}"), value))
-            .or_else(|| {
-                var(&format!("OTEL_EXPORTER_OTLP_{name}"))
-                    .map(|value| (format!("OTEL_EXPORTER_OTLP_{name}"), value))
-            })
-    };
-    let read = |(name, path): (String, String)| {
-        std::fs::read(&path).with_context(|| format!("{name}={path}: cannot read it"))
-    };
-    let timeout = match setting("TIMEOUT") {
-        None => DEFAULT_TIMEOUT,
-        Some((name, millis)) => millis
-            .parse::<u64>()
-            .map(Duration::from_millis)
-            .with_context(|| format!("{name}={millis}: expected milliseconds"))?,
-    };
-    let mut client = reqwest::blocking::Client::builder().timeout(timeout);
-    if let Some(ca) = setting("CERTIFICATE") {
-        let name = ca.0.clone();
-        let roots = reqwest::Certificate::from_pem_bundle(&read(ca)?)
-            .with_context(|| format!("{name}: not PEM certificates"))?;
-        client = client.tls_certs_only(roots);
-    }
-    match (setting("CLIENT_CERTIFICATE"), setting("CLIENT_KEY")) {
-        (None, None) => {}
-        (Some(certificate), Some(key)) => {
-            let mut pem = read(certificate)?;
-            pem.push(b'\n');
-            pem.extend(read(key)?);
-            let identity = reqwest::Identity::from_pem(&pem).context(
-                "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE and _KEY: not a PEM certificate and key",
-            )?;
-            client = client.identity(identity);
-        }
-        _ => bail!(
-            "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE and OTEL_EXPORTER_OTLP_CLIENT_KEY go together"
-        ),
-    }
-    client.build().context("cannot build the OTLP HTTP client")
 }
 
 /// The SDK's resource (`OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`, the
@@ -237,9 +178,7 @@ impl<E> Counted<E> {
     }
 }
 
-impl<E: opentelemetry_sdk::trace::SpanExporter> opentelemetry_sdk::trace::SpanExporter
-    for Counted<E>
-{
+impl<E: SpanExporter> SpanExporter for Counted<E> {
     async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
         yield_to_requests();
         let spans = batch.len() as u64;

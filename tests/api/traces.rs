@@ -481,6 +481,16 @@ fn an_endpoint_this_build_cannot_reach_is_refused_at_start() {
                     "OTEL_EXPORTER_OTLP_ENDPOINT",
                     "https://collector.example.com",
                 ),
+                ("OTEL_EXPORTER_OTLP_COMPRESSION", "zstd"),
+            ],
+            "OTEL_EXPORTER_OTLP_COMPRESSION=zstd: expected gzip or none",
+        ),
+        (
+            vec![
+                (
+                    "OTEL_EXPORTER_OTLP_ENDPOINT",
+                    "https://collector.example.com",
+                ),
                 ("OTEL_EXPORTER_OTLP_CLIENT_KEY", "/nonexistent/client.key"),
             ],
             "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE and OTEL_EXPORTER_OTLP_CLIENT_KEY go together",

@@ -31,6 +31,7 @@ mod prometheus;
 mod rabbitmq;
 mod redis;
 mod security;
+mod side_by_side;
 mod split;
 mod store;
 mod topology;

@@ -5,7 +5,7 @@
 //! outbox), written by its store beside the change itself: an event exists
 //! if and only if its change committed. Events are CloudEvents 1.0, in their
 //! JSON form, with the `traceparent` of the request that caused them and a
-//! `seq` that orders them as they committed.
+//! `seq` that orders them once committed.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -56,7 +56,9 @@ pub struct CloudEvent {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traceparent: Option<String>,
     /// The event's place in its module's feed: increases with every event,
-    /// in the order their changes committed (an extension attribute).
+    /// given once its change committed, so a reader never sees a smaller one
+    /// appear after a larger; one resource's events come in the order they
+    /// were written (an extension attribute).
     pub seq: i64,
 }
 

@@ -393,13 +393,20 @@ impl Relay {
                 // turns: events are published in order, each once unless a
                 // relay dies before it commits.
                 let mut conn = pool.acquire().await?;
+                outbox::postgres::sequence(&mut conn, self.module).await?;
                 let mut tx = conn.begin().await?;
                 let select = format!("select seq from {}.events_relay for update", self.module);
                 let (after,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(select))
                     .fetch_one(&mut *tx)
                     .await?;
-                let page = outbox::postgres::read(&mut tx, self.module, &self.source, after, BATCH)
-                    .await?;
+                let page = outbox::postgres::read_sequenced(
+                    &mut tx,
+                    self.module,
+                    &self.source,
+                    after,
+                    BATCH,
+                )
+                .await?;
                 let Some(last) = self.confirmed(channel, &page.items).await? else {
                     return Ok(false);
                 };

@@ -52,8 +52,8 @@ pub trait Handler: Send + Sync + 'static {
     fn sqlite(&self, write: &Write<'_>, change: &Self::Change)
     -> Result<Self::Outcome, StoreError>;
 
-    /// Applies `change` in the transaction of a module on PostgreSQL,
-    /// which holds the module's events lock.
+    /// Applies `change` in the transaction of a module on PostgreSQL. An
+    /// event it records follows the write of its resource's row there.
     async fn postgres(
         &self,
         tx: &mut PgConnection,
@@ -168,7 +168,7 @@ impl<L: Ledger> Follower<L> {
     /// the one that fails is found and those before it applied.
     async fn apply_page(&self, events: &[CloudEvent]) -> Result<(), Failure> {
         if events.is_empty() {
-            // An idle poll: no transaction (on PostgreSQL, no events lock).
+            // An idle poll: no transaction.
             return Ok(());
         }
         let applied = match self.ledger.apply(events).await {
@@ -525,7 +525,6 @@ impl<H: Handler> Inbox<H> {
                 let applied = async {
                     let mut conn = pool.acquire().await?;
                     let mut tx = conn.begin().await?;
-                    app_store::outbox::postgres::lock(&mut tx, self.module).await?;
                     let mut done = Vec::with_capacity(changes.len());
                     for (id, change) in &changes {
                         done.push(

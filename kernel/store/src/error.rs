@@ -36,7 +36,9 @@ impl From<sqlx::Error> for StoreError {
 
 /// SQLite busy, locked, read-only, I/O error, full, can't open; PostgreSQL
 /// connection exceptions (08), shutdown and start-up (57P0x), too many
-/// connections (53300) and a statement cancelled by `statement_timeout` (57014).
+/// connections (53300), a statement cancelled by `statement_timeout`
+/// (57014), and a transaction chosen as a deadlock's victim (40P01) or
+/// failed to serialize (40001): tried again, it goes through.
 fn is_transient(error: &dyn sqlx::error::DatabaseError) -> bool {
     let code = error.code().unwrap_or_default();
     if error
@@ -46,7 +48,12 @@ fn is_transient(error: &dyn sqlx::error::DatabaseError) -> bool {
         let primary = code.parse::<i32>().map(|c| c & 0xff).unwrap_or_default();
         return matches!(primary, 5 | 6 | 8 | 10 | 13 | 14);
     }
-    code.starts_with("08") || code.starts_with("57P0") || code == "53300" || code == "57014"
+    code.starts_with("08")
+        || code.starts_with("57P0")
+        || code == "53300"
+        || code == "57014"
+        || code == "40P01"
+        || code == "40001"
 }
 
 impl From<StoreError> for ApiError {

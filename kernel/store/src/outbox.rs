@@ -66,6 +66,8 @@ pub async fn changes(
             .await?
         }
         crate::db::Db::Postgres(pool) => {
+            let mut conn = pool.acquire().await?;
+            postgres::sequence(&mut conn, module).await?;
             let select = format!(
                 "select coalesce(json_agg(json_build_object('kind', type, 'subject', subject, \
                  'version', (data->>'version')::bigint, 'seq', seq) order by seq), '[]')::text from \
@@ -75,14 +77,14 @@ pub async fn changes(
             sqlx::query_as(sqlx::AssertSqlSafe(select))
                 .bind(after)
                 .bind(limit)
-                .fetch_one(&mut *pool.acquire().await?)
+                .fetch_one(&mut *conn)
                 .await?
         }
     };
     serde_json::from_str(&changes).map_err(|error| sqlx::Error::Decode(Box::new(error)))
 }
 
-/// The `seq` of `module`'s last event; 0 if none.
+/// The `seq` of `module`'s last event in its feed; 0 if none.
 pub async fn last_seq(db: &crate::db::Db, module: &'static str) -> Result<i64, sqlx::Error> {
     let (seq,): (Option<i64>,) = match db {
         crate::db::Db::Sqlite(pool) => {
@@ -125,27 +127,36 @@ pub mod sqlite {
     }
 }
 
-/// The `events` table of a module on PostgreSQL, in the module's schema.
+/// The `events` table of a module on PostgreSQL, in the module's schema,
+/// written by transactions that run side by side (ADR 17).
+///
+/// A writer's event gets its insert order, `n`, but no place in the feed:
+/// `seq` is given after the writer commits, by [`sequence`], which every
+/// reader of the feed runs before it reads by `seq`. That is the one
+/// reading rule, and it is here.
+///
+/// Why no reader skips an event: [`sequence`] runs one at a time and
+/// numbers only committed events, each once, after every `seq` given
+/// before. So `seq` values appear in the order they are given, with no
+/// gaps, and a reader that has seen `seq` N never finds a smaller one
+/// appear. (Had `seq` been drawn at insert, as `n` is, a writer that drew
+/// N and commits after the writer that drew N + 1 would show N after a
+/// reader moved past N + 1.)
+///
+/// Why one resource's events keep their order: a store records a
+/// resource's event after it wrote the resource's row, in the same
+/// transaction, so the next writer of that row waits for this one to
+/// commit (and be seen) before it inserts its own event. Its event comes
+/// later in `n`, and no [`sequence`] can see it without this one:
+/// [`sequence`] numbers what it sees in `n` order.
 pub mod postgres {
     use super::*;
 
-    /// Takes the module's events lock, first thing in a transaction that
-    /// will record events.
-    ///
-    /// It makes events commit in the order of their `seq`: a reader that
-    /// has seen `seq` N never later finds a smaller one appear. Taken
-    /// before any row, it is every writer's first lock, so writers that
-    /// then lock rows in different orders never deadlock. It is held to
-    /// the commit: one module's writes on PostgreSQL take turns.
-    pub async fn lock(conn: &mut PgConnection, schema: &'static str) -> Result<(), sqlx::Error> {
-        let lock = format!("lock table {schema}.events in share row exclusive mode");
-        sqlx::query(sqlx::AssertSqlSafe(lock)).execute(conn).await?;
-        Ok(())
-    }
+    /// How many events one [`sequence`] numbers at most.
+    const SEQUENCE_BATCH: i64 = 1000;
 
-    /// Records `event` on `conn`, which holds the change's transaction and
-    /// took the events lock first ([`lock`]): without it `seq` would not be
-    /// commit order.
+    /// Records `event` on `conn`, which holds the transaction that wrote
+    /// the row of the event's resource (see the module's documentation).
     pub async fn record(
         conn: &mut PgConnection,
         schema: &'static str,
@@ -167,8 +178,60 @@ pub mod postgres {
         Ok(())
     }
 
-    /// Up to `limit` events with `seq` above `after`, oldest first.
+    /// Gives the committed events of `schema` that have none their place
+    /// in the feed, `seq`, in the order they were inserted, after the last
+    /// given; how many. `conn` must not be in a transaction.
+    ///
+    /// Only readers take turns here, on an advisory lock held to the end
+    /// of this transaction of its own: the lock and the numbering go in one
+    /// message, and the numbering's snapshot, taken once it holds the lock,
+    /// sees every `seq` given before.
+    pub async fn sequence(
+        conn: &mut PgConnection,
+        schema: &'static str,
+    ) -> Result<u64, sqlx::Error> {
+        let key = lock_key(schema);
+        let sequence = format!(
+            "select pg_advisory_xact_lock({key}); \
+             update {schema}.events e set seq = head.seq + next.k \
+             from (select coalesce(max(seq), 0) as seq from {schema}.events) head, \
+                  (select n, row_number() over (order by n) as k from {schema}.events \
+                   where seq is null order by n limit {SEQUENCE_BATCH}) next \
+             where e.n = next.n"
+        );
+        // Statements sent in one message run as one transaction, each with
+        // a snapshot of its own; a failure rolls all of them back.
+        let done = sqlx::raw_sql(sqlx::AssertSqlSafe(sequence))
+            .execute(conn)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// The key of `schema`'s sequencing lock: FNV-1a of `SCHEMA.events`.
+    fn lock_key(schema: &str) -> i64 {
+        let name = schema.bytes().chain(*b".events");
+        let hash = name.fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+        hash as i64
+    }
+
+    /// Up to `limit` events with `seq` above `after`, oldest first, once
+    /// [`sequence`] gave what it could: on `conn`, not in a transaction.
     pub async fn read(
+        conn: &mut PgConnection,
+        schema: &'static str,
+        source: &str,
+        after: i64,
+        limit: i64,
+    ) -> Result<Events, sqlx::Error> {
+        sequence(conn, schema).await?;
+        read_sequenced(conn, schema, source, after, limit).await
+    }
+
+    /// [`read`] without sequencing first: for a reader that did, and then
+    /// began a transaction (the relay).
+    pub async fn read_sequenced(
         conn: &mut PgConnection,
         schema: &'static str,
         source: &str,

@@ -53,7 +53,6 @@ impl LaptopStore for PgLaptops {
     async fn insert(&self, laptop: &NewLaptop) -> Result<Laptop, StoreError> {
         let mut conn = self.0.acquire().await?;
         let mut tx = conn.begin().await?;
-        event::postgres::lock(&mut tx, SCHEMA).await?;
         let (id,): (i64,) = sqlx::query_as(
             "insert into laptops.laptops (title, title_key, model) values ($1, $2, $3) returning id",
         )
@@ -77,7 +76,6 @@ impl LaptopStore for PgLaptops {
     ) -> Result<Option<Laptop>, StoreError> {
         let mut conn = self.0.acquire().await?;
         let mut tx = conn.begin().await?;
-        event::postgres::lock(&mut tx, SCHEMA).await?;
         let updated = sqlx::query("update laptops.laptops set title = $3, title_key = $4, model = $5, version = version + 1, updated_at = now() where id = $1 and version = $2")
         .bind(id)
         .bind(version)
@@ -103,7 +101,6 @@ impl LaptopStore for PgLaptops {
     async fn delete(&self, id: i64, version: i64) -> Result<bool, StoreError> {
         let mut conn = self.0.acquire().await?;
         let mut tx = conn.begin().await?;
-        event::postgres::lock(&mut tx, SCHEMA).await?;
         let done = sqlx::query("delete from laptops.laptops where id = $1 and version = $2")
             .bind(id)
             .bind(version)
@@ -148,8 +145,7 @@ impl LaptopStore for PgLaptops {
     }
 }
 
-/// Applies a change of ports, in the follower's transaction (which holds
-/// the events lock): a port's name is kept at its newest version; a
+/// Applies a change of ports, in the follower's transaction: a port's name is kept at its newest version; a
 /// deleted port leaves every laptop that lists it. How many laptops changed.
 pub(crate) async fn apply_port_change(
     conn: &mut PgConnection,
@@ -178,9 +174,10 @@ pub(crate) async fn apply_port_change(
 /// Drops `port_id` from every laptop that lists it, each a new version
 /// with its event; returns how many laptops changed.
 async fn remove_port(conn: &mut PgConnection, port_id: i64) -> Result<u64, StoreError> {
-    // Under the events lock every writer takes first (so no deadlock): the
-    // bumped laptops, and only they, lose the port, so a laptop that gained
-    // it meanwhile never changes without a new version.
+    // The bumped laptops, and only they, lose the port, so a laptop that
+    // gained it meanwhile never changes without a new version. Each laptop's
+    // row is locked before its event is recorded, as every writer does
+    // (the order of one laptop's events rests on it).
     let bumped: Vec<(i64,)> = sqlx::query_as("update laptops.laptops set version = version + 1, updated_at = now() where id in (select laptop_id from laptops.laptop_ports where port_id = $1) returning id")
         .bind(port_id)
         .fetch_all(&mut *conn)

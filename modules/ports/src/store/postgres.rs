@@ -48,7 +48,6 @@ impl PortStore for PgPorts {
     async fn insert(&self, port: &NewPort) -> Result<Port, StoreError> {
         let mut conn = self.0.acquire().await?;
         let mut tx = conn.begin().await?;
-        event::postgres::lock(&mut tx, SCHEMA).await?;
         let created: Port = sqlx::query_as(concat!(
             "insert into ports.ports (name, name_key) values ($1, $2) returning ",
             columns!()
@@ -71,7 +70,6 @@ impl PortStore for PgPorts {
     ) -> Result<Option<Port>, StoreError> {
         let mut conn = self.0.acquire().await?;
         let mut tx = conn.begin().await?;
-        event::postgres::lock(&mut tx, SCHEMA).await?;
         let updated: Option<Port> = sqlx::query_as(concat!("update ports.ports set name = $3, name_key = $4, version = version + 1, updated_at = now() where id = $1 and version = $2 returning ", columns!()))
         .bind(id)
         .bind(version)
@@ -90,7 +88,6 @@ impl PortStore for PgPorts {
     async fn delete(&self, id: i64, version: i64) -> Result<bool, StoreError> {
         let mut conn = self.0.acquire().await?;
         let mut tx = conn.begin().await?;
-        event::postgres::lock(&mut tx, SCHEMA).await?;
         let done = sqlx::query("delete from ports.ports where id = $1 and version = $2")
             .bind(id)
             .bind(version)

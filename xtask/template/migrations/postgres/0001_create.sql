@@ -14,11 +14,13 @@ create table {{name}}.{{name}} (
 );
 
 -- Every change, as a CloudEvent, written in the transaction of the change:
--- an event exists if and only if its change committed. Writers lock the
--- table first thing and to their commit, so seq is commit order
--- (GET /api/v1/{{name}}/events).
+-- an event exists if and only if its change committed. Writers run side by
+-- side: an event gets its insert order (n) when it is written, and its
+-- place in the feed (seq) once it committed, from whichever reader of the
+-- feed reads first (GET /api/v1/{{name}}/events; ADR 17).
 create table {{name}}.events (
-    seq bigint generated always as identity primary key,
+    n bigint generated always as identity primary key,
+    seq bigint constraint events_seq_key unique,
     id uuid not null unique,
     type text not null,
     subject text not null,
@@ -26,6 +28,9 @@ create table {{name}}.events (
     data jsonb not null,
     traceparent text
 );
+
+-- The events still to number, in the order they get their seq.
+create index events_unsequenced on {{name}}.events (n) where seq is null;
 
 -- How far the relay has published these events to the broker (--broker),
 -- by seq: an event leaves the outbox once the broker confirmed it.

@@ -55,7 +55,6 @@ impl {{Item}}Store for Pg{{Name}} {
     async fn insert(&self, {{item}}: &New{{Item}}) -> Result<{{Item}}, StoreError> {
         let mut conn = self.0.acquire().await?;
         let mut tx = conn.begin().await?;
-        event::postgres::lock(&mut tx, SCHEMA).await?;
 {{^needs}}
         let created: {{Item}} = sqlx::query_as(concat!("insert into {{name}}.{{name}} (name, name_key) values ($1, $2) returning ", columns!()))
         .bind(&{{item}}.name)
@@ -85,7 +84,6 @@ impl {{Item}}Store for Pg{{Name}} {
     ) -> Result<Option<{{Item}}>, StoreError> {
         let mut conn = self.0.acquire().await?;
         let mut tx = conn.begin().await?;
-        event::postgres::lock(&mut tx, SCHEMA).await?;
 {{^needs}}
         let updated: Option<{{Item}}> = sqlx::query_as(concat!("update {{name}}.{{name}} set name = $3, name_key = $4, version = version + 1, updated_at = now() where id = $1 and version = $2 returning ", columns!()))
         .bind(id)
@@ -116,7 +114,6 @@ impl {{Item}}Store for Pg{{Name}} {
     async fn delete(&self, id: i64, version: i64) -> Result<bool, StoreError> {
         let mut conn = self.0.acquire().await?;
         let mut tx = conn.begin().await?;
-        event::postgres::lock(&mut tx, SCHEMA).await?;
         let done = sqlx::query("delete from {{name}}.{{name}} where id = $1 and version = $2")
             .bind(id)
             .bind(version)
@@ -138,8 +135,8 @@ impl {{Item}}Store for Pg{{Name}} {
 {{#follows}}
 
 /// Takes the deleted port `port_id` off every {{item}} that has it, each a
-/// new version with its event, in the follower's transaction (which holds
-/// the events lock); returns how many {{name}} changed.
+/// new version with its event, in the follower's transaction; returns how
+/// many {{name}} changed.
 pub(crate) async fn forget_port(conn: &mut PgConnection, port_id: i64) -> Result<u64, StoreError> {
     let changed: Vec<{{Item}}> = sqlx::query_as(concat!("update {{name}}.{{name}} set port_id = null, version = version + 1, updated_at = now() where port_id = $1 returning ", columns!()))
         .bind(port_id)

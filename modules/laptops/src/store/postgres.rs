@@ -2,6 +2,7 @@ use app_kernel::db::{Pool, StoreError};
 use app_kernel::event::{self, Deleted, Events};
 use app_kernel::page::PageRequest;
 use laptops_api::events;
+use sqlx::types::Json;
 use sqlx::{Connection as _, PgConnection, Postgres, Transaction};
 
 use ports_api::PortRef;
@@ -13,6 +14,18 @@ use crate::model::{Laptop, NewLaptop};
 const SCHEMA: &str = "laptops";
 
 pub(super) struct PgLaptops(pub(super) Pool<Postgres>);
+
+/// What an insert or update returns of the laptop it wrote: its port ids
+/// are the parameter `$ports`, a JSON array, as written.
+macro_rules! written_laptop {
+    ($ports:literal) => {
+        concat!(
+            " returning id, title, model, version, created_at, updated_at, ",
+            $ports,
+            "::jsonb as port_ids"
+        )
+    };
+}
 
 /// Every column of a laptop, its port ids as a JSON array.
 macro_rules! select_laptop {
@@ -53,15 +66,17 @@ impl LaptopStore for PgLaptops {
     async fn insert(&self, laptop: &NewLaptop) -> Result<Laptop, StoreError> {
         let mut conn = self.0.acquire().await?;
         let mut tx = conn.begin().await?;
-        let (id,): (i64,) = sqlx::query_as(
-            "insert into laptops.laptops (title, title_key, model) values ($1, $2, $3) returning id",
-        )
+        let written: Laptop = sqlx::query_as(concat!(
+            "insert into laptops.laptops (title, title_key, model) values ($1, $2, $3)",
+            written_laptop!("$4")
+        ))
         .bind(&laptop.title)
         .bind(laptop.title_key())
         .bind(&laptop.model)
+        .bind(Json(&laptop.port_ids))
         .fetch_one(&mut *tx)
         .await?;
-        let written = write_ports(&mut tx, id, &laptop.port_ids).await?;
+        write_ports(&mut tx, written.id, &laptop.port_ids).await?;
         event::postgres::record(&mut tx, SCHEMA, &events::CREATED.event(&written.data())).await?;
         tx.commit().await?;
         Ok(written)
@@ -76,22 +91,27 @@ impl LaptopStore for PgLaptops {
     ) -> Result<Option<Laptop>, StoreError> {
         let mut conn = self.0.acquire().await?;
         let mut tx = conn.begin().await?;
-        let updated = sqlx::query("update laptops.laptops set title = $3, title_key = $4, model = $5, version = version + 1, updated_at = now() where id = $1 and version = $2")
+        let written: Option<Laptop> = sqlx::query_as(concat!(
+            "update laptops.laptops set title = $3, title_key = $4, model = $5, \
+             version = version + 1, updated_at = now() where id = $1 and version = $2",
+            written_laptop!("$6")
+        ))
         .bind(id)
         .bind(version)
         .bind(&laptop.title)
         .bind(laptop.title_key())
         .bind(&laptop.model)
-        .execute(&mut *tx)
+        .bind(Json(&laptop.port_ids))
+        .fetch_optional(&mut *tx)
         .await?;
-        if updated.rows_affected() == 0 {
+        let Some(written) = written else {
             return Ok(None);
-        }
+        };
         sqlx::query("delete from laptops.laptop_ports where laptop_id = $1")
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        let written = write_ports(&mut tx, id, &laptop.port_ids).await?;
+        write_ports(&mut tx, id, &laptop.port_ids).await?;
         event::postgres::record(&mut tx, SCHEMA, &events::UPDATED.event(&written.data())).await?;
         tx.commit().await?;
         Ok(Some(written))
@@ -195,12 +215,12 @@ async fn remove_port(conn: &mut PgConnection, port_id: i64) -> Result<u64, Store
     Ok(bumped.len() as u64)
 }
 
-/// Lists `port_ids` for the laptop, in order, and reads the laptop back.
+/// Lists `port_ids` for the laptop, in order.
 async fn write_ports(
     tx: &mut Transaction<'_, Postgres>,
     id: i64,
     port_ids: &[i64],
-) -> Result<Laptop, StoreError> {
+) -> Result<(), StoreError> {
     if !port_ids.is_empty() {
         sqlx::query("insert into laptops.laptop_ports (laptop_id, port_id, position) select $1, port_id, position from unnest($2::bigint[]) with ordinality as t(port_id, position)")
             .bind(id)
@@ -208,7 +228,7 @@ async fn write_ports(
             .execute(&mut **tx)
             .await?;
     }
-    read(tx, id).await
+    Ok(())
 }
 
 /// The laptop as the transaction sees it.

@@ -16,11 +16,11 @@ use app_kernel::db::StoreError;
 use app_kernel::event::{CloudEvent, Delivery, Events, Feed, FeedError};
 use app_kernel::follow::{Failure, Follower, Ledger, Queue};
 use ports_api::events::RENAMED;
-use serde_json::{Value, json};
 use sqlx::Connection as _;
 
-use crate::helpers::{metric_sum, until};
+use crate::helpers::{json_at, metric_sum, until};
 use crate::process::Process;
+use crate::split::create_port;
 
 /// Ports the writers share, so that their writes meet on the same rows.
 const PORTS: i64 = 6;
@@ -172,14 +172,11 @@ async fn read_feed(client: reqwest::Client, base: String, done: Arc<AtomicBool>,
     let mut after = 0;
     loop {
         let finished = done.load(Ordering::Acquire);
-        let page: Value = client
-            .get(format!("{base}/api/v1/ports/events?after={after}&limit=37"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let page = json_at(
+            &client,
+            format!("{base}/api/v1/ports/events?after={after}&limit=37"),
+        )
+        .await;
         let events: Vec<CloudEvent> = serde_json::from_value(page["items"].clone()).unwrap();
         got.lock().unwrap().extend(got_of(&events));
         match events.last() {
@@ -202,13 +199,7 @@ async fn writers_run_side_by_side_and_every_reader_gets_each_event_once_in_order
     let base = server.address.clone();
     let client = crate::auth::client();
     for id in 1..=PORTS {
-        let created = client
-            .post(format!("{base}/api/v1/ports"))
-            .json(&json!({"name": format!("port {id}")}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(created.status(), 201);
+        assert_eq!(create_port(&client, &base, &format!("port {id}")).await, id);
     }
 
     // Readers, from before the first write to after the last.
@@ -250,13 +241,7 @@ async fn writers_run_side_by_side_and_every_reader_gets_each_event_once_in_order
         .collect();
     let mut created = PORTS;
     for n in 0..30 {
-        let response = client
-            .post(format!("{base}/api/v1/ports"))
-            .json(&json!({"name": format!("new port {n}")}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 201);
+        create_port(&client, &base, &format!("new port {n}")).await;
         created += 1;
         tokio::time::sleep(Duration::from_millis(30)).await;
     }

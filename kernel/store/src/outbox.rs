@@ -178,9 +178,9 @@ pub mod postgres {
         Ok(())
     }
 
-    /// Gives the committed events of `schema` that have none their place
-    /// in the feed, `seq`, in the order they were inserted, after the last
-    /// given; how many. `conn` must not be in a transaction.
+    /// Gives each committed event of `schema` that has no place in the feed
+    /// yet its `seq`, in the order the events were inserted, after the last
+    /// `seq` given; returns how many. `conn` must not be in a transaction.
     ///
     /// Only readers take turns here, on an advisory lock held to the end
     /// of this transaction of its own: the lock and the numbering go in one

@@ -105,13 +105,16 @@ async fn write(url: String, seed: u64, ended: Arc<Ended>) {
 /// got them.
 type Got = Arc<Mutex<Vec<(String, String, i64)>>>;
 
-fn got(events: &[CloudEvent]) -> impl Iterator<Item = (String, String, i64)> + '_ {
-    events.iter().map(|event| {
-        let version = event.data["version"]
-            .as_i64()
-            .expect("a port event has a version");
-        (event.id.clone(), event.subject.clone(), version)
-    })
+fn got(events: &[CloudEvent]) -> Vec<(String, String, i64)> {
+    events
+        .iter()
+        .map(|event| {
+            let version = event.data["version"]
+                .as_i64()
+                .expect("a port event has a version");
+            (event.id.clone(), event.subject.clone(), version)
+        })
+        .collect()
 }
 
 /// Ports' feed over HTTP, as a follower in another process reads it.
@@ -168,7 +171,7 @@ impl Ledger for Recorder {
 
 /// Reads the whole feed over HTTP, page after page, until `done` and the
 /// feed has no more.
-async fn read_feed(client: reqwest::Client, base: String, done: Arc<AtomicBool>, got: Got) {
+async fn read_feed(client: reqwest::Client, base: String, done: Arc<AtomicBool>, into: Got) {
     let mut after = 0;
     loop {
         let finished = done.load(Ordering::Acquire);
@@ -178,17 +181,13 @@ async fn read_feed(client: reqwest::Client, base: String, done: Arc<AtomicBool>,
         )
         .await;
         let events: Vec<CloudEvent> = serde_json::from_value(page["items"].clone()).unwrap();
-        got.lock().unwrap().extend(got_of(&events));
+        into.lock().unwrap().extend(got(&events));
         match events.last() {
             Some(last) => after = last.seq,
             None if finished => return,
             None => tokio::time::sleep(Duration::from_millis(20)).await,
         }
     }
-}
-
-fn got_of(events: &[CloudEvent]) -> Vec<(String, String, i64)> {
-    got(events).collect()
 }
 
 #[tokio::test]

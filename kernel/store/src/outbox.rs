@@ -190,9 +190,8 @@ pub mod postgres {
         conn: &mut PgConnection,
         schema: &'static str,
     ) -> Result<u64, sqlx::Error> {
-        let key = lock_key(schema);
         let sequence = format!(
-            "select pg_advisory_xact_lock({key}); \
+            "select pg_advisory_xact_lock(hashtext('{schema}.events')); \
              update {schema}.events e set seq = head.seq + next.k \
              from (select coalesce(max(seq), 0) as seq from {schema}.events) head, \
                   (select n, row_number() over (order by n) as k from {schema}.events \
@@ -205,15 +204,6 @@ pub mod postgres {
             .execute(conn)
             .await?;
         Ok(done.rows_affected())
-    }
-
-    /// The key of `schema`'s sequencing lock: FNV-1a of `SCHEMA.events`.
-    fn lock_key(schema: &str) -> i64 {
-        let name = schema.bytes().chain(*b".events");
-        let hash = name.fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
-            (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
-        });
-        hash as i64
     }
 
     /// Up to `limit` events with `seq` above `after`, oldest first, once

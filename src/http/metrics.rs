@@ -103,7 +103,11 @@ fn describe() {
     );
     describe_histogram!(
         "app_db_group_commit_writes",
-        "Writes each SQLite group commit held: one transaction and one sync to disk for all."
+        "Writes each group commit held: one transaction, and one sync to disk, for all."
+    );
+    describe_counter!(
+        "app_db_group_commit_refused_total",
+        "PostgreSQL group commits the database refused, whose writes were then each written alone."
     );
     describe_counter!(
         "app_cache_hits_total",

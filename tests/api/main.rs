@@ -15,6 +15,7 @@ mod deploy;
 mod durability;
 mod events;
 mod gateway;
+mod grouped;
 mod health;
 mod helpers;
 mod laptops;

@@ -14,7 +14,9 @@ use sqlx::{Connection, Database, Sqlite};
 pub use crate::error::{Cause, StoreError};
 
 mod commit;
+mod group;
 pub use commit::{Write, json_column, time_column};
+pub use group::{Group, Grouped, Traced};
 
 /// How long a request waits for a connection before it answers 503.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(1);

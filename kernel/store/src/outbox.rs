@@ -178,6 +178,41 @@ pub mod postgres {
         Ok(())
     }
 
+    /// Records the events of a group commit (see [`crate::db::Group`]) in
+    /// one statement, in their order, each with the trace of the write
+    /// that made it; as [`record`] does for one.
+    pub async fn record_all<'e>(
+        conn: &mut PgConnection,
+        schema: &'static str,
+        events: impl IntoIterator<Item = (&'e Event, Option<&'e str>)>,
+    ) -> Result<(), sqlx::Error> {
+        let (mut ids, mut kinds, mut subjects, mut data, mut traceparents) =
+            (vec![], vec![], vec![], vec![], vec![]);
+        for (event, traceparent) in events {
+            ids.push(app_events::new_id());
+            kinds.push(event.kind);
+            subjects.push(event.subject.as_str());
+            data.push(&event.data);
+            traceparents.push(traceparent);
+        }
+        let insert = format!(
+            "insert into {schema}.events (id, type, subject, time, data, traceparent) \
+             select id::uuid, type, subject, $6, data, traceparent \
+             from unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::text[]) \
+             with ordinality as e(id, type, subject, data, traceparent, k) order by k"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(insert))
+            .bind(ids)
+            .bind(kinds)
+            .bind(subjects)
+            .bind(data)
+            .bind(traceparents)
+            .bind(Utc::now())
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
+
     /// Gives each committed event of `schema` that has no place in the feed
     /// yet its `seq`, in the order the events were inserted, after the last
     /// `seq` given; returns how many. `conn` must not be in a transaction.

@@ -64,6 +64,6 @@ pub trait LaptopStore: Send + Sync {
 pub fn open(db: Db) -> Arc<dyn LaptopStore> {
     match db {
         Db::Sqlite(pool) => Arc::new(sqlite::SqliteLaptops(pool)),
-        Db::Postgres(pool) => Arc::new(postgres::PgLaptops(pool)),
+        Db::Postgres(pool) => Arc::new(postgres::PgLaptops::new(pool)),
     }
 }

@@ -1,4 +1,4 @@
-use app_kernel::db::{Pool, StoreError};
+use app_kernel::db::{Group, Grouped, Pool, StoreError, Traced};
 use app_kernel::event::{self, Deleted, Events};
 use app_kernel::page::PageRequest;
 use laptops_api::events;
@@ -13,7 +13,84 @@ use crate::model::{Laptop, NewLaptop};
 /// The module's schema.
 const SCHEMA: &str = "laptops";
 
-pub(super) struct PgLaptops(pub(super) Pool<Postgres>);
+pub(super) struct PgLaptops {
+    pool: Pool<Postgres>,
+    /// New laptops wait here, to be written together.
+    creates: Group<Creates>,
+}
+
+impl PgLaptops {
+    pub(super) fn new(pool: Pool<Postgres>) -> Self {
+        let creates = Group::start(SCHEMA, pool.clone(), Creates);
+        Self { pool, creates }
+    }
+}
+
+/// New laptops, written in groups: one statement for the rows, one for
+/// their ports and one for their events, whatever the group's size.
+struct Creates;
+
+impl Grouped for Creates {
+    type Item = NewLaptop;
+    type Written = Laptop;
+
+    async fn write(
+        &self,
+        conn: &mut PgConnection,
+        laptops: &[Traced<NewLaptop>],
+    ) -> Result<Vec<Laptop>, StoreError> {
+        let (mut titles, mut keys, mut models, mut port_ids) = (vec![], vec![], vec![], vec![]);
+        for Traced { item: laptop, .. } in laptops {
+            titles.push(laptop.title.as_str());
+            keys.push(laptop.title_key());
+            models.push(laptop.model.as_str());
+            port_ids.push(Json(&laptop.port_ids));
+        }
+        // PostgreSQL does not say in which order `returning` gives rows, so
+        // each new row's id is drawn first, with its place in the group.
+        let written: Vec<Laptop> = sqlx::query_as(
+            "with new as (select * from unnest($1::text[], $2::text[], $3::text[], $4::jsonb[]) \
+              with ordinality as t(title, title_key, model, port_ids, k)), \
+             ids as materialized (select nextval('laptops.laptops_id_seq') as id, k from new), \
+             written as (insert into laptops.laptops (id, title, title_key, model) overriding system value \
+              select id, title, title_key, model from new join ids using (k) \
+              returning id, title, model, version, created_at, updated_at) \
+             select written.*, new.port_ids from written join ids using (id) join new using (k) order by k",
+        )
+        .bind(titles)
+        .bind(keys)
+        .bind(models)
+        .bind(port_ids)
+        .fetch_all(&mut *conn)
+        .await?;
+        let (mut listed_by, mut ports, mut positions) = (vec![], vec![], vec![]);
+        for laptop in &written {
+            for (position, port_id) in (1..).zip(&laptop.port_ids) {
+                listed_by.push(laptop.id);
+                ports.push(*port_id);
+                positions.push(position);
+            }
+        }
+        if !ports.is_empty() {
+            sqlx::query(
+                "insert into laptops.laptop_ports (laptop_id, port_id, position) \
+                 select * from unnest($1::bigint[], $2::bigint[], $3::integer[])",
+            )
+            .bind(listed_by)
+            .bind(ports)
+            .bind::<Vec<i32>>(positions)
+            .execute(&mut *conn)
+            .await?;
+        }
+        let created: Vec<_> = written
+            .iter()
+            .map(|laptop| events::CREATED.event(&laptop.data()))
+            .collect();
+        let traces = laptops.iter().map(|laptop| laptop.traceparent.as_deref());
+        event::postgres::record_all(conn, SCHEMA, created.iter().zip(traces)).await?;
+        Ok(written)
+    }
+}
 
 /// What an insert or update returns of the laptop it wrote: its port ids
 /// are the parameter `$ports`, a JSON array, as written.
@@ -50,7 +127,7 @@ impl LaptopStore for PgLaptops {
         .bind(&filter.title_key)
         .bind(page.fetch())
         .bind(filter.port_id)
-        .fetch_all(&mut *self.0.acquire().await?)
+        .fetch_all(&mut *self.pool.acquire().await?)
         .await?)
     }
 
@@ -58,28 +135,13 @@ impl LaptopStore for PgLaptops {
     async fn get(&self, id: i64) -> Result<Option<Laptop>, StoreError> {
         Ok(sqlx::query_as(concat!(select_laptop!(), " where id = $1"))
             .bind(id)
-            .fetch_optional(&mut *self.0.acquire().await?)
+            .fetch_optional(&mut *self.pool.acquire().await?)
             .await?)
     }
 
     #[tracing::instrument(level = "debug", skip(self), fields(module = "laptops"))]
     async fn insert(&self, laptop: &NewLaptop) -> Result<Laptop, StoreError> {
-        let mut conn = self.0.acquire().await?;
-        let mut tx = conn.begin().await?;
-        let written: Laptop = sqlx::query_as(concat!(
-            "insert into laptops.laptops (title, title_key, model) values ($1, $2, $3)",
-            written_laptop!("$4")
-        ))
-        .bind(&laptop.title)
-        .bind(laptop.title_key())
-        .bind(&laptop.model)
-        .bind(Json(&laptop.port_ids))
-        .fetch_one(&mut *tx)
-        .await?;
-        write_ports(&mut tx, written.id, &laptop.port_ids).await?;
-        event::postgres::record(&mut tx, SCHEMA, &events::CREATED.event(&written.data())).await?;
-        tx.commit().await?;
-        Ok(written)
+        self.creates.write(laptop.clone()).await
     }
 
     #[tracing::instrument(level = "debug", skip(self), fields(module = "laptops"))]
@@ -89,7 +151,7 @@ impl LaptopStore for PgLaptops {
         version: i64,
         laptop: &NewLaptop,
     ) -> Result<Option<Laptop>, StoreError> {
-        let mut conn = self.0.acquire().await?;
+        let mut conn = self.pool.acquire().await?;
         let mut tx = conn.begin().await?;
         let written: Option<Laptop> = sqlx::query_as(concat!(
             "update laptops.laptops set title = $3, title_key = $4, model = $5, \
@@ -119,7 +181,7 @@ impl LaptopStore for PgLaptops {
 
     #[tracing::instrument(level = "debug", skip(self), fields(module = "laptops"))]
     async fn delete(&self, id: i64, version: i64) -> Result<bool, StoreError> {
-        let mut conn = self.0.acquire().await?;
+        let mut conn = self.pool.acquire().await?;
         let mut tx = conn.begin().await?;
         let done = sqlx::query("delete from laptops.laptops where id = $1 and version = $2")
             .bind(id)
@@ -144,7 +206,7 @@ impl LaptopStore for PgLaptops {
         let rows: Vec<(i64, String)> =
             sqlx::query_as("select id, name from laptops.port_refs where id = any($1)")
                 .bind(ids)
-                .fetch_all(&mut *self.0.acquire().await?)
+                .fetch_all(&mut *self.pool.acquire().await?)
                 .await?;
         Ok(rows
             .into_iter()
@@ -155,7 +217,7 @@ impl LaptopStore for PgLaptops {
     #[tracing::instrument(level = "debug", skip(self), fields(module = "laptops"))]
     async fn events(&self, after: i64, limit: i64) -> Result<Events, StoreError> {
         Ok(event::postgres::read(
-            &mut *self.0.acquire().await?,
+            &mut *self.pool.acquire().await?,
             SCHEMA,
             crate::PATH,
             after,

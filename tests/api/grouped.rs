@@ -48,24 +48,26 @@ async fn creates_that_wait_together_are_written_together_and_each_answered_as_if
         .execute(&mut *hold)
         .await
         .unwrap();
-    let first: Vec<_> = (0..2)
-        .map(|n| {
-            let (client, base) = (client.clone(), base.clone());
-            let laptop = json!({"title": format!("First {n}"), "model": "X1"});
-            tokio::spawn(async move { create(&client, &base, laptop).await })
+    // One at a time, so that each of the two groups in flight holds one.
+    let mut first = Vec::new();
+    for n in 0..2 {
+        let (client, base) = (client.clone(), base.clone());
+        let laptop = json!({"title": format!("First {n}"), "model": "X1"});
+        first.push(tokio::spawn(
+            async move { create(&client, &base, laptop).await },
+        ));
+        until("the group waits for the lock", async || {
+            let waiting: i64 = sqlx::query_scalar(
+                "select count(*) from pg_stat_activity \
+                 where wait_event_type = 'Lock' and query like 'with new as%'",
+            )
+            .fetch_one(&mut admin)
+            .await
+            .unwrap();
+            waiting == n + 1
         })
-        .collect();
-    until("both groups wait for the lock", async || {
-        let waiting: i64 = sqlx::query_scalar(
-            "select count(*) from pg_stat_activity \
-             where wait_event_type = 'Lock' and query like 'with new as%'",
-        )
-        .fetch_one(&mut admin)
-        .await
-        .unwrap();
-        waiting == 2
-    })
-    .await;
+        .await;
+    }
 
     // Then many at once: some list ports, one is refused.
     let laptops: Vec<Value> = (0..WAITING)
@@ -166,4 +168,14 @@ async fn creates_that_wait_together_are_written_together_and_each_answered_as_if
             .iter()
             .all(|event| event["data"]["title"] != "Doomed")
     );
+
+    // A group keeps its connection while writes keep coming, and gives it
+    // back when the server stops, which waits for it: one write after
+    // another, so that each of the group's tasks keeps one.
+    for n in 0..3 {
+        let last = json!({"title": format!("Last {n}"), "model": "L"});
+        assert_eq!(create(&client, &base, last).await.0, 201);
+    }
+    server.terminate();
+    assert!(server.wait().success(), "the server stops cleanly");
 }

@@ -15,7 +15,9 @@
 //! have failed each.
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use sqlx::pool::PoolConnection;
 use sqlx::{Connection as _, PgConnection, Postgres};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
@@ -24,11 +26,15 @@ use app_http::problem::Chain;
 use super::Pool;
 use crate::error::StoreError;
 
-/// The most writes one group holds.
-const MAX_GROUP: usize = 64;
+/// The most writes one group holds: at most half of what 64 connections
+/// ask at once, so that the two groups in flight share the load.
+const MAX_GROUP: usize = 32;
 /// How many groups of one kind are written at once, each on a connection
 /// of the module's pool.
 const IN_FLIGHT: usize = 2;
+/// How long a group's connection is kept for the next group; after that
+/// it goes back to the pool, which checks it before it gives it again.
+const KEEP_CONNECTION: Duration = Duration::from_secs(1);
 
 /// Writes of one kind, as a group writes them.
 pub trait Grouped: Send + Sync + 'static {
@@ -120,31 +126,45 @@ async fn commit_in_groups<G: Grouped>(
     grouped: Arc<G>,
     counts: Counts,
 ) {
+    // The connection of the last group, kept while writes keep coming:
+    // the pool would check it again (a round trip) to give it back.
+    let mut kept: Option<PoolConnection<Postgres>> = None;
     loop {
-        let group = {
-            let mut waiting = waiting.lock().await;
-            let Some(first) = waiting.recv().await else {
-                return;
-            };
-            let mut group = vec![first];
-            while group.len() < MAX_GROUP {
-                match waiting.try_recv() {
-                    Ok(next) => group.push(next),
-                    Err(_) => break,
+        let take = take_group(&waiting);
+        let group = match kept {
+            None => take.await,
+            // The kept connection goes back to the pool once writes stop
+            // coming, or the pool closes (which waits for it).
+            Some(_) => {
+                tokio::pin!(take);
+                tokio::select! {
+                    group = &mut take => group,
+                    () = tokio::time::sleep(KEEP_CONNECTION) => {
+                        kept = None;
+                        take.await
+                    }
+                    () = pool.sqlx().close_event() => {
+                        kept = None;
+                        take.await
+                    }
                 }
             }
-            group
+        };
+        let Some(group) = group else {
+            return;
         };
         counts.sizes.record(group.len() as f64);
         let (writes, tells): (Vec<_>, Vec<_>) = group
             .into_iter()
             .map(|waiting| (waiting.write, waiting.tell))
             .unzip();
+        let conn = kept.take();
         // Its own task, so that a panic fails this group alone.
         let (pool, grouped, refused) = (pool.clone(), Arc::clone(&grouped), counts.refused.clone());
-        let run = async move { write_group(&pool, &*grouped, writes, &refused).await };
+        let run = async move { write_group(&pool, conn, &*grouped, writes, &refused).await };
         match tokio::spawn(run).await {
-            Ok(answers) => {
+            Ok((answers, conn)) => {
+                kept = conn;
                 for (tell, answer) in tells.into_iter().zip(answers) {
                     let _ = tell.send(answer);
                 }
@@ -159,41 +179,77 @@ async fn commit_in_groups<G: Grouped>(
     }
 }
 
+/// The next group: every write waiting, once this task's turn comes, up
+/// to a group; `None` once the group is dropped. Cancelled, it loses no
+/// write: the queue is read without a wait in between.
+async fn take_group<G: Grouped>(
+    waiting: &Mutex<mpsc::UnboundedReceiver<Waiting<G>>>,
+) -> Option<Vec<Waiting<G>>> {
+    let mut waiting = waiting.lock().await;
+    let mut group = vec![waiting.recv().await?];
+    while group.len() < MAX_GROUP {
+        match waiting.try_recv() {
+            Ok(next) => group.push(next),
+            Err(_) => break,
+        }
+    }
+    Some(group)
+}
+
 /// Writes a group, and answers each of its writes.
 async fn write_group<G: Grouped>(
     pool: &Pool<Postgres>,
+    conn: Option<PoolConnection<Postgres>>,
     grouped: &G,
     writes: Vec<Traced<G::Item>>,
     refused_groups: &metrics::Counter,
-) -> Vec<Result<G::Written, StoreError>> {
-    match commit(pool, grouped, &writes).await {
-        Ok(written) => written.into_iter().map(Ok).collect(),
-        Err(StoreError::Unavailable(cause)) => {
-            let message = Chain(cause.as_ref()).to_string();
-            let unavailable = || Err(StoreError::Unavailable(message.clone().into()));
-            writes.iter().map(|_| unavailable()).collect()
-        }
+) -> (
+    Vec<Result<G::Written, StoreError>>,
+    Option<PoolConnection<Postgres>>,
+) {
+    let mut conn = match conn {
+        Some(conn) => conn,
+        None => match pool.acquire().await {
+            Ok(conn) => conn,
+            Err(error) => return (unavailable(&error.into(), writes.len()), None),
+        },
+    };
+    let answers = match commit(&mut conn, grouped, &writes).await {
+        // Only a connection that just committed is kept.
+        Ok(written) => return (written.into_iter().map(Ok).collect(), Some(conn)),
+        Err(error @ StoreError::Unavailable(_)) => unavailable(&error, writes.len()),
         Err(refused) if writes.len() == 1 => vec![Err(refused)],
         Err(refused) => {
             refused_groups.increment(1);
             tracing::debug!(error = %refused, writes = writes.len(), "a group was refused: each of its writes again, alone");
             let mut answers = Vec::with_capacity(writes.len());
             for write in writes.chunks(1) {
-                let alone = commit(pool, grouped, write).await;
+                let alone = commit(&mut conn, grouped, write).await;
                 answers.push(alone.map(|mut written| written.remove(0)));
             }
             answers
         }
-    }
+    };
+    (answers, None)
+}
+
+/// The fault of a group, for each of its `writes`.
+fn unavailable<T>(fault: &StoreError, writes: usize) -> Vec<Result<T, StoreError>> {
+    let message = match fault {
+        StoreError::Unavailable(cause) => Chain(cause.as_ref()).to_string(),
+        other => other.to_string(),
+    };
+    (0..writes)
+        .map(|_| Err(StoreError::Unavailable(message.clone().into())))
+        .collect()
 }
 
 /// Writes `writes` in one transaction, and commits it.
 async fn commit<G: Grouped>(
-    pool: &Pool<Postgres>,
+    conn: &mut PgConnection,
     grouped: &G,
     writes: &[Traced<G::Item>],
 ) -> Result<Vec<G::Written>, StoreError> {
-    let mut conn = pool.acquire().await?;
     let mut tx = conn.begin().await?;
     let written = grouped.write(&mut tx, writes).await?;
     if written.len() != writes.len() {

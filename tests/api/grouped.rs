@@ -9,7 +9,7 @@ use futures_util::future::join_all;
 use serde_json::{Value, json};
 use sqlx::Connection as _;
 
-use crate::helpers::{metric_sum, until};
+use crate::helpers::{json_at, metric_sum, until};
 use crate::process::Process;
 use crate::split::create_port;
 
@@ -108,14 +108,7 @@ async fn creates_that_wait_together_are_written_together_and_each_answered_as_if
             sent.get("port_ids").cloned().unwrap_or(json!([]))
         );
         let id = body["id"].as_i64().unwrap();
-        let read: Value = client
-            .get(format!("{base}/api/v1/laptops/{id}"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let read = json_at(&client, format!("{base}/api/v1/laptops/{id}")).await;
         assert_eq!(read, body, "laptop {id} reads back as answered");
         ids.push(id);
     }
@@ -134,14 +127,7 @@ async fn creates_that_wait_together_are_written_together_and_each_answered_as_if
 
     // One event for each laptop written, none for the refused one, each
     // with its laptop's data and its own request's trace.
-    let feed: Value = client
-        .get(format!("{base}/api/v1/laptops/events?limit=100"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let feed = json_at(&client, format!("{base}/api/v1/laptops/events?limit=100")).await;
     let events = feed["items"].as_array().unwrap();
     assert_eq!(events.len(), WAITING + 1);
     let mut traces: Vec<&str> = events

@@ -78,18 +78,19 @@ struct Waiting<G: Grouped> {
 }
 
 impl<G: Grouped> Group<G> {
-    /// Starts the tasks that write groups of `grouped` on `pool`; group
-    /// sizes are recorded in `app_db_group_commit_writes{module}`, and
+    /// Starts the tasks that write groups of `grouped` on `pool`. Group
+    /// sizes are recorded in `app_db_group_commit_writes{module}`, and the
     /// groups refused, then written one by one, counted in
-    /// `app_db_group_commit_refused_total{module}`. They
-    /// end once the group is dropped and every write waiting is written.
+    /// `app_db_group_commit_refused_total{module}`. The tasks end once the
+    /// group is dropped and every write waiting is written.
     pub fn start(module: &str, pool: Pool<Postgres>, grouped: G) -> Self {
         let (queue, waiting) = mpsc::unbounded_channel();
         let waiting = Arc::new(Mutex::new(waiting));
         let grouped = Arc::new(grouped);
+        let module = module.to_owned();
         let counts = Counts {
-            sizes: metrics::histogram!("app_db_group_commit_writes", "module" => module.to_owned()),
-            refused: metrics::counter!("app_db_group_commit_refused_total", "module" => module.to_owned()),
+            sizes: metrics::histogram!("app_db_group_commit_writes", "module" => module.clone()),
+            refused: metrics::counter!("app_db_group_commit_refused_total", "module" => module),
         };
         for _ in 0..IN_FLIGHT {
             tokio::spawn(commit_in_groups(

@@ -24,14 +24,14 @@ pub struct Cli {
     pub command: Command,
 
     /// Where modules keep their data: `sqlite:DIR` (one file per module) or
-    /// `postgres://user:password@host/db` (one schema per module).
-    #[arg(
-        long,
-        global = true,
-        env = "APP_DATABASE_URL",
-        default_value = "sqlite:./data"
-    )]
-    pub database_url: Storage,
+    /// `postgres://user:password@host/db` (one schema per module) [default:
+    /// sqlite:./data]. On PostgreSQL a module with a URL of its own in
+    /// `APP_DATABASE_URL_<MODULE>`, or in the file
+    /// `APP_DATABASE_URL_<MODULE>_FILE` names, connects with that (its own
+    /// role: `app db roles`); this URL is then the database owner's, which
+    /// `app migrate` and `app db roles` use.
+    #[arg(long, global = true, env = "APP_DATABASE_URL")]
+    pub database_url: Option<Storage>,
 
     /// The most PostgreSQL connections each module of this process opens.
     /// Keep replicas × modules × this below the server's `max_connections`.
@@ -60,20 +60,63 @@ impl Cli {
     pub fn dev_key_file(&self) -> PathBuf {
         self.dev_key_file.clone().unwrap_or_else(|| {
             let dir = match &self.database_url {
-                Storage::Sqlite(dir) => dir.clone(),
-                Storage::Postgres { .. } => PathBuf::from("./data"),
+                Some(Storage::Sqlite(dir)) => dir.clone(),
+                _ => PathBuf::from("./data"),
             };
             dir.join(security::DEV_KEY_FILE)
         })
     }
 }
 
+impl Cli {
+    /// Where each module keeps its data: `--database-url`, and each
+    /// module's URL of its own.
+    pub fn storage(&self) -> Result<Storage, String> {
+        let own = own_database_urls()?.into_iter().map(|(module, url)| (module.to_owned(), url));
+        Storage::with_own_urls(self.database_url.clone(), own.collect())
+            .map(|storage| storage.with_max_connections(self.database_max_connections))
+    }
+}
+
+/// The variable holding `module`'s own database URL; with `_FILE` after
+/// it, the variable naming a file that holds it.
+pub fn own_url_variable(module: &Module) -> String {
+    format!("APP_DATABASE_URL_{}", module.name.to_uppercase())
+}
+
+/// Each module's own PostgreSQL URL, from its variable or its file: never
+/// from the command line, where every user of the machine could read it.
+pub fn own_database_urls() -> Result<Vec<(&'static str, String)>, String> {
+    let mut urls = Vec::new();
+    for module in modules::ALL {
+        let variable = own_url_variable(module);
+        let file_variable = format!("{variable}_FILE");
+        let url = match (std::env::var(&variable), std::env::var_os(&file_variable)) {
+            (Ok(_), Some(_)) => {
+                return Err(format!("give {variable} or {file_variable}, not both"));
+            }
+            (Ok(url), None) => url,
+            (Err(_), Some(file)) => std::fs::read_to_string(&file)
+                .map_err(|e| format!("cannot read {file_variable} ({}): {e}", file.to_string_lossy()))?
+                .trim()
+                .to_owned(),
+            (Err(_), None) => continue,
+        };
+        urls.push((module.name, url));
+    }
+    Ok(urls)
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the HTTP API of every module (`--all`) or of some (`--module`).
     Serve(Box<ServeArgs>),
-    /// Apply migrations and exit.
+    /// Apply migrations and exit; on PostgreSQL, with `--database-url`,
+    /// as each module's owner role where `app db roles` made one.
     Migrate(ModuleArgs),
+    /// Set up the database: `app db roles`.
+    #[command(subcommand)]
+    Db(DbCommand),
     /// Print the OpenAPI document.
     Openapi(ModuleArgs),
     /// Print the AsyncAPI document of the modules' events.
@@ -509,6 +552,19 @@ impl ModuleArgs {
     pub fn modules(&self) -> Vec<&'static Module> {
         selected(self.module.is_empty(), &self.module)
     }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Give each module PostgreSQL roles of its own, so that the database
+    /// keeps it to its own schema: DATABASE_MODULE_owner (no login) owns
+    /// the schema and runs its migrations; DATABASE_MODULE logs in, with
+    /// the password of the module's URL, and may only read and write the
+    /// schema's tables. Connects with `--database-url` (APP_DATABASE_URL),
+    /// a role with CREATEROLE that owns the database; prints each statement
+    /// it runs. Safe to run again: it changes only what is not so, and sets
+    /// the passwords anew (to rotate them). Run `app migrate` after it.
+    Roles(ModuleArgs),
 }
 
 #[derive(Debug, Subcommand)]

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use app_kernel::db::Storage;
+use app_kernel::db::{Storage, roles};
 
 use crate::cli::{HealthcheckArgs, ModulesArgs, ServeArgs, TokenArgs};
 use crate::modules::{self, Module, Running};
@@ -36,15 +36,96 @@ pub async fn serve(args: ServeArgs, storage: Storage, dev_key_file: PathBuf) -> 
         handle_signals: true,
     };
     settings.security.warn_of_missing_checks();
+    warn_of_shared_role(&settings.modules, &settings.storage);
     Application::build(settings)
         .await?
         .run_until_stopped()
         .await
 }
 
+/// One warning when modules served on PostgreSQL share one role: then
+/// nothing but the code keeps each to its own schema.
+fn warn_of_shared_role(modules: &[&'static Module], storage: &Storage) {
+    if storage.backend() != app_kernel::db::Backend::Postgres {
+        return;
+    }
+    let shared: Vec<&str> = modules
+        .iter()
+        .filter(|module| !storage.has_own_role(module.name))
+        .map(|module| module.name)
+        .collect();
+    if !shared.is_empty() {
+        tracing::warn!(
+            modules = shared.join(","),
+            "these modules connect as one role that can read and write every module's schema: \
+             module boundaries are not enforced by the database (give each module its own URL, \
+             and see `app db roles`)"
+        );
+    }
+}
+
 pub async fn migrate(modules: &[&'static Module], storage: &Storage) -> anyhow::Result<()> {
+    if let Some(module) = modules.iter().find(|m| !storage.may_migrate(m.name)) {
+        anyhow::bail!(
+            "module {} connects as a role of its own, which cannot change its schema: \
+             give the database owner's URL in APP_DATABASE_URL to migrate",
+            module.name
+        );
+    }
     let running = Running::open(modules, storage, true).await?;
     running.close().await;
+    Ok(())
+}
+
+pub async fn db_roles(modules: &[&'static Module], storage: &Storage) -> anyhow::Result<()> {
+    let Some(admin) = storage.shared_postgres() else {
+        anyhow::bail!(
+            "app db roles connects as the database's owner: give its postgres:// URL in APP_DATABASE_URL"
+        );
+    };
+    let own = crate::cli::own_database_urls().map_err(anyhow::Error::msg)?;
+    let mut logins = Vec::with_capacity(modules.len());
+    for module in modules {
+        let login = match own.iter().find(|(name, _)| *name == module.name) {
+            Some((_, url)) => {
+                let url = reqwest::Url::parse(url).map_err(|e| {
+                    anyhow::anyhow!("the database URL of module {} is not a URL: {e}", module.name)
+                })?;
+                let decode = |part: &str| {
+                    percent_encoding::percent_decode_str(part)
+                        .decode_utf8()
+                        .map(|decoded| decoded.into_owned())
+                };
+                let user = decode(url.username())?;
+                let password = decode(url.password().unwrap_or_default())?;
+                anyhow::ensure!(
+                    !password.is_empty(),
+                    "the database URL of module {} has no password",
+                    module.name
+                );
+                Some((user, password))
+            }
+            None => None,
+        };
+        logins.push((module.name, login));
+    }
+    let modules: Vec<roles::Module<'_>> = logins
+        .iter()
+        .map(|(name, login)| roles::Module {
+            name,
+            login: login.as_ref().map(|(user, password)| (user.as_str(), password.as_str())),
+        })
+        .collect();
+    for module in modules.iter().filter(|m| m.login.is_none()) {
+        println!(
+            "-- module {}: no URL of its own ({}): its login role gets no password",
+            module.name,
+            crate::cli::own_url_variable(modules::named(module.name).expect("a module"))
+        );
+    }
+    for line in roles::set_up(admin, &modules).await? {
+        println!("{line}");
+    }
     Ok(())
 }
 

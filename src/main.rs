@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use app::cli::{Cli, Command, EventsCommand};
+use app::cli::{Cli, Command, DbCommand, EventsCommand};
 use app::{commands, telemetry};
 use clap::Parser as _;
 
@@ -25,11 +25,18 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let storage = match cli.storage() {
+        Ok(storage) => storage,
+        Err(error) => {
+            eprintln!("error: {}", app::cli::redact_passwords(&error));
+            return ExitCode::from(2);
+        }
+    };
     // Only a server exports spans.
     let traced = match &cli.command {
         Command::Serve(args) => Some(telemetry::Service {
             name: args.service_name(),
-            backend: cli.database_url.backend(),
+            backend: storage.backend(),
         }),
         _ => None,
     };
@@ -47,7 +54,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    match runtime.block_on(run(cli, storage)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {}", one_line(&error));
@@ -71,15 +78,13 @@ fn one_line(error: &anyhow::Error) -> String {
     line.replace('\n', " ")
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+async fn run(cli: Cli, storage: app_kernel::db::Storage) -> anyhow::Result<()> {
     let dev_key_file = cli.dev_key_file();
-    let storage = cli
-        .database_url
-        .with_max_connections(cli.database_max_connections);
     match cli.command {
         Command::Serve(args) => commands::serve(*args, storage, dev_key_file).await,
         Command::Token(args) => commands::token(&args, &dev_key_file),
         Command::Migrate(args) => commands::migrate(&args.modules(), &storage).await,
+        Command::Db(DbCommand::Roles(args)) => commands::db_roles(&args.modules(), &storage).await,
         Command::Openapi(args) => commands::openapi(&args.modules()),
         Command::Asyncapi(args) => commands::asyncapi(&args.modules()),
         Command::Events(EventsCommand::Dead(args)) => {

@@ -105,11 +105,17 @@ impl Running {
                 .open(module.name)
                 .await
                 .with_context(|| format!("cannot open the database of module {}", module.name))?;
-            if migrate {
-                db.migrate((module.migrations)(db.backend()))
+            if migrate && storage.may_migrate(module.name) {
+                storage
+                    .migrate(module.name, &db, (module.migrations)(db.backend()))
                     .await
                     .with_context(|| format!("cannot migrate module {}", module.name))?;
                 tracing::info!(module = module.name, "migrations applied");
+            } else if migrate {
+                tracing::info!(
+                    module = module.name,
+                    "not migrating: the module's own role cannot; `app migrate` does, as its owner"
+                );
             }
             databases.push((module, db));
         }

@@ -15,6 +15,7 @@ pub use crate::error::{Cause, StoreError};
 
 mod commit;
 mod group;
+pub mod roles;
 pub use commit::{Write, json_column, time_column};
 pub use group::{Group, Grouped, Traced};
 
@@ -40,7 +41,12 @@ pub enum Storage {
     Sqlite(PathBuf),
     /// One PostgreSQL database, one schema per module.
     Postgres {
-        options: Box<PgConnectOptions>,
+        /// The URL of modules with none of their own: in development, one
+        /// role for every module; in production, the database's owner,
+        /// which sets up roles and migrates.
+        shared: Option<Box<PgConnectOptions>>,
+        /// Modules that connect as a role of their own ([`roles`]).
+        own: Vec<(String, Box<PgConnectOptions>)>,
         /// The most connections each module's pool opens.
         max_connections: u32,
     },
@@ -63,7 +69,8 @@ impl FromStr for Storage {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             return PgConnectOptions::from_str(url)
                 .map(|options| Self::Postgres {
-                    options: Box::new(options),
+                    shared: Some(Box::new(options)),
+                    own: Vec::new(),
                     max_connections: DEFAULT_MAX_CONNECTIONS,
                 })
                 .map_err(|e| format!("not a valid PostgreSQL URL: {e}"));
@@ -77,6 +84,104 @@ impl Storage {
         match self {
             Self::Sqlite(_) => Backend::Sqlite,
             Self::Postgres { .. } => Backend::Postgres,
+        }
+    }
+
+    /// Storage where each module in `own` connects with its own URL (a
+    /// role of its own), and the others as `shared` says; `shared` None
+    /// (no `--database-url` given) means SQLite unless some module has a
+    /// URL of its own.
+    pub fn with_own_urls(
+        shared: Option<Storage>,
+        own: Vec<(String, String)>,
+    ) -> Result<Self, String> {
+        let own = own
+            .into_iter()
+            .map(|(module, url)| match url.parse::<Storage>() {
+                Ok(Self::Postgres { shared: Some(options), .. }) => Ok((module, options)),
+                _ => Err(format!(
+                    "the database URL of module {module} is not a PostgreSQL URL (postgres://user:password@host/database)"
+                )),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        match (shared, own.is_empty()) {
+            (shared, true) => Ok(shared.unwrap_or_else(|| Self::Sqlite(PathBuf::from("./data")))),
+            (None, false) => Ok(Self::Postgres {
+                shared: None,
+                own,
+                max_connections: DEFAULT_MAX_CONNECTIONS,
+            }),
+            (Some(Self::Postgres { shared, .. }), false) => Ok(Self::Postgres {
+                shared,
+                own,
+                max_connections: DEFAULT_MAX_CONNECTIONS,
+            }),
+            (Some(Self::Sqlite(_)), false) => Err(
+                "a module has a PostgreSQL URL of its own, but --database-url is SQLite: give a postgres:// URL or none".into(),
+            ),
+        }
+    }
+
+    /// Whether `module` connects as a role of its own, which cannot
+    /// migrate its schema.
+    pub fn has_own_role(&self, module: &str) -> bool {
+        match self {
+            Self::Sqlite(_) => false,
+            Self::Postgres { own, .. } => own.iter().any(|(name, _)| name == module),
+        }
+    }
+
+    /// Whether this process can migrate `module`: not when it has only the
+    /// module's own role, which cannot change its schema.
+    pub fn may_migrate(&self, module: &str) -> bool {
+        !self.has_own_role(module) || self.shared_postgres().is_some()
+    }
+
+    /// The shared URL's options, on PostgreSQL.
+    pub fn shared_postgres(&self) -> Option<&PgConnectOptions> {
+        match self {
+            Self::Postgres { shared, .. } => shared.as_deref(),
+            Self::Sqlite(_) => None,
+        }
+    }
+
+    /// The options `module` connects with on PostgreSQL: its own URL, else the shared one.
+    pub fn postgres_for(&self, module: &str) -> Option<&PgConnectOptions> {
+        match self {
+            Self::Sqlite(_) => None,
+            Self::Postgres { shared, own, .. } => own
+                .iter()
+                .find(|(name, _)| name == module)
+                .map(|(_, options)| options.as_ref())
+                .or(shared.as_deref()),
+        }
+    }
+
+    /// Applies `migrator` to `module`'s data in `db`: on PostgreSQL over a
+    /// connection of its own, with the shared URL, as the module's owner
+    /// role where it has one.
+    pub async fn migrate(
+        &self,
+        module: &str,
+        db: &Db,
+        migrator: &Migrator,
+    ) -> Result<(), sqlx::migrate::MigrateError> {
+        match (self, db) {
+            (Self::Postgres { shared: Some(options), .. }, Db::Postgres(_)) => {
+                let migrated = roles::migrate(options, module, migrator).await?;
+                if let roles::MigratedAs::Owner(owner) = migrated {
+                    tracing::debug!(module, owner, "migrated as the module's owner role");
+                }
+                Ok(())
+            }
+            (Self::Postgres { shared: None, .. }, _) => Err(sqlx::migrate::MigrateError::Source(
+                format!(
+                    "module {module} connects as a role of its own, which cannot change its schema: \
+                     migrate with the database owner's URL (APP_DATABASE_URL)"
+                )
+                .into(),
+            )),
+            _ => db.migrate(migrator).await,
         }
     }
 
@@ -116,13 +221,20 @@ impl Storage {
                 Ok(Db::Sqlite(pool))
             }
             Self::Postgres {
-                options,
-                max_connections,
+                max_connections, ..
             } => {
+                let Some(options) = self.postgres_for(module) else {
+                    return Err(sqlx::Error::Configuration(
+                        format!(
+                            "no database URL for module {module}: give APP_DATABASE_URL_{} or --database-url",
+                            module.to_uppercase()
+                        )
+                        .into(),
+                    ));
+                };
                 // One direct connection first: a pool that cannot connect only
                 // says it timed out, this says why (refused, unknown host, auth).
                 let options = options
-                    .as_ref()
                     .clone()
                     .application_name(&format!("app-{module}"))
                     // A query never holds a request longer than this.

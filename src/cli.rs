@@ -72,7 +72,9 @@ impl Cli {
     /// Where each module keeps its data: `--database-url`, and each
     /// module's URL of its own.
     pub fn storage(&self) -> Result<Storage, String> {
-        let own = own_database_urls()?.into_iter().map(|(module, url)| (module.to_owned(), url));
+        let own = own_database_urls()?
+            .into_iter()
+            .map(|(module, url)| (module.to_owned(), url));
         Storage::with_own_urls(self.database_url.clone(), own.collect())
             .map(|storage| storage.with_max_connections(self.database_max_connections))
     }
@@ -97,7 +99,12 @@ pub fn own_database_urls() -> Result<Vec<(&'static str, String)>, String> {
             }
             (Ok(url), None) => url,
             (Err(_), Some(file)) => std::fs::read_to_string(&file)
-                .map_err(|e| format!("cannot read {file_variable} ({}): {e}", file.to_string_lossy()))?
+                .map_err(|e| {
+                    format!(
+                        "cannot read {file_variable} ({}): {e}",
+                        file.to_string_lossy()
+                    )
+                })?
                 .trim()
                 .to_owned(),
             (Err(_), None) => continue,

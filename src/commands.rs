@@ -89,7 +89,10 @@ pub async fn db_roles(modules: &[&'static Module], storage: &Storage) -> anyhow:
         let login = match own.iter().find(|(name, _)| *name == module.name) {
             Some((_, url)) => {
                 let url = reqwest::Url::parse(url).map_err(|e| {
-                    anyhow::anyhow!("the database URL of module {} is not a URL: {e}", module.name)
+                    anyhow::anyhow!(
+                        "the database URL of module {} is not a URL: {e}",
+                        module.name
+                    )
                 })?;
                 let decode = |part: &str| {
                     percent_encoding::percent_decode_str(part)
@@ -113,7 +116,9 @@ pub async fn db_roles(modules: &[&'static Module], storage: &Storage) -> anyhow:
         .iter()
         .map(|(name, login)| roles::Module {
             name,
-            login: login.as_ref().map(|(user, password)| (user.as_str(), password.as_str())),
+            login: login
+                .as_ref()
+                .map(|(user, password)| (user.as_str(), password.as_str())),
         })
         .collect();
     for module in modules.iter().filter(|m| m.login.is_none()) {

@@ -31,6 +31,7 @@ mod process;
 mod prometheus;
 mod rabbitmq;
 mod redis;
+mod roles;
 mod security;
 mod side_by_side;
 mod split;

@@ -54,6 +54,15 @@ impl PgServer {
             .status()
             .expect("initdb runs");
         assert!(status.success(), "initdb failed");
+        // The superuser the tests administer with is trusted; every other
+        // role proves its password, as a module's role does in production.
+        std::fs::write(
+            data.join("pg_hba.conf"),
+            "local all all trust\n\
+             host all postgres 127.0.0.1/32 trust\n\
+             host all all 127.0.0.1/32 scram-sha-256\n",
+        )
+        .unwrap();
         let mut server = PgServer {
             port: crate::process::free_port(),
             bin,

@@ -167,22 +167,29 @@ impl Run<'_> {
         if let Some((_, password)) = module.login {
             let verifier = postgres_protocol::password::scram_sha_256(password.as_bytes());
             self.statement(
-                format!("alter role {login} password '{}'", verifier.replace('\'', "''")),
+                format!(
+                    "alter role {login} password '{}'",
+                    verifier.replace('\'', "''")
+                ),
                 Some(format!("alter role {login} password '…'")),
             )
             .await?;
         }
         self.may_set_role(&roles.owner).await?;
-        let schema_owner: Option<String> =
-            sqlx::query_scalar("select pg_get_userbyid(nspowner)::text from pg_namespace where nspname = $1")
-                .bind(module.name)
-                .fetch_optional(&mut *self.conn)
-                .await
-                .map_err(at("cannot read the schemas"))?;
+        let schema_owner: Option<String> = sqlx::query_scalar(
+            "select pg_get_userbyid(nspowner)::text from pg_namespace where nspname = $1",
+        )
+        .bind(module.name)
+        .fetch_optional(&mut *self.conn)
+        .await
+        .map_err(at("cannot read the schemas"))?;
         match schema_owner {
             None => {
-                self.statement(format!("create schema {schema} authorization {owner}"), None)
-                    .await?
+                self.statement(
+                    format!("create schema {schema} authorization {owner}"),
+                    None,
+                )
+                .await?
             }
             Some(current) if current == roles.owner => {
                 self.already(format!("schema {schema} is owned by {owner}"))
@@ -198,12 +205,16 @@ impl Run<'_> {
         for sql in [
             format!("revoke all on schema {schema} from public"),
             format!("grant usage on schema {schema} to {login}"),
-            format!("grant select, insert, update, delete on all tables in schema {schema} to {login}"),
+            format!(
+                "grant select, insert, update, delete on all tables in schema {schema} to {login}"
+            ),
             format!("grant usage on all sequences in schema {schema} to {login}"),
             format!(
                 "alter default privileges in schema {schema} grant select, insert, update, delete on tables to {login}"
             ),
-            format!("alter default privileges in schema {schema} grant usage on sequences to {login}"),
+            format!(
+                "alter default privileges in schema {schema} grant usage on sequences to {login}"
+            ),
             // Functions the owner makes run for no one else unless granted.
             "alter default privileges revoke execute on routines from public".to_owned(),
         ] {
@@ -270,7 +281,11 @@ impl Run<'_> {
     /// Lets this login act as `owner`: make its schema, and run its
     /// migrations. PostgreSQL 16 asks for the SET option, 15 for membership.
     async fn may_set_role(&mut self, owner: &str) -> Result<(), RolesError> {
-        let privilege = if self.version >= 160_000 { "SET" } else { "MEMBER" };
+        let privilege = if self.version >= 160_000 {
+            "SET"
+        } else {
+            "MEMBER"
+        };
         let may: bool = sqlx::query_scalar("select pg_has_role(current_user, $1, $2)")
             .bind(owner)
             .bind(privilege)
@@ -280,9 +295,16 @@ impl Run<'_> {
         if may {
             return Ok(());
         }
-        let with = if self.version >= 160_000 { " with inherit false, set true" } else { "" };
-        self.statement(format!("grant {} to current_user{with}", quoted(owner)), None)
-            .await
+        let with = if self.version >= 160_000 {
+            " with inherit false, set true"
+        } else {
+            ""
+        };
+        self.statement(
+            format!("grant {} to current_user{with}", quoted(owner)),
+            None,
+        )
+        .await
     }
 
     /// Hands the owner what another role made in the schema: the tables a

@@ -120,7 +120,7 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Apply migrations and exit; on PostgreSQL, with `--database-url`,
     /// as each module's owner role where `app db roles` made one.
-    Migrate(ModuleArgs),
+    Migrate(MigrateArgs),
     /// Set up the database: `app db roles`.
     #[command(subcommand)]
     Db(DbCommand),
@@ -559,6 +559,17 @@ impl ModuleArgs {
     pub fn modules(&self) -> Vec<&'static Module> {
         selected(self.module.is_empty(), &self.module)
     }
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    pub modules: ModuleArgs,
+
+    /// First set up each module's roles, as `app db roles` does: one step
+    /// for a deployment's migration job.
+    #[arg(long)]
+    pub roles: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -83,7 +83,13 @@ async fn run(cli: Cli, storage: app_kernel::db::Storage) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => commands::serve(*args, storage, dev_key_file).await,
         Command::Token(args) => commands::token(&args, &dev_key_file),
-        Command::Migrate(args) => commands::migrate(&args.modules(), &storage).await,
+        Command::Migrate(args) => {
+            let modules = args.modules.modules();
+            if args.roles {
+                commands::db_roles(&modules, &storage).await?;
+            }
+            commands::migrate(&modules, &storage).await
+        }
         Command::Db(DbCommand::Roles(args)) => commands::db_roles(&args.modules(), &storage).await,
         Command::Openapi(args) => commands::openapi(&args.modules()),
         Command::Asyncapi(args) => commands::asyncapi(&args.modules()),

@@ -101,6 +101,17 @@ fn localize(
                 "APP_BIND" => format!("127.0.0.1:{port}"),
                 "APP_METRICS_BIND" => format!("127.0.0.1:{}", free_port()),
                 "APP_DATABASE_URL" => stand_ins.database.clone(),
+                // A module's own role in the stand-in database, with the
+                // file's password: `app migrate --roles` makes it.
+                _ if key.starts_with("APP_DATABASE_URL_") => {
+                    let module = key["APP_DATABASE_URL_".len()..].to_lowercase();
+                    let given = Url::parse(value).unwrap();
+                    let mut local = Url::parse(&stand_ins.database).unwrap();
+                    let database = local.path().trim_start_matches('/').to_owned();
+                    local.set_username(&format!("{database}_{module}")).unwrap();
+                    local.set_password(given.password()).unwrap();
+                    local.to_string()
+                }
                 "APP_RATE_LIMIT_REDIS" => stand_ins.redis.url(),
                 "APP_BROKER_URL" => stand_ins.broker.clone(),
                 "APP_JWT_JWKS_URL" => stand_ins.jwks.url.clone(),
@@ -172,8 +183,9 @@ struct Cluster {
 }
 
 impl Cluster {
-    /// Starts every Deployment before migrations (alive, not ready), runs the
-    /// Job, and waits until every one is ready.
+    /// Runs the Job (each module's role, then the migrations), starts
+    /// every Deployment, and waits until every one is alive and ready.
+    /// Before the Job, the pods could not connect: their roles are its work.
     async fn start(overlay: &str) -> Cluster {
         let manifests = Manifests::render(overlay);
         let uid = Dockerfile::read().uid();
@@ -185,6 +197,12 @@ impl Cluster {
             let deployment = manifests.behind_service(service, &json!(port));
             format!("http://127.0.0.1:{}", local[name(deployment)])
         };
+        let jobs = manifests.all("Job");
+        assert_eq!(jobs.len(), 1, "one migration Job");
+        let job = Pod::of(&manifests, jobs[0]);
+        assert_hardened(&job, uid);
+        let migrated = run(&job.args, &localize(&job.env, 0, &stand_ins, peer));
+        assert!(migrated.status.success(), "the Job migrates: {migrated:?}");
         let mut processes = BTreeMap::new();
         for deployment in &deployments {
             let pod = Pod::of(&manifests, deployment);
@@ -230,23 +248,13 @@ impl Cluster {
             let (live, ready) = probes(deployment);
             let process = &processes[name(deployment)];
             process.answers(200, &live).await;
-            let before = status_at(format!("{}{ready}", process.address)).await;
-            assert_eq!(
-                before,
-                503,
-                "{} is not ready before migrations",
-                name(deployment)
+            process.answers(200, &ready).await;
+            let pod = Pod::of(&manifests, deployment);
+            assert!(
+                pod.var("APP_DATABASE_URL").is_none(),
+                "{} connects as its modules' own roles, never the owner",
+                pod.name
             );
-        }
-        let jobs = manifests.all("Job");
-        assert_eq!(jobs.len(), 1, "one migration Job");
-        let job = Pod::of(&manifests, jobs[0]);
-        assert_hardened(&job, uid);
-        let migrated = run(&job.args, &localize(&job.env, 0, &stand_ins, peer));
-        assert!(migrated.status.success(), "the Job migrates: {migrated:?}");
-        for deployment in &deployments {
-            let (_, ready) = probes(deployment);
-            processes[name(deployment)].answers(200, &ready).await;
         }
         let token = stand_ins.token(&Pod::of(&manifests, deployments[0]).env);
         Cluster {
@@ -502,14 +510,31 @@ async fn the_compose_split_runs_its_own_commands_behind_the_nginx_config() {
         command[at + 1].clone()
     };
     let stand_ins = Local::start(postgres::shared().fresh_database().await).await;
-    let services_of_split = std::iter::once("migrate").chain(modules::ALL.iter().map(|m| m.name));
-    for service in services_of_split {
-        assert!(in_split(service), "{service}");
-        let url = services[service]["environment"]["APP_DATABASE_URL"].as_str();
-        let url = Url::parse(url.expect("a database URL")).unwrap();
+    let database_url = |service: &str, variable: &str| {
+        let url = services[service]["environment"][variable].as_str();
+        let url = Url::parse(url.unwrap_or_else(|| panic!("{service} has {variable}"))).unwrap();
         assert!(
             in_split(url.host_str().unwrap()),
             "{service} reaches PostgreSQL by its service name"
+        );
+        url
+    };
+    assert!(in_split("migrate"));
+    database_url("migrate", "APP_DATABASE_URL");
+    for module in modules::ALL {
+        let service = module.name;
+        assert!(in_split(service), "{service}");
+        let variable = app::cli::own_url_variable(module);
+        let own = database_url(service, &variable);
+        assert_eq!(
+            own,
+            database_url("migrate", &variable),
+            "migrate makes {service}'s role"
+        );
+        assert_eq!(own.username(), format!("app_{service}"));
+        assert!(
+            services[service]["environment"]["APP_DATABASE_URL"].is_null(),
+            "{service} connects as its own role, never the owner"
         );
     }
     let migrated = run(
@@ -718,6 +743,11 @@ fn a_module_a_deployment_file_lacks_is_named_with_the_file_and_the_entry() {
         "  ports:\n    - name: http",
         "  portz:\n    - name: http",
     );
+    edit(
+        "deploy/k8s/base/kustomization.yaml",
+        "- name: app-database-ports\n",
+        "- name: app-database-portz\n",
+    );
     let mut modules = listed();
     // A name no module can have, so the test holds whatever modules exist.
     modules.push(ModuleInfo {
@@ -739,6 +769,8 @@ fn a_module_a_deployment_file_lacks_is_named_with_the_file_and_the_entry() {
             format!("{split}/route.yaml lacks a rule for `/api/v1/laptops` to Service `laptops` port 8080"),
             "deploy/nginx/app.conf lacks `location /api/v1/ports/ { proxy_pass http://ports; }`"
                 .to_owned(),
+            "deploy/k8s/base/kustomization.yaml lacks secretGenerator `app-database-ports`"
+                .to_owned(),
             format!("{split}/ports.yaml lacks port `http` of Service `ports`, to the pods' `http`"),
             "deploy/nginx/app.conf lacks `server fake_module:8080` in `upstream fake_module`".to_owned(),
             "deploy/nginx/app.conf lacks `server fake_module:8080` in `upstream any_module`"
@@ -751,6 +783,18 @@ fn a_module_a_deployment_file_lacks_is_named_with_the_file_and_the_entry() {
              [\"serve\", \"--module\", \"fake_module\", \"--no-migrate\"]"
                 .to_owned(),
             "deploy/compose/compose.yaml lacks `fake_module` in the gateway's depends_on".to_owned(),
+            "deploy/compose/compose.yaml lacks `APP_DATABASE_URL_FAKE_MODULE` in service `fake_module`"
+                .to_owned(),
+            "deploy/compose/compose.yaml lacks `APP_DATABASE_URL_FAKE_MODULE` in service `migrate`"
+                .to_owned(),
+            "deploy/k8s/base/kustomization.yaml lacks secretGenerator `app-database-fake_module`"
+                .to_owned(),
+            "deploy/k8s/base/migrate.yaml lacks `APP_DATABASE_URL_FAKE_MODULE` from Secret \
+             `app-database-fake_module` in Job `app-migrate`"
+                .to_owned(),
+            "deploy/k8s/overlays/monolith/app.yaml lacks `APP_DATABASE_URL_FAKE_MODULE` from Secret \
+             `app-database-fake_module` in Deployment `app`"
+                .to_owned(),
             format!("{split}/kustomization.yaml lacks resource `fake_module.yaml`"),
             format!("{split}/fake_module.yaml lacks Deployment `fake_module`"),
             format!("{split}/fake_module.yaml lacks Service `fake_module`"),

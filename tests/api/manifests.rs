@@ -139,6 +139,18 @@ impl Manifests {
     }
 
     /// The environment `envFrom` gives a container: ConfigMaps and Secrets.
+    /// Key `key` of the rendered Secret `name`, decoded.
+    fn secret(&self, name: &str, key: &str) -> String {
+        let value = &self.named("Secret", name)["data"][key];
+        let value = value
+            .as_str()
+            .unwrap_or_else(|| panic!("Secret {name} has {key}"));
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(value)
+            .unwrap();
+        String::from_utf8(decoded).unwrap()
+    }
+
     fn env_from(&self, sources: &Value) -> Vec<(String, String)> {
         let mut env = Vec::new();
         for source in sources.as_array().into_iter().flatten() {
@@ -179,10 +191,14 @@ impl<'a> Pod<'a> {
         let container = &containers[0];
         let mut env = manifests.env_from(&container["envFrom"]);
         for var in container["env"].as_array().into_iter().flatten() {
-            env.push((
-                var["name"].as_str().unwrap().to_owned(),
-                var["value"].as_str().expect("a literal value").to_owned(),
-            ));
+            let value = match var["valueFrom"]["secretKeyRef"].as_object() {
+                Some(reference) => manifests.secret(
+                    reference["name"].as_str().unwrap(),
+                    reference["key"].as_str().unwrap(),
+                ),
+                None => var["value"].as_str().expect("a literal value").to_owned(),
+            };
+            env.push((var["name"].as_str().unwrap().to_owned(), value));
         }
         Pod {
             name: workload["metadata"]["name"].as_str().unwrap(),

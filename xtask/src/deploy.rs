@@ -16,6 +16,7 @@ pub const PROMETHEUS: &str = "deploy/observability/prometheus.yml";
 pub const SPLIT: &str = "deploy/k8s/overlays/split";
 pub const MONOLITH_APP: &str = "deploy/k8s/overlays/monolith/app.yaml";
 pub const BASE: &str = "deploy/k8s/base/kustomization.yaml";
+pub const MIGRATE_JOB: &str = "deploy/k8s/base/migrate.yaml";
 
 /// PostgreSQL's default `max_connections` (100), less the 3 it keeps for
 /// superusers.
@@ -36,6 +37,31 @@ impl ModuleInfo {
     fn peer_variable(need: &str) -> String {
         format!("APP_PEER_{}", need.to_uppercase())
     }
+
+    /// The variable of the URL the module connects with, as its own role.
+    fn database_variable(&self) -> String {
+        format!("APP_DATABASE_URL_{}", self.name.to_uppercase())
+    }
+
+    /// The Kubernetes Secret holding that URL, under key `url`.
+    fn database_secret(&self) -> String {
+        format!("app-database-{}", self.name)
+    }
+}
+
+/// Whether a container's `env` sets `variable` from key `url` of `secret`.
+fn from_secret(env: &Value, variable: &str, secret: &str) -> bool {
+    env.as_sequence().into_iter().flatten().any(|e| {
+        let reference = &e["valueFrom"]["secretKeyRef"];
+        e["name"].as_str() == Some(variable)
+            && reference["name"].as_str() == Some(secret)
+            && reference["key"].as_str() == Some("url")
+    })
+}
+
+/// The env of the first container of the workload `kind` `name` in `objects`.
+fn container_env<'a>(objects: &'a [Value], kind: &str, name: &str) -> Option<&'a Value> {
+    named(objects, kind, name).map(|w| &w["spec"]["template"]["spec"]["containers"][0]["env"])
 }
 
 /// What a deployment file lacks for a module.
@@ -64,8 +90,21 @@ pub fn coverage(root: &Path, modules: &[ModuleInfo]) -> anyhow::Result<Vec<Missi
         })
     };
     let nginx = Nginx::read(&root.join(NGINX))?;
-    let compose = yaml(&root.join(COMPOSE))?;
+    let mut compose = yaml(&root.join(COMPOSE))?;
+    // Environments are merged from anchors, as Compose reads them.
+    compose[0]
+        .apply_merge()
+        .with_context(|| format!("{COMPOSE}: a merge key is not a mapping"))?;
     let services = &compose[0]["services"];
+    let base = yaml(&root.join(BASE))?;
+    let generated: Vec<String> = base[0]["secretGenerator"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .filter_map(|secret| secret["name"].as_str().map(str::to_owned))
+        .collect();
+    let job = yaml(&root.join(MIGRATE_JOB))?;
+    let monolith = yaml(&root.join(MONOLITH_APP))?;
     let kustomization = yaml(&root.join(SPLIT).join("kustomization.yaml"))?;
     let resources = strings(&kustomization[0]["resources"]);
     let route = yaml(&root.join(SPLIT).join("route.yaml"))?;
@@ -108,6 +147,40 @@ pub fn coverage(root: &Path, modules: &[ModuleInfo]) -> anyhow::Result<Vec<Missi
         }
         if services["gateway"]["depends_on"][name].is_null() {
             lacks(COMPOSE, format!("`{name}` in the gateway's depends_on"));
+        }
+        // Its own role's URL where it serves and where the roles are made;
+        // never the owner's where it serves.
+        let variable = module.database_variable();
+        for service in [name, "migrate"] {
+            if services[service]["environment"][variable.as_str()].is_null() {
+                lacks(COMPOSE, format!("`{variable}` in service `{service}`"));
+            }
+        }
+        if !services[name]["environment"]["APP_DATABASE_URL"].is_null() {
+            lacks(
+                COMPOSE,
+                format!(
+                    "service `{name}` connecting as its own role, not the owner's `APP_DATABASE_URL`"
+                ),
+            );
+        }
+        let secret = module.database_secret();
+        if !generated.contains(&secret) {
+            lacks(BASE, format!("secretGenerator `{secret}`"));
+        }
+        let sets =
+            |env: Option<&Value>| env.is_some_and(|env| from_secret(env, &variable, &secret));
+        if !sets(container_env(&job, "Job", "app-migrate")) {
+            lacks(
+                MIGRATE_JOB,
+                format!("`{variable}` from Secret `{secret}` in Job `app-migrate`"),
+            );
+        }
+        if !sets(container_env(&monolith, "Deployment", "app")) {
+            lacks(
+                MONOLITH_APP,
+                format!("`{variable}` from Secret `{secret}` in Deployment `app`"),
+            );
         }
 
         let file = format!("{name}.yaml");
@@ -154,6 +227,12 @@ pub fn coverage(root: &Path, modules: &[ModuleInfo]) -> anyhow::Result<Vec<Missi
             let args = strings(&container["args"]);
             if args != command {
                 lacks(&shown, format!("container args {command:?}"));
+            }
+            if !from_secret(&container["env"], &variable, &secret) {
+                lacks(
+                    &shown,
+                    format!("`{variable}` from Secret `{secret}` in Deployment `{name}`"),
+                );
             }
             let env = container["env"].as_sequence().cloned().unwrap_or_default();
             for need in &module.needs {

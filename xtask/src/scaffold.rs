@@ -225,11 +225,19 @@ const TEMPLATE: &[(&str, &str)] = &[
         "deploy/k8s/overlays/split/{{name}}.yaml",
         include_str!("../template/deploy/k8s.yaml"),
     ),
+    (
+        "deploy/k8s/base/database-{{name}}.env",
+        include_str!("../template/deploy/database.env"),
+    ),
 ];
 const NGINX_UPSTREAM: &str = include_str!("../template/deploy/nginx-upstream.conf");
 const NGINX_LOCATIONS: &str = include_str!("../template/deploy/nginx-locations.conf");
 const COMPOSE_SERVICE: &str = include_str!("../template/deploy/compose-service.yaml");
 const ROUTE_RULE: &str = include_str!("../template/deploy/route-rule.yaml");
+const COMPOSE_DATABASE: &str = include_str!("../template/deploy/compose-database.yaml");
+const DATABASE_SECRET: &str = include_str!("../template/deploy/database-secret.yaml");
+/// The module's own database URL, from its Secret, in a container's env.
+const DATABASE_ENV: &str = include_str!("../template/deploy/database-env.yaml");
 
 /// The modules whose contract the template knows how to call (its
 /// `find`) and whose events it knows how to apply (a deleted one).
@@ -317,6 +325,7 @@ impl Names {
         text.replace("{{a}}", article)
             .replace("{{A}}", &capitalized(article))
             .replace("{{name}}", &self.name)
+            .replace("{{NAME}}", &self.name.to_uppercase())
             .replace("{{Name}}", &capitalized(&self.name))
             .replace("{{item}}", &self.item)
             .replace("{{Item}}", &capitalized(&self.item))
@@ -443,6 +452,9 @@ pub fn new_module(root: &Path, names: &Names, modules: &[ModuleInfo]) -> anyhow:
         &format!("{}/kustomization.yaml", deploy::SPLIT),
         &format!("{}/route.yaml", deploy::SPLIT),
         deploy::BASE,
+        deploy::MIGRATE_JOB,
+        deploy::MONOLITH_APP,
+        deploy::PROMETHEUS,
         "openapi/all.json",
     ]
     .map(|file| (root.join(file), std::fs::read(root.join(file)).ok()));
@@ -492,6 +504,21 @@ fn scaffold(root: &Path, names: &Names, modules: &[ModuleInfo]) -> anyhow::Resul
     })?;
     edit(&format!("{}/route.yaml", deploy::SPLIT), &|text| {
         insert_before(text, "    # Anything else", &names.fill(ROUTE_RULE))
+    })?;
+    // Its own database role: a Secret with its URL, which the migration
+    // Job (to make the role) and the monolith's pods mount too.
+    edit(deploy::BASE, &|text| {
+        insert_before(
+            text,
+            "  # Where events travel",
+            &names.fill(DATABASE_SECRET),
+        )
+    })?;
+    edit(deploy::MIGRATE_JOB, &|text| {
+        Ok(format!("{text}{}", names.fill(DATABASE_ENV)))
+    })?;
+    edit(deploy::MONOLITH_APP, &|text| {
+        insert_before(text, "---\n", &names.fill(DATABASE_ENV))
     })?;
 
     // Fewer connections per module and pod, if the new pods need them.
@@ -655,6 +682,21 @@ fn add_to_nginx(text: &str, names: &Names) -> anyhow::Result<String> {
 fn add_to_compose(text: &str, names: &Names) -> anyhow::Result<String> {
     let name = names.name.as_str();
     let text = insert_before(text, "  # nginx resolves", &names.fill(COMPOSE_SERVICE))?;
+    // Its role's URL, and the migration service making the role with it.
+    let text = insert_before(
+        &text,
+        "\n# What every serving process",
+        &names.fill(COMPOSE_DATABASE),
+    )?;
+    let migrate = text
+        .find("\n  migrate:")
+        .context("compose has the migrate service")?;
+    let merged = migrate
+        + text[migrate..]
+            .find("      <<: [*postgres-url")
+            .context("migrate merges the database URLs")?;
+    let end = merged + text[merged..].find(']').context("the merge list ends")?;
+    let text = format!("{}, *database-{name}{}", &text[..end], &text[end..]);
     let gateway = text
         .find("\n  gateway:")
         .context("compose has the gateway")?;

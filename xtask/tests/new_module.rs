@@ -125,6 +125,7 @@ fn workspace() -> PathBuf {
 fn touched(root: &Path, name: &str) -> Vec<(PathBuf, Option<Vec<u8>>)> {
     let own = [
         format!("deploy/k8s/overlays/split/{name}.yaml"),
+        format!("deploy/k8s/base/database-{name}.env"),
         format!("openapi/{name}.json"),
         format!("modules/{name}"),
         format!("migrations/{name}"),
@@ -138,6 +139,9 @@ fn touched(root: &Path, name: &str) -> Vec<(PathBuf, Option<Vec<u8>>)> {
         "deploy/nginx/app.conf",
         "deploy/compose/compose.yaml",
         "deploy/k8s/base/kustomization.yaml",
+        "deploy/k8s/base/migrate.yaml",
+        "deploy/k8s/overlays/monolith/app.yaml",
+        "deploy/observability/prometheus.yml",
         "deploy/k8s/overlays/split/kustomization.yaml",
         "deploy/k8s/overlays/split/route.yaml",
         "openapi/all.json",
@@ -457,7 +461,8 @@ async fn a_new_module_is_built_served_documented_and_deployed_and_the_workspace_
     drop(alone);
 
     // The tests generated for both, in every topology: in one process, over
-    // loopback HTTP, and split into processes behind nginx.
+    // loopback HTTP, and split into processes behind nginx; and the role
+    // test, whose matrix now holds both.
     let tested = copy.cargo(&[
         "test",
         "--test",
@@ -465,9 +470,17 @@ async fn a_new_module_is_built_served_documented_and_deployed_and_the_workspace_
         "--",
         &format!("{name}::"),
         &format!("{dependent}::"),
+        "roles::",
     ]);
     assert!(tested.status.success(), "the generated tests pass");
     let output = String::from_utf8(tested.stdout).unwrap();
+    // It runs over every module the binary lists, each against every schema.
+    assert!(
+        output.contains(
+            "roles::each_module_role_can_do_its_own_work_and_nothing_in_any_other_schema ... ok"
+        ),
+        "the role test ran, and passed for the new modules too: {output}"
+    );
     for topology in [
         "sqlite_all",
         "sqlite_loopback",

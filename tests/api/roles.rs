@@ -100,6 +100,9 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// The statement of an operation on a table (`schema.table`) and a column of it.
+type Statement = fn(&str, &str) -> String;
+
 /// The SQLSTATE of `sql` run as `conn`'s role: "ok" when it succeeds.
 async fn attempt(conn: &mut sqlx::PgConnection, sql: &str) -> String {
     match sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
@@ -170,17 +173,18 @@ async fn each_module_role_can_do_its_own_work_and_nothing_in_any_other_schema() 
     crate::process::die_with_parent(&mut command, libc::SIGKILL);
     let mut child = command.spawn().unwrap();
     let server = format!("http://127.0.0.1:{port}");
+    let ready = async || -> Option<u16> {
+        let response = reqwest::get(format!("{server}/health/ready")).await;
+        response.ok().map(|response| response.status().as_u16())
+    };
     crate::helpers::until("up, and not ready: no migrations", async || {
-        crate::helpers::status_at(format!("{server}/health/ready")).await == 503
+        ready().await == Some(503)
     })
     .await;
 
     let migrated = database.app(&["migrate"], &owner_env);
     assert!(migrated.status.success(), "{}", text(&migrated.stderr));
-    crate::helpers::until("ready once migrated", async || {
-        crate::helpers::status_at(format!("{server}/health/ready")).await == 200
-    })
-    .await;
+    crate::helpers::until("ready once migrated", async || ready().await == Some(200)).await;
 
     // Every module's own work, each as its role: writes, and an event from
     // ports applied by laptops.
@@ -255,7 +259,7 @@ async fn each_module_role_can_do_its_own_work_and_nothing_in_any_other_schema() 
         targets.push((module.to_string(), table, column));
     }
 
-    let operations: [(&str, fn(&str, &str) -> String); 6] = [
+    let operations: [(&str, Statement); 6] = [
         ("select", |t, _| format!("select * from {t} where false")),
         ("insert", |t, c| {
             format!("insert into {t} ({c}) select {c} from {t} where false")

@@ -472,8 +472,11 @@ async fn a_new_module_is_built_served_documented_and_deployed_and_the_workspace_
         &format!("{dependent}::"),
         "roles::",
     ]);
-    assert!(tested.status.success(), "the generated tests pass");
     let output = String::from_utf8(tested.stdout).unwrap();
+    assert!(
+        tested.status.success(),
+        "the generated tests pass: {output}"
+    );
     // It runs over every module the binary lists, each against every schema.
     assert!(
         output.contains(

@@ -108,13 +108,13 @@ pub async fn set_up(
     }
     for module in modules {
         let roles = Roles::of(&database, module.name).map_err(RolesError::Refused)?;
-        if let Some((user, _)) = module.login {
-            if user != roles.login {
-                return Err(RolesError::Refused(format!(
-                    "the URL of module {} connects as {user}, but its role in database {database} is {}",
-                    module.name, roles.login
-                )));
-            }
+        if let Some((user, _)) = module.login
+            && user != roles.login
+        {
+            return Err(RolesError::Refused(format!(
+                "the URL of module {} connects as {user}, but its role in database {database} is {}",
+                module.name, roles.login
+            )));
         }
         run.module(module, &roles).await?;
     }

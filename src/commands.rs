@@ -36,24 +36,9 @@ pub async fn serve(args: ServeArgs, storage: Storage, dev_key_file: PathBuf) -> 
         handle_signals: true,
     };
     settings.security.warn_of_missing_checks();
-    warn_of_shared_role(&settings.modules, &settings.storage);
-    Application::build(settings)
-        .await?
-        .run_until_stopped()
-        .await
-}
-
-/// One warning when modules served on PostgreSQL share one role: then
-/// nothing but the code keeps each to its own schema.
-fn warn_of_shared_role(modules: &[&'static Module], storage: &Storage) {
-    if storage.backend() != app_kernel::db::Backend::Postgres {
-        return;
-    }
-    let shared: Vec<&str> = modules
-        .iter()
-        .filter(|module| !storage.has_own_role(module.name))
-        .map(|module| module.name)
-        .collect();
+    let shared = sharing_one_role(&settings.modules, &settings.storage);
+    let application = Application::build(settings).await?;
+    // Once the databases opened: a start that fails says only why.
     if !shared.is_empty() {
         tracing::warn!(
             modules = shared.join(","),
@@ -62,6 +47,20 @@ fn warn_of_shared_role(modules: &[&'static Module], storage: &Storage) {
              and see `app db roles`)"
         );
     }
+    application.run_until_stopped().await
+}
+
+/// The modules served on PostgreSQL with one role for them all: nothing
+/// but the code keeps each to its own schema.
+fn sharing_one_role(modules: &[&'static Module], storage: &Storage) -> Vec<&'static str> {
+    if storage.backend() != app_kernel::db::Backend::Postgres {
+        return Vec::new();
+    }
+    modules
+        .iter()
+        .filter(|module| !storage.has_own_role(module.name))
+        .map(|module| module.name)
+        .collect()
 }
 
 pub async fn migrate(modules: &[&'static Module], storage: &Storage) -> anyhow::Result<()> {

@@ -124,6 +124,39 @@ async fn each_module_role_can_do_its_own_work_and_nothing_in_any_other_schema() 
     owner_env.push(("APP_DATABASE_URL".into(), database.admin.clone()));
     let name = &database.name;
 
+    // A URL naming another role is refused, and changes nothing.
+    let (first, _, _) = database.modules[0];
+    let variable = format!("APP_DATABASE_URL_{}", first.to_uppercase());
+    let mut wrong: Vec<(String, String)> = owner_env
+        .iter()
+        .filter(|(k, _)| !k.starts_with(&variable))
+        .cloned()
+        .collect();
+    wrong.push((
+        variable.clone(),
+        format!("postgres://someone:pw@127.0.0.1:{}/{name}", database.port),
+    ));
+    let refused = database.app(&["db", "roles"], &wrong);
+    let err = text(&refused.stderr);
+    assert!(!refused.status.success(), "{err}");
+    assert!(
+        err.contains(&format!(
+            "connects as someone, but its role in database {name} is {name}_{first}"
+        )),
+        "{err}"
+    );
+    let mut superuser = sqlx::PgConnection::connect(&database.superuser())
+        .await
+        .unwrap();
+    let made: i64 = sqlx::query_scalar(
+        "select count(*) from pg_roles where starts_with(rolname, $1) and rolname <> $1 || '_admin'",
+    )
+    .bind(name)
+    .fetch_one(&mut superuser)
+    .await
+    .unwrap();
+    assert_eq!(made, 0, "a refused run makes no role");
+
     // The roles, made by the database's owner, which is no superuser.
     let made = database.app(&["db", "roles"], &owner_env);
     let (out, err) = (text(&made.stdout), text(&made.stderr));
@@ -150,7 +183,6 @@ async fn each_module_role_can_do_its_own_work_and_nothing_in_any_other_schema() 
         !again_out.contains("create role") && !again_out.contains("create schema"),
         "{again_out}"
     );
-    let (first, _, _) = database.modules[0];
     assert!(
         again_out.contains(&format!("-- role \"{name}_{first}\" exists")),
         "{again_out}"
@@ -219,9 +251,6 @@ async fn each_module_role_can_do_its_own_work_and_nothing_in_any_other_schema() 
     assert!(!logged.contains("permission denied"), "{logged}");
 
     // What each schema holds belongs to its owner role.
-    let mut superuser = sqlx::PgConnection::connect(&database.superuser())
-        .await
-        .unwrap();
     for (module, _, _) in &database.modules {
         let strays: Vec<String> = sqlx::query_scalar(
             "select c.relname::text from pg_class c join pg_namespace n on n.oid = c.relnamespace \
@@ -338,4 +367,62 @@ async fn one_role_for_every_module_still_serves_with_one_warning() {
         .collect();
     assert_eq!(warnings.len(), 1, "{logged}");
     assert!(warnings[0].contains("laptops,ports"), "{logged}");
+}
+
+#[test]
+fn a_module_url_given_wrong_is_one_line_that_names_it_and_shows_no_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing").display().to_string();
+    let url = "postgres://app_laptops:hush-hush@127.0.0.1:1/app";
+    let cases: &[(&[&str], &[(&str, &str)], &str)] = &[
+        (
+            &["serve", "--all"],
+            &[("APP_DATABASE_URL_LAPTOPS", "mysql://app:hush-hush@h/app")],
+            "the database URL of module laptops is not a PostgreSQL URL",
+        ),
+        (
+            &["serve", "--all"],
+            &[
+                ("APP_DATABASE_URL_LAPTOPS", url),
+                ("APP_DATABASE_URL_LAPTOPS_FILE", &missing),
+            ],
+            "give APP_DATABASE_URL_LAPTOPS or APP_DATABASE_URL_LAPTOPS_FILE, not both",
+        ),
+        (
+            &["serve", "--all"],
+            &[("APP_DATABASE_URL_PORTS_FILE", &missing)],
+            "cannot read APP_DATABASE_URL_PORTS_FILE",
+        ),
+        (
+            &["serve", "--all"],
+            &[
+                ("APP_DATABASE_URL_LAPTOPS", url),
+                ("APP_DATABASE_URL", "sqlite:./x"),
+            ],
+            "--database-url is SQLite",
+        ),
+        (
+            &["db", "roles"],
+            &[("APP_DATABASE_URL_LAPTOPS", url)],
+            "app db roles connects as the database's owner",
+        ),
+        (
+            &["migrate"],
+            &[("APP_DATABASE_URL_LAPTOPS", url)],
+            "module laptops connects as a role of its own, which cannot change its schema",
+        ),
+    ];
+    for (args, env, says) in cases {
+        let output = Command::new(env!("CARGO_BIN_EXE_app"))
+            .args(*args)
+            .env_clear()
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        let err = text(&output.stderr);
+        assert!(!output.status.success(), "{args:?} {env:?} fails");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(err.starts_with("error: ") && err.contains(says), "{err}");
+        assert!(!err.contains("hush-hush"), "{err}");
+    }
 }

@@ -374,7 +374,9 @@ fn a_module_url_given_wrong_is_one_line_that_names_it_and_shows_no_password() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("missing").display().to_string();
     let url = "postgres://app_laptops:hush-hush@127.0.0.1:1/app";
-    let cases: &[(&[&str], &[(&str, &str)], &str)] = &[
+    // The command, its environment, and what its error says.
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+    let cases: &[Case] = &[
         (
             &["serve", "--all"],
             &[("APP_DATABASE_URL_LAPTOPS", "mysql://app:hush-hush@h/app")],

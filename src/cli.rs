@@ -28,8 +28,9 @@ pub struct Cli {
     /// sqlite:./data]. On PostgreSQL a module with a URL of its own in
     /// `APP_DATABASE_URL_<MODULE>`, or in the file
     /// `APP_DATABASE_URL_<MODULE>_FILE` names, connects with that (its own
-    /// role: `app db roles`); this URL is then the database owner's, which
-    /// `app migrate` and `app db roles` use.
+    /// role: `app db roles`); a postgres:// URL here is then the database
+    /// owner's, which `app migrate` and `app db roles` use, and a sqlite:
+    /// one goes unused.
     #[arg(long, global = true, env = "APP_DATABASE_URL")]
     pub database_url: Option<Storage>,
 

@@ -100,7 +100,8 @@ fn localize(
             let value = match key.as_str() {
                 "APP_BIND" => format!("127.0.0.1:{port}"),
                 "APP_METRICS_BIND" => format!("127.0.0.1:{}", free_port()),
-                "APP_DATABASE_URL" => stand_ins.database.clone(),
+                // PostgreSQL's: the image's SQLite default is left as it is.
+                "APP_DATABASE_URL" if value.starts_with("postgres") => stand_ins.database.clone(),
                 // A module's own role in the stand-in database, with the
                 // file's password: `app migrate --roles` makes it.
                 _ if key.starts_with("APP_DATABASE_URL_") => {
@@ -188,7 +189,8 @@ impl Cluster {
     /// Before the Job, the pods could not connect: their roles are its work.
     async fn start(overlay: &str) -> Cluster {
         let manifests = Manifests::render(overlay);
-        let uid = Dockerfile::read().uid();
+        let image = Dockerfile::read();
+        let uid = image.uid();
         let stand_ins = Local::start(postgres::shared().fresh_database().await).await;
         let deployments = manifests.all("Deployment");
         let local: BTreeMap<&str, u16> =
@@ -201,7 +203,8 @@ impl Cluster {
         assert_eq!(jobs.len(), 1, "one migration Job");
         let job = Pod::of(&manifests, jobs[0]);
         assert_hardened(&job, uid);
-        let migrated = run(&job.args, &localize(&job.env, 0, &stand_ins, peer));
+        let env = [image.env.clone(), job.env.clone()].concat();
+        let migrated = run(&job.args, &localize(&env, 0, &stand_ins, peer));
         assert!(migrated.status.success(), "the Job migrates: {migrated:?}");
         let mut processes = BTreeMap::new();
         for deployment in &deployments {
@@ -234,7 +237,9 @@ impl Cluster {
                 );
             }
             let port = local[pod.name];
-            let env = localize(&pod.env, port, &stand_ins, peer);
+            // The image's environment first, as a container gets it.
+            let env = [image.env.clone(), pod.env.clone()].concat();
+            let env = localize(&env, port, &stand_ins, peer);
             processes.insert(
                 pod.name.to_owned(),
                 Process::spawn_as(port, &pod.args, &env),

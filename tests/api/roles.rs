@@ -161,6 +161,7 @@ async fn each_module_role_can_do_its_own_work_and_nothing_in_any_other_schema() 
     let made = database.app(&["db", "roles"], &owner_env);
     let (out, err) = (text(&made.stdout), text(&made.stderr));
     assert!(made.status.success(), "{out}{err}");
+    eprintln!("app db roles, on a fresh database:\n{out}");
     for (module, _, password) in &database.modules {
         for line in [
             format!("create role \"{name}_{module}_owner\" nologin;"),
@@ -396,12 +397,13 @@ fn a_module_url_given_wrong_is_one_line_that_names_it_and_shows_no_password() {
             "cannot read APP_DATABASE_URL_PORTS_FILE",
         ),
         (
-            &["serve", "--all"],
+            // A URL of its own means PostgreSQL: an image's SQLite default goes unused.
+            &["serve", "--module", "ports"],
             &[
                 ("APP_DATABASE_URL_LAPTOPS", url),
                 ("APP_DATABASE_URL", "sqlite:./x"),
             ],
-            "--database-url is SQLite",
+            "no database URL for module ports: give APP_DATABASE_URL_PORTS or --database-url",
         ),
         (
             &["db", "roles"],

@@ -88,9 +88,10 @@ impl Storage {
     }
 
     /// Storage where each module in `own` connects with its own URL (a
-    /// role of its own), and the others as `shared` says; `shared` None
-    /// (no `--database-url` given) means SQLite unless some module has a
-    /// URL of its own.
+    /// role of its own), and the others with `shared`. A URL of its own
+    /// means PostgreSQL: a SQLite `shared` (an image's default) then goes
+    /// unused, and a module with no URL has none. With no URL at all, SQLite
+    /// in `./data`.
     pub fn with_own_urls(
         shared: Option<Storage>,
         own: Vec<(String, String)>,
@@ -106,19 +107,16 @@ impl Storage {
             .collect::<Result<Vec<_>, _>>()?;
         match (shared, own.is_empty()) {
             (shared, true) => Ok(shared.unwrap_or_else(|| Self::Sqlite(PathBuf::from("./data")))),
-            (None, false) => Ok(Self::Postgres {
-                shared: None,
-                own,
-                max_connections: DEFAULT_MAX_CONNECTIONS,
-            }),
             (Some(Self::Postgres { shared, .. }), false) => Ok(Self::Postgres {
                 shared,
                 own,
                 max_connections: DEFAULT_MAX_CONNECTIONS,
             }),
-            (Some(Self::Sqlite(_)), false) => Err(
-                "a module has a PostgreSQL URL of its own, but --database-url is SQLite: give a postgres:// URL or none".into(),
-            ),
+            (None | Some(Self::Sqlite(_)), false) => Ok(Self::Postgres {
+                shared: None,
+                own,
+                max_connections: DEFAULT_MAX_CONNECTIONS,
+            }),
         }
     }
 

@@ -7,11 +7,10 @@
 use std::fmt::Write as _;
 use std::process::{Command, Output, Stdio};
 
-use serde_json::{Value, json};
 use sqlx::Connection as _;
 
 use crate::process::Process;
-use crate::split::{create_port, rename_port};
+use crate::split::{create_port, port_and_laptop, rename_port};
 
 /// A fresh database owned by a login with CREATEROLE and nothing more.
 struct Database {
@@ -222,25 +221,15 @@ async fn each_module_role_can_do_its_own_work_and_nothing_in_any_other_schema() 
     // Every module's own work, each as its role: writes, and an event from
     // ports applied by laptops.
     let client = crate::auth::client();
-    let usb = create_port(&client, &server, "USB-C").await;
-    let laptop: Value = client
-        .post(format!("{server}/api/v1/laptops"))
-        .json(&json!({"title": "ThinkPad", "model": "X1", "port_ids": [usb]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert!(laptop["id"].is_i64(), "{laptop}");
+    let (usb, laptop) = port_and_laptop(&client, &server).await;
     rename_port(&client, &server, usb, "USB4").await;
-    let expand = format!("{server}/api/v1/laptops/{}?expand=ports", laptop["id"]);
+    let expand = format!("{server}{laptop}?expand=ports");
     crate::helpers::until("laptops apply ports' rename", async || {
         crate::helpers::json_at(&client, expand.clone()).await["ports"][0]["name"] == "USB4"
     })
     .await;
     let deleted = client
-        .delete(format!("{server}/api/v1/laptops/{}", laptop["id"]))
+        .delete(format!("{server}{laptop}"))
         .send()
         .await
         .unwrap();

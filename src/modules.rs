@@ -154,7 +154,8 @@ impl Running {
                 let api = match resolved.iter().find(|(needed, _)| *needed == name) {
                     Some((_, api)) => api.clone(),
                     None => {
-                        let (api, link) = self.reach(contract, &provided, peers, origin)?;
+                        let (api, link) =
+                            self.reach(module.name, contract, &provided, peers, origin)?;
                         self.links.push(link);
                         resolved.push((name, api.clone()));
                         api
@@ -217,9 +218,10 @@ impl Running {
     }
 
     /// The API of the module `contract` is for: `provided` by it in this
-    /// process, over HTTP, or missing.
+    /// process, over HTTP (as a call from `caller`), or missing.
     fn reach(
         &self,
+        caller: &'static str,
         contract: &Contract,
         provided: &[(&'static str, Api)],
         peers: &Peers,
@@ -252,7 +254,7 @@ impl Running {
                 return Ok(((contract.missing)(hint), link));
             }
         };
-        let mut peer = Peer::new(name, &url, peers.timeout)
+        let mut peer = Peer::new(name, caller, &url, peers.timeout)
             .with_context(|| format!("cannot build the HTTP client for the {name} module"))?;
         if let Some(path) = &peers.token_file {
             peer = peer.with_token_file(TokenFile::new(path.clone()));

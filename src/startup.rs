@@ -97,6 +97,8 @@ impl Application {
         opentelemetry::global::set_text_map_propagator(
             opentelemetry_sdk::propagation::TraceContextPropagator::new(),
         );
+        let names: Vec<&'static str> = crate::modules::ALL.iter().map(|m| m.name).collect();
+        app_kernel::versions::configure(&names);
         // Before the pools open: each keeps a handle on the recorder.
         let measured = settings.metrics != Metrics::Off;
         if measured {

@@ -17,7 +17,7 @@ pub mod module;
 pub use app_calls::{breaker, peer, trace};
 pub use app_http::{
     ApiError, FieldError, Problem, body, etag, id, page, problem, query_config, responses, text,
-    time,
+    time, versions,
 };
 pub use app_messaging::{broker, follow};
 pub use app_store::db;

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::{HttpResponse, web};
+use app_kernel::versions::{self, Heard};
 use futures_util::future::join_all;
 use serde::Serialize;
 
@@ -24,6 +25,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, running: Running, limiter: Arc<Li
 #[derive(Serialize)]
 struct Report {
     status: &'static str,
+    /// This process's version.
+    version: &'static str,
     checks: Vec<Check>,
     /// The modules this process depends on, for information: readiness
     /// depends only on this process's own databases.
@@ -33,6 +36,13 @@ struct Report {
     /// information, since limiting from memory still serves.
     #[serde(skip_serializing_if = "Option::is_none")]
     rate_limits: Option<Store>,
+    /// Which release came before this version, if one did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_release: Option<&'static str>,
+    /// The versions of other modules heard lately: of their calls and of
+    /// the events they published.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    heard: Vec<Heard>,
 }
 
 #[derive(Serialize)]
@@ -61,9 +71,12 @@ struct Check {
 async fn live() -> HttpResponse {
     HttpResponse::Ok().json(Report {
         status: "up",
+        version: versions::VERSION,
         checks: Vec::new(),
         peers: Vec::new(),
         rate_limits: None,
+        last_release: None,
+        heard: Vec::new(),
     })
 }
 
@@ -86,9 +99,12 @@ async fn ready(running: web::Data<Running>, limiter: web::Data<Limiter>) -> Http
     let up = checks.iter().all(|check| check.error.is_none());
     let report = Report {
         status: if up { "up" } else { "down" },
+        version: versions::VERSION,
         checks,
         peers,
         rate_limits: limiter.is_active().then(|| limiter.store()),
+        last_release: versions::LAST_RELEASE,
+        heard: versions::heard_lately(),
     };
     if up {
         HttpResponse::Ok().json(report)

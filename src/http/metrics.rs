@@ -184,8 +184,14 @@ fn describe() {
         "Spans sent to the OTLP collector, by outcome (exported, failed: lost)."
     );
     describe_gauge!(
+        "app_peer_build_info",
+        "1 per version of another module heard lately (by its calls' User-Agent, its events' \
+         producerversion), labelled supported=\"false\" unless it is this version or the last \
+         release; 0 once not heard for ten minutes."
+    );
+    describe_gauge!(
         "app_build_info",
-        "1, labelled with the version and the modules this process serves."
+        "1, labelled with the version, the last release before it and the modules this process serves."
     );
 }
 
@@ -195,7 +201,8 @@ pub fn announce(modules: &[&'static crate::modules::Module]) {
     let served: Vec<&str> = modules.iter().map(|m| m.name).collect();
     metrics::gauge!(
         "app_build_info",
-        "version" => env!("CARGO_PKG_VERSION"),
+        "version" => app_kernel::versions::VERSION,
+        "last_release" => app_kernel::versions::LAST_RELEASE.unwrap_or(""),
         "commit" => option_env!("APP_COMMIT").unwrap_or("unknown"),
         "modules" => served.join(","),
     )
@@ -337,6 +344,7 @@ pub async fn serve(running: web::Data<Running>) -> HttpResponse {
             metrics::gauge!("app_peer_breaker_state", "peer" => peer.name()).set(state);
         }
     }
+    app_kernel::versions::sweep();
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(handle().render())

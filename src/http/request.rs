@@ -25,6 +25,7 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
 use app_kernel::Problem;
 use app_kernel::trace::{self, Context, Credentials};
+use app_kernel::versions;
 use opentelemetry::KeyValue;
 use opentelemetry::propagation::Extractor;
 use opentelemetry::trace::{
@@ -90,6 +91,15 @@ pub async fn context(
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
         .map(|value| Credentials(value.to_owned()));
+    // Another module calling: which version it runs.
+    if let Some((caller, version)) = req
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|value| value.to_str().ok())
+        .and_then(versions::parse_user_agent)
+    {
+        versions::heard(caller, version, versions::Via::Http);
+    }
     // HEAD is GET without the body, which the HTTP layer leaves out for HEAD.
     if req.method() == Method::HEAD {
         req.head_mut().method = Method::GET;

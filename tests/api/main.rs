@@ -38,3 +38,4 @@ mod split;
 mod store;
 mod topology;
 mod traces;
+mod versions;

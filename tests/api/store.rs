@@ -295,6 +295,7 @@ async fn laptop_store_conforms(backend: Backend) {
         data: recorded.data,
         traceparent: None,
         seq,
+        producerversion: None,
     };
     let apply = async |event: &CloudEvent| {
         let mut applied = inbox.apply_all(std::slice::from_ref(event)).await.unwrap();

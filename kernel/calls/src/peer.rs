@@ -122,10 +122,17 @@ impl TokenFile {
 
 impl Peer {
     /// `base` is the peer's origin, `http://host:port`; `timeout` bounds each
-    /// call, retries included.
-    pub fn new(name: &'static str, base: &str, timeout: Duration) -> Result<Self, reqwest::Error> {
+    /// call, retries included. Calls say they come from module `caller`, at
+    /// this binary's version, in their `User-Agent`.
+    pub fn new(
+        name: &'static str,
+        caller: &str,
+        base: &str,
+        timeout: Duration,
+    ) -> Result<Self, reqwest::Error> {
         let client = reqwest::Client::builder()
             .no_proxy()
+            .user_agent(app_http::versions::user_agent(caller))
             .connect_timeout(timeout)
             .timeout(timeout)
             .pool_max_idle_per_host(64)

@@ -29,7 +29,8 @@ pub const DATA_CONTENT_TYPE: &str = "application/json";
     "data": {"id": 3, "name": "USB-C", "version": 2,
              "created_at": "2026-12-01T13:00:00.000Z", "updated_at": "2026-12-01T14:00:00.000Z"},
     "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-    "seq": 7
+    "seq": 7,
+    "producerversion": "0.1.0"
 }))]
 pub struct CloudEvent {
     /// Always `1.0`.
@@ -60,6 +61,10 @@ pub struct CloudEvent {
     /// appear after a larger; one resource's events come in the order they
     /// were written (an extension attribute).
     pub seq: i64,
+    /// The version of the producer that published it (an extension
+    /// attribute), so a consumer knows which release it is reading.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub producerversion: Option<String>,
 }
 
 /// A page of a module's feed of events, oldest first.
@@ -224,6 +229,7 @@ impl Change {
             data: serde_json::json!({ "version": self.version }),
             traceparent: None,
             seq: self.seq,
+            producerversion: None,
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod problem;
 pub mod responses;
 pub mod text;
 pub mod time;
+pub mod versions;
 
 pub use problem::{ApiError, FieldError, Problem};
 

@@ -24,6 +24,7 @@ use sqlx::{Connection as _, PgConnection};
 
 use app_events::{CloudEvent, Delivery, Notifier, Unreadable};
 pub use app_events::{Feed, FeedError};
+use app_http::versions;
 use app_store::db::{Db, StoreError, Write};
 
 use crate::broker::{self, Broker, Received};
@@ -164,6 +165,17 @@ impl<L: Ledger> Follower<L> {
         }
     }
 
+    /// Records the versions of the producer that published `events`.
+    fn hear_producer(&self, events: &[CloudEvent]) {
+        let mut last: Option<&str> = None;
+        for version in events.iter().filter_map(|e| e.producerversion.as_deref()) {
+            if last != Some(version) {
+                versions::heard(self.feed.producer(), version, versions::Via::Events);
+                last = Some(version);
+            }
+        }
+    }
+
     /// Applies a page of events at once; if that fails, one at a time, so
     /// the one that fails is found and those before it applied.
     async fn apply_page(&self, events: &[CloudEvent]) -> Result<(), Failure> {
@@ -171,6 +183,7 @@ impl<L: Ledger> Follower<L> {
             // An idle poll: no transaction.
             return Ok(());
         }
+        self.hear_producer(events);
         let applied = match self.ledger.apply(events).await {
             Err(Failure::Event(..)) if events.len() > 1 => {
                 let mut each = Ok(());

@@ -349,7 +349,13 @@ impl Db {
         }
     }
 
+    /// Applies the migrations of `migrator` not yet applied. Those applied
+    /// by a newer release, unknown to this binary, are left alone (modules
+    /// are deployed one at a time: the last release keeps serving on the
+    /// schema the next migrated to); a known one whose checksum changed is
+    /// still refused.
     pub async fn migrate(&self, migrator: &Migrator) -> Result<(), sqlx::migrate::MigrateError> {
+        let migrator = tolerant(migrator, migrator.create_schemas.clone());
         match self {
             Self::Sqlite(pool) => migrator.run(&pool.pool).await,
             Self::Postgres(pool) => migrator.run(&pool.pool).await,
@@ -393,5 +399,21 @@ impl Db {
             }
             Self::Postgres(pool) => pool.pool.close().await,
         }
+    }
+}
+
+/// `migrator`, creating `create_schemas`, that leaves alone the migrations
+/// applied by a newer binary.
+pub(crate) fn tolerant(
+    migrator: &Migrator,
+    create_schemas: std::borrow::Cow<'static, [std::borrow::Cow<'static, str>]>,
+) -> Migrator {
+    Migrator {
+        migrations: migrator.migrations.clone(),
+        ignore_missing: true,
+        locking: migrator.locking,
+        no_tx: migrator.no_tx,
+        table_name: migrator.table_name.clone(),
+        create_schemas,
     }
 }

@@ -38,6 +38,7 @@ fn page(rows: Vec<Row>, source: &str) -> Events {
                     data,
                     traceparent,
                     seq,
+                    producerversion: Some(app_http::versions::VERSION.to_owned()),
                 },
             )
             .collect(),

@@ -408,20 +408,12 @@ pub async fn migrate(
     } else {
         false
     };
-    let result = if as_owner {
-        // The owner may not create schemas; `set_up` made its own.
-        let owned = Migrator {
-            migrations: migrator.migrations.clone(),
-            ignore_missing: migrator.ignore_missing,
-            locking: migrator.locking,
-            no_tx: migrator.no_tx,
-            table_name: migrator.table_name.clone(),
-            create_schemas: Cow::Borrowed(&[]),
-        };
-        owned.run(&mut conn).await
-    } else {
-        migrator.run(&mut conn).await
+    // The owner may not create schemas; `set_up` made its own.
+    let schemas = match as_owner {
+        true => Cow::Borrowed(&[][..]),
+        false => migrator.create_schemas.clone(),
     };
+    let result = super::tolerant(migrator, schemas).run(&mut conn).await;
     conn.close().await?;
     result.map(|()| match as_owner {
         true => MigratedAs::Owner(roles.owner),

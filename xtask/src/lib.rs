@@ -1,7 +1,9 @@
 //! The workspace's own tasks, as a library so the tests can call them.
 
+pub mod compat;
 pub mod deploy;
 pub mod imports;
+pub mod release;
 pub mod scaffold;
 
 use std::path::{Path, PathBuf};

@@ -9,26 +9,44 @@
 //! - `check-deploy`: says which entry a deployment file lacks for which
 //!   module, and whether the database connection budget holds.
 //! - `budget`: the PostgreSQL connections each module may open per pod.
+//! - `compat --old OLD.json --new NEW.json`: the breaks of NEW (an OpenAPI
+//!   or AsyncAPI document) for the callers of OLD, one line each; exit
+//!   status 1 if there are any.
+//! - `gate`: the same for every module's API, events and migrations
+//!   against the last release recorded under `releases/`.
+//! - `release [--notes FILE]`: records this version as a release cut at
+//!   `HEAD` (if the gate passes) and moves on to the next `-dev` version.
 
 use std::process::ExitCode;
 
-use anyhow::bail;
+use anyhow::{Context as _, bail};
 use xtask::scaffold::{self, Names};
-use xtask::{deploy, imports};
+use xtask::{compat, deploy, imports, release};
 
-const USAGE: &str = "usage: cargo xtask new-module NAME [--item ITEM] [--needs MODULE] [--follows MODULE] | check-deploy | budget | imports";
+const USAGE: &str = "usage: cargo xtask new-module NAME [--item ITEM] [--needs MODULE] [--follows MODULE] | check-deploy | budget | imports | compat --old OLD.json --new NEW.json | gate | release [--notes FILE]";
 
+/// A task's failure: 1, as for a break the gate found; 2 for a task that
+/// could not run.
 fn main() -> ExitCode {
     match run(std::env::args().skip(1).collect()) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(error) => {
             eprintln!("error: {error:#}");
-            ExitCode::FAILURE
+            ExitCode::from(2)
         }
     }
 }
 
-fn run(args: Vec<String>) -> anyhow::Result<()> {
+/// Prints `breaks`, one per line, and what to do about them.
+fn refuse(breaks: &[String]) -> ExitCode {
+    for line in breaks {
+        println!("{line}");
+    }
+    eprintln!("\n{} break(s).\n{}", breaks.len(), compat::EXPAND_CONTRACT);
+    ExitCode::FAILURE
+}
+
+fn run(args: Vec<String>) -> anyhow::Result<ExitCode> {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let root = xtask::root();
     match args.as_slice() {
@@ -90,6 +108,62 @@ fn run(args: Vec<String>) -> anyhow::Result<()> {
             println!("{}", deploy::budget(&root, &modules)?);
             Ok(())
         }
+        ["compat", "--old", old, "--new", new] => {
+            let tools = compat::Tools::find(&root)?;
+            let read = |path: &str| -> anyhow::Result<serde_json::Value> {
+                let text = std::fs::read_to_string(path).with_context(|| path.to_owned())?;
+                serde_json::from_str(&text).with_context(|| format!("{path} is not JSON"))
+            };
+            let breaks = compat::documents(&tools, &read(old)?, &read(new)?)?;
+            if !breaks.is_empty() {
+                return Ok(refuse(&breaks));
+            }
+            println!("compatible: {new} keeps what {old} promised");
+            Ok(())
+        }
+        ["gate"] => {
+            let tools = compat::Tools::find(&root)?;
+            let verdict = release::gate(&root, &tools)?;
+            let Some(release) = verdict.release else {
+                println!("no release is recorded under releases/: nothing to hold this version to");
+                return Ok(ExitCode::SUCCESS);
+            };
+            if !verdict.breaks.is_empty() {
+                eprintln!(
+                    "against release {} (commit {}):",
+                    release.version, release.commit
+                );
+                return Ok(refuse(&verdict.breaks));
+            }
+            println!(
+                "compatible with release {} (commit {}): {} documents and new migrations of {} modules checked",
+                release.version,
+                &release.commit[..12],
+                verdict.checked,
+                release.modules.len()
+            );
+            Ok(())
+        }
+        ["release", rest @ ..] => {
+            let notes = match rest {
+                [] => None,
+                ["--notes", file] => Some(std::fs::read_to_string(file).with_context(|| file.to_string())?),
+                _ => bail!("{USAGE}"),
+            };
+            let tools = compat::Tools::find(&root)?;
+            let record = release::cut(&root, &tools, notes)?;
+            let next = release::version(&root)?;
+            println!(
+                "released {} at {}: recorded in releases/{}/ and CHANGELOG.md; the workspace is now {next}",
+                record.version, record.commit, record.version
+            );
+            println!(
+                "then: git add releases CHANGELOG.md Cargo.toml Cargo.lock && git commit -m \"Release {}\"",
+                record.version
+            );
+            Ok(())
+        }
         _ => bail!("{USAGE}"),
     }
+    .map(|()| ExitCode::SUCCESS)
 }

@@ -243,8 +243,8 @@ pub fn gate(root: &Path, tools: &Tools) -> anyhow::Result<Verdict> {
 
 /// Records the workspace's version as a release cut at `HEAD`, with a
 /// changelog entry of `notes` (else the commit subjects since the last
-/// release), then moves the workspace on to the next minor version's
-/// `-dev`. Refuses with uncommitted changes, or if the gate finds a break.
+/// release), then moves the workspace (and the image its Kubernetes
+/// manifests deploy) on to the next minor version's `-dev`. Refuses with uncommitted changes, or if the gate finds a break.
 pub fn cut(root: &Path, tools: &Tools, notes: Option<String>) -> anyhow::Result<Record> {
     let status = git(root, &["status", "--porcelain"])?;
     if !status.stdout.is_empty() {
@@ -331,6 +331,15 @@ pub fn cut(root: &Path, tools: &Tools, notes: Option<String>) -> anyhow::Result<
         root.join("Cargo.toml"),
         manifest.replacen(&old_line, &format!("\nversion = \"{next}\"\n"), 1),
     )?;
+    // The Kubernetes manifests deploy the workspace's version.
+    let image = root.join("deploy/k8s/components/app-pod/kustomization.yaml");
+    if let Ok(text) = std::fs::read_to_string(&image) {
+        let tag = format!("newTag: \"{version}\"");
+        if !text.contains(&tag) {
+            bail!("{} does not tag the image {version}", image.display());
+        }
+        std::fs::write(&image, text.replace(&tag, &format!("newTag: \"{next}\"")))?;
+    }
     if root.join("Cargo.lock").exists() {
         crate::scaffold::cargo(root, &["update", "--workspace", "--offline", "--quiet"])?;
     }

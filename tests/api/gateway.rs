@@ -20,7 +20,10 @@ pub struct Nginx {
     pub tls_address: String,
     pub tls_cert: PathBuf,
     pub tls_port: u16,
+    port: u16,
     child: Child,
+    /// Run with a master process, which reloads its configuration.
+    reloadable: bool,
     _dir: tempfile::TempDir,
 }
 
@@ -29,6 +32,44 @@ impl Nginx {
     /// upstream at the ports of its replicas; a module not named has one
     /// replica where nothing listens.
     pub async fn start(upstreams: &[(&str, &[u16])]) -> Nginx {
+        Nginx::launch(upstreams, false).await
+    }
+
+    /// [`Nginx::start`], with a master process: [`Nginx::reload`] changes
+    /// the upstreams as an Ingress controller does when a pod leaves or
+    /// joins its Service.
+    pub async fn start_reloadable(upstreams: &[(&str, &[u16])]) -> Nginx {
+        Nginx::launch(upstreams, true).await
+    }
+
+    /// Serves these upstreams from now on: new workers take the new
+    /// configuration; the old ones finish their requests, close their
+    /// connections and exit, which this waits for. A replica taken out
+    /// here gets no request once this returns.
+    pub async fn reload(&self, upstreams: &[(&str, &[u16])]) {
+        assert!(self.reloadable, "started with Nginx::start_reloadable");
+        let dir = self._dir.path();
+        let app_conf = render(upstreams, self.port, self.tls_port, &dir.join("tls"));
+        std::fs::write(dir.join("app.conf"), app_conf).unwrap();
+        let master = self.child.id();
+        let old = children(master);
+        assert!(!old.is_empty(), "nginx has a worker");
+        unsafe { libc::kill(master as i32, libc::SIGHUP) };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let now = children(master);
+            if !now.is_empty() && now.iter().all(|pid| !old.contains(pid)) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "nginx reloaded: workers {old:?} then {now:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn launch(upstreams: &[(&str, &[u16])], reloadable: bool) -> Nginx {
         let binary = NGINX
             .iter()
             .find(|path| Path::new(path).exists())
@@ -49,8 +90,9 @@ impl Nginx {
         let app_conf = render(upstreams, port, tls_port, &dir.path().join("tls"));
         std::fs::write(dir.path().join("app.conf"), app_conf).unwrap();
         let root = dir.path().display();
+        let master = if reloadable { "on" } else { "off" };
         let main = format!(
-            "daemon off;\nmaster_process off;\nworker_processes 1;\npid {root}/nginx.pid;\n\
+            "daemon off;\nmaster_process {master};\nworker_processes 1;\npid {root}/nginx.pid;\n\
              error_log {root}/error.log warn;\nevents {{ worker_connections 512; }}\n\
              http {{\n  client_body_temp_path {root}/body;\n  proxy_temp_path {root}/proxy;\n\
              fastcgi_temp_path {root}/fastcgi;\n  uwsgi_temp_path {root}/uwsgi;\n\
@@ -68,14 +110,24 @@ impl Nginx {
             .arg(dir.path().join("error.log"))
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
-        die_with_parent(&mut command, libc::SIGKILL);
+        // A master stops its workers on SIGTERM; killed, it would leave them.
+        die_with_parent(
+            &mut command,
+            if reloadable {
+                libc::SIGTERM
+            } else {
+                libc::SIGKILL
+            },
+        );
         let child = command.spawn().expect("nginx starts");
         let nginx = Nginx {
             address: format!("http://127.0.0.1:{port}"),
             tls_address: format!("https://localhost:{tls_port}"),
             tls_cert,
             tls_port,
+            port,
             child,
+            reloadable,
             _dir: dir,
         };
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -89,9 +141,32 @@ impl Nginx {
 
 impl Drop for Nginx {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        if self.reloadable {
+            unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        } else {
+            let _ = self.child.kill();
+        }
         let _ = self.child.wait();
     }
+}
+
+/// The processes whose parent is `parent`.
+fn children(parent: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                // The parent is the second field after the parenthesised name.
+                stat.rsplit_once(") ")
+                    .and_then(|(_, rest)| rest.split(' ').nth(1)?.parse::<u32>().ok())
+                    == Some(parent)
+            })
+        })
+        .collect()
 }
 
 pub fn deploy_dir() -> PathBuf {
@@ -170,6 +245,17 @@ impl Split {
 
     /// The split with `extra` arguments and `env` for every process.
     pub async fn start_with_env(database_url: &str, extra: &[&str], env: &[(&str, &str)]) -> Split {
+        Split::start_mixed(database_url, extra, env, &[]).await
+    }
+
+    /// [`Split::start_with_env`], each module named in `binaries` run by
+    /// that binary (another version), the others by this one.
+    pub async fn start_mixed(
+        database_url: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+        binaries: &[(&str, &Path)],
+    ) -> Split {
         // A module's peers are the first replica of each module it needs.
         let ports: Vec<(&Module, Vec<u16>)> = modules::ALL
             .iter()
@@ -196,9 +282,13 @@ impl Split {
             } else {
                 QUIET_503S
             };
+            let binary = binaries
+                .iter()
+                .find(|(name, _)| *name == module.name)
+                .map_or(Path::new(env!("CARGO_BIN_EXE_app")), |(_, binary)| binary);
             let processes: Vec<Process> = replicas
                 .iter()
-                .map(|&port| Process::spawn_with_env(port, &args, log, Stdio::inherit(), env))
+                .map(|&port| Process::spawn_binary(binary, port, &args, log, Stdio::inherit(), env))
                 .collect();
             modules.push((*module, processes));
         }

@@ -34,6 +34,7 @@ mod redis;
 mod roles;
 mod security;
 mod side_by_side;
+mod skew;
 mod split;
 mod store;
 mod topology;

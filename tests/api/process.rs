@@ -102,8 +102,21 @@ impl Process {
         stderr: Stdio,
         env: &[(&str, &str)],
     ) -> Process {
+        let binary = std::path::Path::new(env!("CARGO_BIN_EXE_app"));
+        Process::spawn_binary(binary, port, args, log, stderr, env)
+    }
+
+    /// [`Process::spawn_with_env`], of `binary` (another version's).
+    pub fn spawn_binary(
+        binary: &std::path::Path,
+        port: u16,
+        args: &[&str],
+        log: &str,
+        stderr: Stdio,
+        env: &[(&str, &str)],
+    ) -> Process {
         let bind = format!("127.0.0.1:{port}");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_app"));
+        let mut command = Command::new(binary);
         command
             .args(["serve", "--bind", &bind])
             .args(args)

@@ -14,6 +14,8 @@
 //!   status 1 if there are any.
 //! - `gate`: the same for every module's API, events and migrations
 //!   against the last release recorded under `releases/`.
+//! - `previous`: builds the last release's binary from its recorded commit,
+//!   for the tests of versions side by side.
 //! - `release [--notes FILE]`: records this version as a release cut at
 //!   `HEAD` (if the gate passes) and moves on to the next `-dev` version.
 
@@ -23,7 +25,7 @@ use anyhow::{Context as _, bail};
 use xtask::scaffold::{self, Names};
 use xtask::{compat, deploy, imports, release};
 
-const USAGE: &str = "usage: cargo xtask new-module NAME [--item ITEM] [--needs MODULE] [--follows MODULE] | check-deploy | budget | imports | compat --old OLD.json --new NEW.json | gate | release [--notes FILE]";
+const USAGE: &str = "usage: cargo xtask new-module NAME [--item ITEM] [--needs MODULE] [--follows MODULE] | check-deploy | budget | imports | compat --old OLD.json --new NEW.json | gate | previous | release [--notes FILE]";
 
 /// A task's failure: 1, as for a break the gate found; 2 for a task that
 /// could not run.
@@ -141,6 +143,18 @@ fn run(args: Vec<String>) -> anyhow::Result<ExitCode> {
                 &release.commit[..12],
                 verdict.checked,
                 release.modules.len()
+            );
+            Ok(())
+        }
+        ["previous"] => {
+            let started = std::time::Instant::now();
+            let (record, binary) = release::build_previous(&root)?;
+            println!(
+                "release {} (commit {}) built in {} s: {}",
+                record.version,
+                &record.commit[..12],
+                started.elapsed().as_secs(),
+                binary.display()
             );
             Ok(())
         }

@@ -346,6 +346,78 @@ pub fn cut(root: &Path, tools: &Tools, notes: Option<String>) -> anyhow::Result<
     Ok(record)
 }
 
+/// Builds the last release's binary from its recorded commit, in the
+/// workspace's build directory (so that only the workspace's own crates
+/// build again: their sources are elsewhere, the dependencies' are the
+/// same), into `target/previous/VERSION/debug/app`, and returns its path.
+/// The release's sources are taken from git once per commit.
+pub fn build_previous(root: &Path) -> anyhow::Result<(Record, PathBuf)> {
+    let release = last(root)?.context("no release is recorded under releases/")?;
+    let record = release.record;
+    let commit = &record.commit;
+    let present = git(root, &["cat-file", "-e", &format!("{commit}^{{commit}}")])?;
+    if !present.status.success() {
+        bail!(
+            "the last release, {}, was cut at commit {commit}, which this clone lacks \
+             (a shallow clone?): fetch the whole history (git fetch --unshallow)",
+            record.version
+        );
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let target = std::path::absolute(target)?;
+    let home = target.join("previous").join(&record.version);
+    let sources = home.join("src");
+    let stamp = home.join("commit");
+    if std::fs::read_to_string(&stamp).ok().as_deref() != Some(commit.as_str()) {
+        let _ = std::fs::remove_dir_all(&sources);
+        std::fs::create_dir_all(&sources)?;
+        let archive = git(root, &["archive", "--format=tar", commit])?;
+        if !archive.status.success() {
+            bail!(
+                "git archive {commit}: {}",
+                String::from_utf8_lossy(&archive.stderr)
+            );
+        }
+        let mut tar = Command::new("tar")
+            .arg("-x")
+            .arg("-C")
+            .arg(&sources)
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .context("cannot run tar")?;
+        use std::io::Write as _;
+        tar.stdin.take().unwrap().write_all(&archive.stdout)?;
+        if !tar.wait()?.success() {
+            bail!("tar could not unpack release {}", record.version);
+        }
+        std::fs::write(&stamp, commit)?;
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let built = Command::new(cargo)
+        .args(["build", "--workspace", "--bins", "--locked", "--quiet"])
+        .current_dir(&sources)
+        .env("CARGO_TARGET_DIR", home.join("out"))
+        .env("CARGO_BUILD_BUILD_DIR", &target)
+        .status()
+        .context("cannot run cargo")?;
+    if !built.success() {
+        bail!("the release {} does not build", record.version);
+    }
+    let binary = home.join("out/debug/app");
+    let said = Command::new(&binary).arg("--version").output()?;
+    let said = String::from_utf8_lossy(&said.stdout);
+    if said.trim() != format!("app {}", record.version) {
+        bail!(
+            "{} says it is {said:?}, not app {}",
+            binary.display(),
+            record.version
+        );
+    }
+    Ok((record, binary))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -159,14 +159,19 @@ fn producer_of(kind: &str) -> Option<&'static Module> {
 }
 
 fn message(event: &EventType) -> Value {
-    json!({
+    let mut message = json!({
         "name": event.kind,
         "title": event.kind,
         "summary": event.summary,
         "contentType": CONTENT_TYPE,
         "payload": {"$ref": format!("#/components/schemas/{}", event.kind)},
         "bindings": {"amqp": {"messageType": event.kind, "bindingVersion": "0.3.0"}},
-    })
+    });
+    // AsyncAPI 3.0 has no `deprecated` for messages: an extension says it.
+    if event.deprecated {
+        message["x-deprecated"] = json!(true);
+    }
+    message
 }
 
 /// A CloudEvent of this type: the envelope, its `type`, and its `data`,

@@ -183,6 +183,8 @@ struct Message {
     exchange: Value,
     routing_key: Value,
     content_type: Value,
+    /// Marked `x-deprecated`: the next release may remove it.
+    deprecated: bool,
 }
 
 /// Follows a local `$ref` of `document`.
@@ -233,6 +235,7 @@ fn messages(document: &Value) -> Vec<(Message, Value)> {
                         .cloned()
                         .unwrap_or(Value::Null),
                     content_type,
+                    deprecated: message["x-deprecated"] == true,
                 },
                 message["payload"].clone(),
             ));
@@ -254,6 +257,7 @@ fn as_openapi(document: &Value) -> Value {
             "send" => {
                 entry["get"] = json!({
                     "operationId": format!("send {}", message.name),
+                    "deprecated": message.deprecated,
                     "responses": { "200": { "description": "the event", "content": content } },
                 });
             }
@@ -316,11 +320,12 @@ fn events(tools: &Tools, old: &Value, new: &Value) -> anyhow::Result<Vec<String>
         let Some((after, _)) = now.iter().find(|(m, _)| {
             m.address == before.address && m.name == before.name && m.action == before.action
         }) else {
-            // oasdiff says it too, as a removed path: said once, here.
-            breaks.push(match before.action.as_str() {
-                "send" => format!("{event}: no longer published (consumers of the last release wait for it) [event-removed]"),
-                _ => continue,
-            });
+            // oasdiff says it too, as a removed path: said once, here. A
+            // deprecated event (its replacement published beside it for a
+            // release) may go.
+            if before.action == "send" && !before.deprecated {
+                breaks.push(format!("{event}: no longer published, and was not deprecated in the last release (its consumers wait for it) [event-removed]"));
+            }
             continue;
         };
         for (what, was, is) in [
@@ -816,6 +821,21 @@ mod tests {
         for (new, id, what) in cases {
             refused(&old, &new, id, what, &[]);
         }
+    }
+
+    #[test]
+    fn an_event_deprecated_in_the_last_release_may_go() {
+        let old = edited(&document("asyncapi/ports.json"), |d| {
+            at(d, "/components/messages/port.renamed")["x-deprecated"] = json!(true);
+        });
+        let new = edited(&old, |d| {
+            remove(d, "/channels/ports/messages/port.renamed");
+            at(d, "/operations/ports.send/messages")
+                .as_array_mut()
+                .unwrap()
+                .retain(|m| !m["$ref"].as_str().unwrap().ends_with("port.renamed"));
+        });
+        passed(&old, &new);
     }
 
     #[test]

@@ -172,7 +172,7 @@ fn run(args: Vec<String>) -> anyhow::Result<ExitCode> {
                 record.version, record.commit, record.version
             );
             println!(
-                "then: git add releases CHANGELOG.md Cargo.toml Cargo.lock && git commit -m \"Release {}\"",
+                "then: git add releases CHANGELOG.md Cargo.toml Cargo.lock deploy && git commit -m \"Release {}\"",
                 record.version
             );
             Ok(())

@@ -111,6 +111,9 @@ pub struct Kind<T> {
     pub name: &'static str,
     /// One line: what happened.
     pub summary: &'static str,
+    /// Still published, for the last release's consumers, but replaced:
+    /// the next release may stop publishing it.
+    pub deprecated: bool,
     data: std::marker::PhantomData<fn() -> T>,
 }
 
@@ -134,8 +137,18 @@ impl<T: Payload> Kind<T> {
         Self {
             name,
             summary,
+            deprecated: false,
             data: std::marker::PhantomData,
         }
+    }
+
+    /// This kind, deprecated: the expand/contract way to replace an event
+    /// (publish the new kind beside it for a release, then stop publishing
+    /// it). The AsyncAPI document says so (`x-deprecated`), and the
+    /// compatibility gate lets the next release remove it.
+    pub const fn deprecated(mut self) -> Self {
+        self.deprecated = true;
+        self
     }
 
     /// The event of this kind that carries `data`, to record with its change.
@@ -162,6 +175,7 @@ impl<T: Payload> Kind<T> {
         EventType {
             kind: self.name,
             summary: self.summary,
+            deprecated: self.deprecated,
             data: resource::<T>,
         }
     }
@@ -315,6 +329,8 @@ pub struct EventType {
     pub kind: &'static str,
     /// One line: what happened.
     pub summary: &'static str,
+    /// Replaced, and published for the last release's consumers only.
+    pub deprecated: bool,
     /// Adds the schema of the event's data (and the schemas it refers to)
     /// to `schemas`, and names it.
     pub data: fn(&mut Schemas) -> String,

@@ -198,6 +198,14 @@ async fn the_monolith_goes_healthy_as_nonroot_drains_on_sigterm_and_keeps_its_da
     let token = podman(&["exec", &app.name, "/app", "token"]);
     let client = timed_client(&token);
     let base = app.address();
+    // The image says which version it is, and which release came before.
+    let ready = json_at(&client, format!("{base}/health/ready")).await;
+    assert_eq!(ready["version"], app_kernel::versions::VERSION, "{ready}");
+    assert_eq!(
+        ready["last_release"].as_str(),
+        app_kernel::versions::LAST_RELEASE,
+        "{ready}"
+    );
     let (port, laptop) = laptop_with_a_port(&client, &base).await;
 
     // Writers keep writing while SIGTERM arrives: whatever was answered 201

@@ -283,15 +283,27 @@ impl Inner {
         })
     }
 
-    fn keep(&self, id: i64, json: &Json, since: Instant) {
-        if self
-            .cleared
+    /// Whether everything went after `since`.
+    fn cleared_since(&self, since: Instant) -> bool {
+        self.cleared
             .lock()
             .expect("never poisoned")
             .is_some_and(|cleared| cleared >= since)
-        {
+    }
+
+    fn keep(&self, id: i64, json: &Json, since: Instant) {
+        if self.cleared_since(since) {
             return;
         }
+        self.keep_unless_newer(id, json, since);
+        // A clear between the check above and the put would miss what was
+        // put (it is newer than the clear's mark): look again.
+        if self.cleared_since(since) {
+            self.entries.invalidate(&id);
+        }
+    }
+
+    fn keep_unless_newer(&self, id: i64, json: &Json, since: Instant) {
         self.entries.entry(id).and_compute_with(|kept| match kept {
             // A newer version is known; or this one, as of a later moment.
             Some(kept)

@@ -15,7 +15,10 @@ use serde_json::{Value, json};
 use crate::gateway::{Nginx, Split};
 use crate::helpers::{json_at, until};
 use crate::process::{Process, free_port};
-use crate::split::{create_port, rename_port};
+use crate::split::{
+    create_laptop, create_port, deletion_applied_once, laptop_requests, port_and_laptop,
+    rename_port,
+};
 
 /// The last release's version.
 fn last_release() -> &'static str {
@@ -99,14 +102,7 @@ async fn across_versions(old: &str) {
     let port_id = create_port(&client, base, "USB-C").await;
     let mut paths = Vec::new();
     for n in 0..4 {
-        let laptop = client
-            .post(format!("{base}/api/v1/laptops"))
-            .json(&json!({"title": "Dell", "model": format!("XPS {n}"), "port_ids": [port_id]}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(laptop.status(), 201, "laptops calls ports across versions");
-        paths.push(laptop.headers()["location"].to_str().unwrap().to_owned());
+        paths.push(create_laptop(&client, base, &format!("XPS {n}"), port_id).await);
     }
     let unknown = client
         .post(format!("{base}/api/v1/laptops"))
@@ -135,34 +131,8 @@ async fn across_versions(old: &str) {
         .await
         .unwrap();
     assert_eq!(deleted.status(), 204);
-    for path in &paths {
-        until(&format!("the deletion reaches {path}"), async || {
-            json_at(&client, format!("{base}{path}")).await["port_ids"] == json!([])
-        })
-        .await;
-    }
-    // Both laptops replicas consume the queue; the slower gets a moment.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    deletion_applied_once(&client, base, &paths).await;
     let events = json_at(&client, format!("{base}/api/v1/laptops/events?limit=100")).await;
-    let updated: Vec<&Value> = events["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["type"] == "laptop.updated")
-        .collect();
-    assert_eq!(
-        updated.len(),
-        paths.len(),
-        "the deletion applied once per laptop: {updated:?}"
-    );
-    for path in &paths {
-        let response = client.get(format!("{base}{path}")).send().await.unwrap();
-        assert_eq!(
-            response.headers()["etag"],
-            "\"2\"",
-            "{path}: one new version"
-        );
-    }
     let produced: Vec<&str> = events["items"]
         .as_array()
         .unwrap()
@@ -228,24 +198,7 @@ pub async fn load(base: String, path: String, port_id: i64, stop: Arc<AtomicBool
     let mut n = 0;
     while !stop.load(Ordering::Relaxed) {
         n += 1;
-        let requests = [
-            ("read", client.get(format!("{base}{path}"))),
-            ("list", client.get(format!("{base}/api/v1/laptops?limit=5"))),
-            (
-                "patch",
-                client
-                    .patch(format!("{base}{path}"))
-                    .header("content-type", "application/merge-patch+json")
-                    .body(format!(r#"{{"model":"XPS {n}"}}"#)),
-            ),
-            ("expand", client.get(format!("{base}{path}?expand=ports"))),
-            (
-                "create",
-                client.post(format!("{base}/api/v1/laptops")).json(
-                    &json!({"title": "Load", "model": format!("{n}"), "port_ids": [port_id]}),
-                ),
-            ),
-        ];
+        let requests = laptop_requests(&client, &base, &path, port_id, n);
         for (what, request) in requests {
             let started = Instant::now();
             let outcome = match request.send().await {
@@ -318,15 +271,7 @@ async fn laptops_replaced_one_replica_at_a_time_under_load() {
     let nginx = Nginx::start_reloadable(&both).await;
     let base = nginx.address.clone();
     let client = crate::auth::client();
-    let port_id = create_port(&client, &base, "USB-C").await;
-    let laptop = client
-        .post(format!("{base}/api/v1/laptops"))
-        .json(&json!({"title": "Dell", "model": "XPS", "port_ids": [port_id]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(laptop.status(), 201);
-    let path = laptop.headers()["location"].to_str().unwrap().to_owned();
+    let (port_id, path) = port_and_laptop(&client, &base).await;
 
     let stop = Arc::new(AtomicBool::new(false));
     let loads: Vec<_> = (0..2)
@@ -440,15 +385,7 @@ async fn the_last_release_serves_on_the_schema_this_version_migrated() {
     let client = crate::auth::client();
     let ready = json_at(&client, format!("{}/health/ready", old.address)).await;
     assert_eq!(ready["version"], last_release());
-    let port_id = create_port(&client, &old.address, "USB-C").await;
-    let laptop = client
-        .post(format!("{}/api/v1/laptops", old.address))
-        .json(&json!({"title": "Dell", "model": "XPS", "port_ids": [port_id]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(laptop.status(), 201);
-    let path = laptop.headers()["location"].to_str().unwrap().to_owned();
+    let (port_id, path) = port_and_laptop(&client, &old.address).await;
     let read = json_at(&client, format!("{}{path}", old.address)).await;
     assert_eq!(read["port_ids"], json!([port_id]));
 }

@@ -12,22 +12,61 @@ use app_kernel::db::Backend;
 use serde_json::{Value, json};
 
 use crate::gateway::{Nginx, Split};
-use crate::helpers::{assert_problem, json_at, spawn_app};
+use crate::helpers::{assert_problem, json_at, spawn_app, until};
 use crate::process::Process;
 
 /// Creates a port and a laptop listing it through `base`; returns the
 /// port's id and the laptop's path.
 pub async fn port_and_laptop(client: &reqwest::Client, base: &str) -> (i64, String) {
     let port_id = create_port(client, base, "USB-C").await;
+    (port_id, create_laptop(client, base, "XPS", port_id).await)
+}
+
+/// Creates a Dell laptop of `model` listing port `port_id` through `base`;
+/// returns its path.
+pub async fn create_laptop(
+    client: &reqwest::Client,
+    base: &str,
+    model: &str,
+    port_id: i64,
+) -> String {
     let laptop = client
         .post(format!("{base}/api/v1/laptops"))
-        .json(&json!({"title": "Dell", "model": "XPS", "port_ids": [port_id]}))
+        .json(&json!({"title": "Dell", "model": model, "port_ids": [port_id]}))
         .send()
         .await
         .unwrap();
-    assert_eq!(laptop.status(), 201);
-    let path = laptop.headers()["location"].to_str().unwrap().to_owned();
-    (port_id, path)
+    assert_eq!(laptop.status(), 201, "creating laptop {model}");
+    laptop.headers()["location"].to_str().unwrap().to_owned()
+}
+
+/// Load's requests, number `n`: a read, a list, a patch, a read with
+/// ports expanded, and a creation, of laptops through `base`.
+pub fn laptop_requests(
+    client: &reqwest::Client,
+    base: &str,
+    path: &str,
+    port_id: i64,
+    n: u64,
+) -> [(&'static str, reqwest::RequestBuilder); 5] {
+    [
+        ("read", client.get(format!("{base}{path}"))),
+        ("list", client.get(format!("{base}/api/v1/laptops?limit=5"))),
+        (
+            "patch",
+            client
+                .patch(format!("{base}{path}"))
+                .header("content-type", "application/merge-patch+json")
+                .body(format!(r#"{{"model":"XPS {n}"}}"#)),
+        ),
+        ("expand", client.get(format!("{base}{path}?expand=ports"))),
+        (
+            "create",
+            client
+                .post(format!("{base}/api/v1/laptops"))
+                .json(&json!({"title": "Load", "model": format!("{n}"), "port_ids": [port_id]})),
+        ),
+    ]
 }
 
 /// Renames port `id` through `base` with a merge patch.
@@ -256,24 +295,7 @@ async fn traffic(base: String, path: String, port_id: i64, stop: Arc<AtomicBool>
     let mut n = 0;
     while !stop.load(Ordering::Relaxed) {
         n += 1;
-        let requests = [
-            ("read", client.get(format!("{base}{path}"))),
-            ("list", client.get(format!("{base}/api/v1/laptops?limit=5"))),
-            (
-                "retitle",
-                client
-                    .patch(format!("{base}{path}"))
-                    .header("content-type", "application/merge-patch+json")
-                    .body(format!(r#"{{"model":"XPS {n}"}}"#)),
-            ),
-            ("expand", client.get(format!("{base}{path}?expand=ports"))),
-            (
-                "create with ports",
-                client.post(format!("{base}/api/v1/laptops")).json(
-                    &json!({"title": "Load", "model": format!("{n}"), "port_ids": [port_id]}),
-                ),
-            ),
-        ];
+        let requests = laptop_requests(&client, &base, &path, port_id, n);
         for (what, request) in requests {
             let started = Instant::now();
             let response = request.send().await.expect("the gateway answers");
@@ -341,7 +363,7 @@ async fn ports_killed_and_restarted_while_laptops_take_traffic() {
             s.what,
             s.took
         );
-        if matches!(s.what, "read" | "list" | "retitle" | "expand") {
+        if matches!(s.what, "read" | "list" | "patch" | "expand") {
             assert!(
                 (200..300).contains(&s.status),
                 "{} adds no ports, so needs none (expand reads what laptops know of ports), yet answered {}",
@@ -547,40 +569,7 @@ async fn two_replicas_apply_each_event_once(env: &[(&str, &str)]) {
     assert_eq!(deleted.status(), 204);
 
     // Both replicas read the deletion; only one may apply it.
-    for path in &paths {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let laptop: Value = json_at(&client, format!("{base}{path}")).await;
-            if laptop["port_ids"] == json!([]) {
-                break;
-            }
-            assert!(Instant::now() < deadline, "the deletion reaches {path}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-    // Give the slower replica time to try, then count.
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let events = json_at(&client, format!("{base}/api/v1/laptops/events?limit=100")).await;
-    let updated: Vec<&Value> = events["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["type"] == "laptop.updated")
-        .collect();
-    assert_eq!(
-        updated.len(),
-        paths.len(),
-        "one laptop.updated per laptop: {updated:?}"
-    );
-    assert!(updated.iter().all(|e| e["data"]["version"] == 2));
-    for path in &paths {
-        let response = client.get(format!("{base}{path}")).send().await.unwrap();
-        assert_eq!(
-            response.headers()["etag"],
-            "\"2\"",
-            "{path}: one new version"
-        );
-    }
+    deletion_applied_once(&client, base, &paths).await;
 }
 
 #[tokio::test]
@@ -692,4 +681,39 @@ async fn killed_mid_batch_apply_once(env: &[(&str, &str)]) {
         }
     }
     assert_eq!(updated, many);
+}
+
+/// Waits until every laptop at `paths` (through `base`) lost its ports to
+/// a deletion, then checks each changed once: one `laptop.updated` each,
+/// and each at version 2, however many replicas read the event.
+pub async fn deletion_applied_once(client: &reqwest::Client, base: &str, paths: &[String]) {
+    for path in paths {
+        until(&format!("the deletion reaches {path}"), async || {
+            json_at(client, format!("{base}{path}")).await["port_ids"] == json!([])
+        })
+        .await;
+    }
+    // Give the slower replica time to try, then count.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let events = json_at(client, format!("{base}/api/v1/laptops/events?limit=100")).await;
+    let updated: Vec<&Value> = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "laptop.updated")
+        .collect();
+    assert_eq!(
+        updated.len(),
+        paths.len(),
+        "one laptop.updated per laptop: {updated:?}"
+    );
+    assert!(updated.iter().all(|e| e["data"]["version"] == 2));
+    for path in paths {
+        let response = client.get(format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(
+            response.headers()["etag"],
+            "\"2\"",
+            "{path}: one new version"
+        );
+    }
 }

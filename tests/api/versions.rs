@@ -5,11 +5,11 @@ use std::process::Stdio;
 
 use app_kernel::db::Backend;
 use app_kernel::versions::{LAST_RELEASE, VERSION};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::helpers::{json_at, until};
 use crate::process::{Process, free_port};
-use crate::split::create_port;
+use crate::split::{create_laptop, create_port};
 
 /// The entry of `ready`'s `heard` for `module` at `version` over `via`.
 fn heard<'a>(ready: &'a Value, module: &str, version: &str, via: &str) -> Option<&'a Value> {
@@ -46,13 +46,7 @@ async fn each_process_says_its_version_and_the_versions_it_hears_from() {
     let client = crate::auth::client();
     // A laptop listing a port: laptops calls ports, and follows its events.
     let port = create_port(&client, &ports.address, "USB-C").await;
-    let laptop = client
-        .post(format!("{}/api/v1/laptops", laptops.address))
-        .json(&json!({"title": "Dell", "model": "XPS", "port_ids": [port]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(laptop.status(), 201);
+    create_laptop(&client, &laptops.address, "XPS", port).await;
 
     let ready = json_at(&client, format!("{}/health/ready", ports.address)).await;
     assert_eq!(ready["version"], VERSION);

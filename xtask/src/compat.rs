@@ -8,7 +8,8 @@
 //!   installed by `npm ci --prefix tests/compat`. Its
 //!   warnings count as breaks (they are the narrowed requests: a maximum,
 //!   a pattern, a removed parameter), and [`LEVELS`] raises to errors the
-//!   changes it deems informational that break our callers.
+//!   changes it deems informational that break our callers. Its one gap
+//!   we met, an array's `maxItems` in a body, is ours ([`max_items`]).
 //! - AsyncAPI documents have no such tool (`@asyncapi/diff` reports a
 //!   removed payload field as "unclassified"), so each is turned into an
 //!   OpenAPI document oasdiff compares: a message a module sends becomes an
@@ -138,8 +139,145 @@ struct Finding {
     path: String,
 }
 
-/// oasdiff's breaking changes, errors and warnings.
+/// oasdiff's breaking changes, errors and warnings, and those of the rule
+/// it lacks ([`max_items`]).
 fn oasdiff(tools: &Tools, old: &Value, new: &Value) -> anyhow::Result<Vec<Finding>> {
+    let mut findings = run_oasdiff(tools, old, new)?;
+    findings.extend(max_items(old, new));
+    Ok(findings)
+}
+
+/// What oasdiff does not check (1.15.0 has `min-items` rules, and
+/// `max-items` for parameters only): an array's `maxItems` lowered or set
+/// where a request sends it, raised or unset where a response answers it.
+fn max_items(old: &Value, new: &Value) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let methods = ["get", "put", "post", "delete", "patch"];
+    for (path, operations) in old["paths"].as_object().into_iter().flatten() {
+        for method in methods {
+            let (Some(before), Some(after)) = (
+                operations.get(method),
+                new["paths"].get(path).and_then(|o| o.get(method)),
+            ) else {
+                continue;
+            };
+            let mut found = Vec::new();
+            for (media, content) in before
+                .pointer("/requestBody/content")
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+            {
+                if let Some(now) = after.pointer(&format!(
+                    "/requestBody/content/{}",
+                    media.replace('/', "~1")
+                )) {
+                    let mut at = Vec::new();
+                    bounds(
+                        old,
+                        &content["schema"],
+                        new,
+                        &now["schema"],
+                        Side::Request,
+                        &mut at,
+                        &mut found,
+                    );
+                }
+            }
+            for (status, response) in before["responses"].as_object().into_iter().flatten() {
+                for (media, content) in response["content"].as_object().into_iter().flatten() {
+                    let pointer =
+                        format!("/responses/{status}/content/{}", media.replace('/', "~1"));
+                    if let Some(now) = after.pointer(&pointer) {
+                        let mut at = Vec::new();
+                        bounds(
+                            old,
+                            &content["schema"],
+                            new,
+                            &now["schema"],
+                            Side::Response,
+                            &mut at,
+                            &mut found,
+                        );
+                    }
+                }
+            }
+            found.sort();
+            found.dedup();
+            findings.extend(found.into_iter().map(|(id, text)| Finding {
+                id,
+                text,
+                level: 3,
+                operation: method.to_uppercase(),
+                path: path.clone(),
+            }));
+        }
+    }
+    findings
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Side {
+    Request,
+    Response,
+}
+
+/// Compares `maxItems` in `before` (of `old`) and `after` (of `new`), and
+/// in the properties and items under them, at `at`.
+fn bounds(
+    old: &Value,
+    before: &Value,
+    new: &Value,
+    after: &Value,
+    side: Side,
+    at: &mut Vec<String>,
+    found: &mut Vec<(String, String)>,
+) {
+    if at.len() > 16 {
+        return;
+    }
+    let (before, after) = (resolve(old, before), resolve(new, after));
+    let (was, is) = (before["maxItems"].as_u64(), after["maxItems"].as_u64());
+    let field = if at.is_empty() {
+        "body".to_owned()
+    } else {
+        format!("property `{}`", at.join("/"))
+    };
+    match side {
+        Side::Request if is.is_some_and(|is| was.is_none_or(|was| is < was)) => found.push((
+            "request-property-max-items-decreased".to_owned(),
+            format!(
+                "the request {field} may hold at most {} items, where the last release took {}",
+                is.unwrap(),
+                was.map_or("any number".to_owned(), |n| n.to_string())
+            ),
+        )),
+        Side::Response if was.is_some_and(|was| is.is_none_or(|is| is > was)) => found.push((
+            "response-property-max-items-increased".to_owned(),
+            format!(
+                "the response {field} may hold {} items, where the last release sent at most {}",
+                is.map_or("any number of".to_owned(), |n| format!("up to {n}")),
+                was.unwrap()
+            ),
+        )),
+        _ => {}
+    }
+    for (name, property) in before["properties"].as_object().into_iter().flatten() {
+        if let Some(now) = after["properties"].get(name) {
+            at.push(name.clone());
+            bounds(old, property, new, now, side, at, found);
+            at.pop();
+        }
+    }
+    if let (Some(items), Some(now)) = (before.get("items"), after.get("items")) {
+        at.push("items".to_owned());
+        bounds(old, items, new, now, side, at, found);
+        at.pop();
+    }
+}
+
+/// oasdiff's breaking changes, errors and warnings.
+fn run_oasdiff(tools: &Tools, old: &Value, new: &Value) -> anyhow::Result<Vec<Finding>> {
     let dir = tempfile::tempdir()?;
     let (old_file, new_file, levels) = (
         dir.path().join("old.json"),
@@ -707,6 +845,33 @@ mod tests {
         for (new, id, what) in cases {
             refused(&old, &new, id, what, &["api-security-scope-removed"]);
         }
+    }
+
+    #[test]
+    fn arrays_bounded_tighter_in_requests_or_looser_in_responses_are_refused() {
+        let old = document("openapi/laptops.json");
+        let fewer = edited(&old, |d| {
+            *at(d, &format!("{WRITE}/properties/port_ids/maxItems")) = json!(8);
+        });
+        refused(
+            &old,
+            &fewer,
+            "request-property-max-items-decreased",
+            "`port_ids` may hold at most 8 items",
+            &[],
+        );
+        let bounded = edited(&old, |d| {
+            at(d, &format!("{LAPTOP}/properties/port_ids"))["maxItems"] = json!(32);
+        });
+        passed(&old, &bounded);
+        let unbounded = old.clone();
+        refused(
+            &bounded,
+            &unbounded,
+            "response-property-max-items-increased",
+            "`port_ids`",
+            &[],
+        );
     }
 
     #[test]

@@ -107,7 +107,6 @@ pub fn every_scope() -> Vec<String> {
 pub struct TestKey {
     pub key: SigningKey,
     pub public_key: PathBuf,
-    _dir: tempfile::TempDir,
 }
 
 pub fn test_key() -> &'static TestKey {
@@ -117,11 +116,8 @@ pub fn test_key() -> &'static TestKey {
         let dir = tempfile::tempdir().unwrap();
         let public_key = dir.path().join("public.pem");
         std::fs::write(&public_key, &key.public_pem).unwrap();
-        TestKey {
-            key,
-            public_key,
-            _dir: dir,
-        }
+        crate::process::until_exit(dir);
+        TestKey { key, public_key }
     })
 }
 

@@ -193,7 +193,7 @@ pub fn shared() -> &'static SharedServer {
         std::thread::spawn(move || {
             let server = PgServer::start();
             tx.send(SharedServer { port: server.port }).unwrap();
-            let _keep = server;
+            crate::process::until_exit(server);
             loop {
                 std::thread::park();
             }

@@ -23,6 +23,26 @@ pub fn die_with_parent(command: &mut Command, signal: i32) {
     }
 }
 
+/// Keeps `server`, which the whole test run shares, until the test binary
+/// exits, then drops it: the server stops and its temporary directory goes.
+/// A static is never dropped, and a shared PostgreSQL's data (a gigabyte by
+/// the end of a run) would otherwise stay in /tmp after every run.
+pub fn until_exit(server: impl Send + 'static) {
+    static KEPT: std::sync::Mutex<Vec<Box<dyn Send>>> = std::sync::Mutex::new(Vec::new());
+    static REGISTERED: std::sync::Once = std::sync::Once::new();
+    extern "C" fn drop_kept() {
+        let kept = std::mem::take(&mut *KEPT.lock().unwrap_or_else(|e| e.into_inner()));
+        drop(kept);
+    }
+    // SAFETY: drop_kept is a plain function that lives as long as the process.
+    REGISTERED.call_once(|| unsafe {
+        libc::atexit(drop_kept);
+    });
+    KEPT.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(Box::new(server));
+}
+
 /// The binary with exactly `args` and `env`, nothing inherited, as a
 /// container runs it.
 pub fn as_container(args: &[String], env: &[(String, String)]) -> Command {

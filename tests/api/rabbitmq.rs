@@ -209,7 +209,7 @@ pub fn shared() -> &'static SharedBroker {
                 next: AtomicUsize::new(1),
             })
             .unwrap();
-            let _keep = broker;
+            crate::process::until_exit(broker);
             loop {
                 std::thread::park();
             }

@@ -292,10 +292,20 @@ impl Cluster {
         let mut replicas = BTreeMap::new();
         for scaler in self.manifests.all("HorizontalPodAutoscaler") {
             let spec = &scaler["spec"];
-            let target = self.manifests.named(
-                "Deployment",
-                spec["scaleTargetRef"]["name"].as_str().unwrap(),
-            );
+            let scaled = &spec["scaleTargetRef"];
+            let scaled_name = scaled["name"].as_str().unwrap();
+            // In the split, a Rollout runs each Deployment's pods (a
+            // release at a time) and the autoscaler scales the Rollout.
+            let target = match scaled["kind"].as_str().unwrap() {
+                "Rollout" => {
+                    let rollout = self.manifests.named("Rollout", scaled_name);
+                    let workload = &rollout["spec"]["workloadRef"];
+                    assert_eq!(workload["kind"], "Deployment", "{scaled_name}");
+                    self.manifests
+                        .named("Deployment", workload["name"].as_str().unwrap())
+                }
+                _ => self.manifests.named("Deployment", scaled_name),
+            };
             assert!(
                 target["spec"]["replicas"].is_null(),
                 "{} leaves replicas to its autoscaler",
@@ -739,7 +749,7 @@ fn a_module_a_deployment_file_lacks_is_named_with_the_file_and_the_entry() {
         "name: APP_PEER_PORTZ",
     );
     edit(
-        "deploy/k8s/overlays/split/route.yaml",
+        "deploy/k8s/overlays/split/laptops.yaml",
         "value: /api/v1/laptops",
         "value: /api/v1/laptop",
     );
@@ -771,7 +781,10 @@ fn a_module_a_deployment_file_lacks_is_named_with_the_file_and_the_entry() {
         missing,
         [
             format!("{split}/laptops.yaml lacks `APP_PEER_PORTS` in Deployment `laptops`"),
-            format!("{split}/route.yaml lacks a rule for `/api/v1/laptops` to Service `laptops` port 8080"),
+            format!(
+                "{split}/laptops.yaml lacks HTTPRoute `app-laptops` with a rule for \
+                 `/api/v1/laptops` to Services `laptops` and `laptops-canary` port 8080"
+            ),
             "deploy/nginx/app.conf lacks `location /api/v1/ports/ { proxy_pass http://ports; }`"
                 .to_owned(),
             "deploy/k8s/base/kustomization.yaml lacks secretGenerator `app-database-ports`"
@@ -805,7 +818,12 @@ fn a_module_a_deployment_file_lacks_is_named_with_the_file_and_the_entry() {
             format!("{split}/fake_module.yaml lacks Service `fake_module`"),
             format!("{split}/fake_module.yaml lacks PodDisruptionBudget `fake_module`"),
             format!("{split}/fake_module.yaml lacks HorizontalPodAutoscaler `fake_module`"),
-            format!("{split}/route.yaml lacks a rule for `/api/v1/fake_module` to Service `fake_module` port 8080"),
+            format!("{split}/fake_module.yaml lacks Rollout `fake_module`"),
+            format!("{split}/fake_module.yaml lacks Service `fake_module-canary`"),
+            format!(
+                "{split}/fake_module.yaml lacks HTTPRoute `app-fake_module` with a rule for \
+                 `/api/v1/fake_module` to Services `fake_module` and `fake_module-canary` port 8080"
+            ),
         ]
     );
     let allowed = deploy::budget(root, &listed()).unwrap().per_module;

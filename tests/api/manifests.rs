@@ -106,15 +106,15 @@ impl Manifests {
         deployment
     }
 
-    /// Where the HTTPRoute sends `path`: the rule with the longest matching
-    /// `PathPrefix` (which matches whole path elements), as Gateway API
-    /// chooses.
+    /// Where the HTTPRoutes send `path`: the rule with the longest matching
+    /// `PathPrefix` (which matches whole path elements) of any route, as
+    /// Gateway API chooses, to its one backend with weight (a canary's
+    /// Service waits at weight 0 between releases).
     pub fn route(&self, path: &str) -> &Value {
         let routes = self.all("HTTPRoute");
-        assert_eq!(routes.len(), 1, "one HTTPRoute");
-        let rules = routes[0]["spec"]["rules"].as_array().unwrap();
-        let (prefix, rule) = rules
+        let (prefix, rule) = routes
             .iter()
+            .flat_map(|route| route["spec"]["rules"].as_array().unwrap())
             .flat_map(|rule| {
                 rule["matches"]
                     .as_array()
@@ -133,8 +133,13 @@ impl Manifests {
             })
             .max_by_key(|(prefix, _)| prefix.len())
             .unwrap_or_else(|| panic!("the HTTPRoute routes {path}"));
-        let backends = rule["backendRefs"].as_array().unwrap();
-        assert_eq!(backends.len(), 1, "{prefix}: one backend");
+        let backends: Vec<&Value> = rule["backendRefs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|b| b["weight"].as_u64() != Some(0))
+            .collect();
+        assert_eq!(backends.len(), 1, "{prefix}: one backend with weight");
         self.behind_service(backends[0]["name"].as_str().unwrap(), &backends[0]["port"])
     }
 

@@ -107,7 +107,6 @@ pub fn coverage(root: &Path, modules: &[ModuleInfo]) -> anyhow::Result<Vec<Missi
     let monolith = yaml(&root.join(MONOLITH_APP))?;
     let kustomization = yaml(&root.join(SPLIT).join("kustomization.yaml"))?;
     let resources = strings(&kustomization[0]["resources"]);
-    let route = yaml(&root.join(SPLIT).join("route.yaml"))?;
     for module in modules {
         let name = module.name.as_str();
         let api = format!("/api/v1/{name}");
@@ -202,10 +201,15 @@ pub fn coverage(root: &Path, modules: &[ModuleInfo]) -> anyhow::Result<Vec<Missi
             "Service",
             "PodDisruptionBudget",
             "HorizontalPodAutoscaler",
+            "Rollout",
         ] {
             if named(&objects, kind, name).is_none() {
                 lacks(&shown, format!("{kind} `{name}`"));
             }
+        }
+        let canary_service = format!("{name}-canary");
+        if named(&objects, "Service", &canary_service).is_none() {
+            lacks(&shown, format!("Service `{canary_service}`"));
         }
         if let Some(service) = named(&objects, "Service", name) {
             let http = service["spec"]["ports"]
@@ -242,24 +246,40 @@ pub fn coverage(root: &Path, modules: &[ModuleInfo]) -> anyhow::Result<Vec<Missi
                 }
             }
         }
-        let routed = route[0]["spec"]["rules"]
-            .as_sequence()
-            .into_iter()
-            .flatten()
-            .any(|rule| {
-                let matches = rule["matches"].as_sequence().into_iter().flatten();
-                let backends = rule["backendRefs"].as_sequence().into_iter().flatten();
-                matches
-                    .into_iter()
-                    .any(|m| m["path"]["value"].as_str() == Some(&api))
-                    && backends.into_iter().any(|b| {
-                        b["name"].as_str() == Some(name) && b["port"].as_u64() == Some(8080)
-                    })
-            });
+        // Its API through a route of its own, whose weights its Rollout
+        // shifts from Service `name` to `name-canary` during a release.
+        let route = format!("app-{name}");
+        let routed = named(&objects, "HTTPRoute", &route).is_some_and(|route| {
+            route["spec"]["rules"]
+                .as_sequence()
+                .into_iter()
+                .flatten()
+                .any(|rule| {
+                    let matches = rule["matches"].as_sequence().into_iter().flatten();
+                    let backends: Vec<&Value> = rule["backendRefs"]
+                        .as_sequence()
+                        .into_iter()
+                        .flatten()
+                        .collect();
+                    let to = |service: &str| {
+                        backends.iter().any(|b| {
+                            b["name"].as_str() == Some(service) && b["port"].as_u64() == Some(8080)
+                        })
+                    };
+                    matches
+                        .into_iter()
+                        .any(|m| m["path"]["value"].as_str() == Some(&api))
+                        && to(name)
+                        && to(&canary_service)
+                })
+        });
         if !routed {
             lacks(
-                &format!("{SPLIT}/route.yaml"),
-                format!("a rule for `{api}` to Service `{name}` port 8080"),
+                &shown,
+                format!(
+                    "HTTPRoute `{route}` with a rule for `{api}` to Services `{name}` and \
+                     `{canary_service}` port 8080"
+                ),
             );
         }
     }
@@ -273,7 +293,8 @@ pub struct Budget {
     pub modules: u64,
     /// Pods of the monolith, each serving every module.
     pub monolith_pods: u64,
-    /// Pods of the split, each serving one module.
+    /// Pods of the split, each serving one module, with a release's new
+    /// pods beside the old.
     pub split_pods: u64,
     /// The most connections per module and pod that stay under the limit.
     pub per_module: u64,
@@ -299,7 +320,7 @@ impl fmt::Display for Budget {
         write!(
             f,
             "{modules} modules: at the autoscalers' most, the monolith runs {mono} pods × \
-             {modules} modules and the split {split} pods, so with the migration Job up to \
+             {modules} modules and the split {split} pods (a module's release doubling its pods), so with the migration Job up to \
              {pools} module pools are open; {limit} connections (PostgreSQL's default 100, \
              less 3 for superusers) allow {per} per module and pod; {BASE} sets {configured}",
             modules = self.modules,
@@ -324,10 +345,17 @@ pub fn budget(root: &Path, modules: &[ModuleInfo]) -> anyhow::Result<Budget> {
     };
     let monolith_pods = most(&root.join(MONOLITH_APP), "app")?;
     let mut split_pods = 0;
+    let mut release_pods = 0;
     for module in modules {
         let file = root.join(SPLIT).join(format!("{}.yaml", module.name));
-        split_pods += most(&file, &module.name)?;
+        let pods = most(&file, &module.name)?;
+        split_pods += pods;
+        release_pods = release_pods.max(pods);
     }
+    // A module released (one at a time) runs its new pods beside the old:
+    // at full size in blue-green, and for a while after a canary's
+    // promotion, until the old scale down.
+    split_pods += release_pods;
     let mut budget = Budget {
         modules: modules.len() as u64,
         monolith_pods,

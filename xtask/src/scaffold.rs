@@ -233,7 +233,6 @@ const TEMPLATE: &[(&str, &str)] = &[
 const NGINX_UPSTREAM: &str = include_str!("../template/deploy/nginx-upstream.conf");
 const NGINX_LOCATIONS: &str = include_str!("../template/deploy/nginx-locations.conf");
 const COMPOSE_SERVICE: &str = include_str!("../template/deploy/compose-service.yaml");
-const ROUTE_RULE: &str = include_str!("../template/deploy/route-rule.yaml");
 const COMPOSE_DATABASE: &str = include_str!("../template/deploy/compose-database.yaml");
 const DATABASE_SECRET: &str = include_str!("../template/deploy/database-secret.yaml");
 /// The module's own database URL, from its Secret, in a container's env.
@@ -450,7 +449,6 @@ pub fn new_module(root: &Path, names: &Names, modules: &[ModuleInfo]) -> anyhow:
         deploy::NGINX,
         deploy::COMPOSE,
         &format!("{}/kustomization.yaml", deploy::SPLIT),
-        &format!("{}/route.yaml", deploy::SPLIT),
         deploy::BASE,
         deploy::MIGRATE_JOB,
         deploy::MONOLITH_APP,
@@ -501,9 +499,6 @@ fn scaffold(root: &Path, names: &Names, modules: &[ModuleInfo]) -> anyhow::Resul
     })?;
     edit(&format!("{}/kustomization.yaml", deploy::SPLIT), &|text| {
         insert_before(text, "  - route.yaml\n", &format!("  - {name}.yaml\n"))
-    })?;
-    edit(&format!("{}/route.yaml", deploy::SPLIT), &|text| {
-        insert_before(text, "    # Anything else", &names.fill(ROUTE_RULE))
     })?;
     // Its own database role: a Secret with its URL, which the migration
     // Job (to make the role) and the monolith's pods mount too.

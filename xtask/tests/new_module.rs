@@ -143,7 +143,6 @@ fn touched(root: &Path, name: &str) -> Vec<(PathBuf, Option<Vec<u8>>)> {
         "deploy/k8s/overlays/monolith/app.yaml",
         "deploy/observability/prometheus.yml",
         "deploy/k8s/overlays/split/kustomization.yaml",
-        "deploy/k8s/overlays/split/route.yaml",
         "openapi/all.json",
     ]
     .into_iter()

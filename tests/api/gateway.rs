@@ -32,14 +32,25 @@ impl Nginx {
     /// upstream at the ports of its replicas; a module not named has one
     /// replica where nothing listens.
     pub async fn start(upstreams: &[(&str, &[u16])]) -> Nginx {
-        Nginx::launch(upstreams, false).await
+        Nginx::launch(&unweighted(upstreams), false).await
+    }
+
+    /// [`Nginx::start`], each replica given its weight (port, weight): of
+    /// every ten requests, a replica of weight 1 beside one of weight 9
+    /// gets one, as a canary does.
+    pub async fn start_weighted(upstreams: &[(&str, &[(u16, u32)])]) -> Nginx {
+        let upstreams: Vec<(&str, Vec<(u16, u32)>)> = upstreams
+            .iter()
+            .map(|(name, replicas)| (*name, replicas.to_vec()))
+            .collect();
+        Nginx::launch(&upstreams, false).await
     }
 
     /// [`Nginx::start`], with a master process: [`Nginx::reload`] changes
     /// the upstreams as an Ingress controller does when a pod leaves or
     /// joins its Service.
     pub async fn start_reloadable(upstreams: &[(&str, &[u16])]) -> Nginx {
-        Nginx::launch(upstreams, true).await
+        Nginx::launch(&unweighted(upstreams), true).await
     }
 
     /// Serves these upstreams from now on: new workers take the new
@@ -49,7 +60,12 @@ impl Nginx {
     pub async fn reload(&self, upstreams: &[(&str, &[u16])]) {
         assert!(self.reloadable, "started with Nginx::start_reloadable");
         let dir = self._dir.path();
-        let app_conf = render(upstreams, self.port, self.tls_port, &dir.join("tls"));
+        let app_conf = render(
+            &unweighted(upstreams),
+            self.port,
+            self.tls_port,
+            &dir.join("tls"),
+        );
         std::fs::write(dir.join("app.conf"), app_conf).unwrap();
         let master = self.child.id();
         let old = children(master);
@@ -69,7 +85,7 @@ impl Nginx {
         }
     }
 
-    async fn launch(upstreams: &[(&str, &[u16])], reloadable: bool) -> Nginx {
+    async fn launch(upstreams: &[(&str, Vec<(u16, u32)>)], reloadable: bool) -> Nginx {
         let binary = NGINX
             .iter()
             .find(|path| Path::new(path).exists())
@@ -176,27 +192,36 @@ pub fn deploy_dir() -> PathBuf {
 /// `deploy/nginx/app.conf` listening on `listen` and, with TLS, on
 /// `tls_listen` with the certificate in `tls_dir`; each upstream `server`
 /// line repeated once per replica of its module.
-fn render(upstreams: &[(&str, &[u16])], listen: u16, tls_listen: u16, tls_dir: &Path) -> String {
+fn render(
+    upstreams: &[(&str, Vec<(u16, u32)>)],
+    listen: u16,
+    tls_listen: u16,
+    tls_dir: &Path,
+) -> String {
     let conf = std::fs::read_to_string(deploy_dir().join("nginx/app.conf")).unwrap();
     let mut out = String::new();
     let (mut listens, mut servers) = (0, 0);
     for line in conf.lines() {
         let trimmed = line.trim_start();
-        const NOWHERE: &[u16] = &[1];
+        const NOWHERE: &[(u16, u32)] = &[(1, 1)];
         let replicas = modules::ALL.iter().find_map(|module| {
             let host = format!("{}:8080", module.name);
             let ports = upstreams
                 .iter()
                 .find(|(name, _)| *name == module.name)
-                .map_or(NOWHERE, |(_, ports)| *ports);
+                .map_or(NOWHERE, |(_, ports)| ports.as_slice());
             trimmed
                 .starts_with(&format!("server {host} "))
                 .then_some((ports, host))
         });
         if let Some((replicas, host)) = replicas {
             servers += 1;
-            for port in replicas {
-                out += &line.replace(&host, &format!("127.0.0.1:{port}"));
+            for (port, weight) in replicas {
+                let weight = match weight {
+                    1 => String::new(),
+                    n => format!(" weight={n}"),
+                };
+                out += &line.replace(&host, &format!("127.0.0.1:{port}{weight}"));
                 out.push('\n');
             }
         } else if trimmed == "listen 8080;" {
@@ -220,6 +245,14 @@ fn render(upstreams: &[(&str, &[u16])], listen: u16, tls_listen: u16, tls_dir: &
         "app.conf has a plain and a TLS listen line and two server lines per module"
     );
     out
+}
+
+/// Each replica of `upstreams` with weight 1.
+fn unweighted<'a>(upstreams: &[(&'a str, &[u16])]) -> Vec<(&'a str, Vec<(u16, u32)>)> {
+    upstreams
+        .iter()
+        .map(|(name, ports)| (*name, ports.iter().map(|&port| (port, 1)).collect()))
+        .collect()
 }
 
 /// Warnings, but not one per 503 while a fault test has a peer down.

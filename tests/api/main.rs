@@ -7,6 +7,7 @@ mod boundary;
 mod broker;
 mod browser;
 mod cache;
+mod canary;
 mod cli;
 mod clients;
 mod connections;

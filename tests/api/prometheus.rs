@@ -27,11 +27,6 @@ impl Prometheus {
 
     /// The same, evaluating the alert rules of `rule_files` every second.
     pub async fn start_with_rules(targets: &[String], rule_files: &[&Path]) -> Prometheus {
-        let binary = BINARIES
-            .iter()
-            .find(|path| Path::new(path).exists())
-            .expect("prometheus not found: install Debian's prometheus (see .ci/run)");
-        let dir = tempfile::tempdir().unwrap();
         let targets: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
         let rules: Vec<String> = rule_files
             .iter()
@@ -44,6 +39,20 @@ impl Prometheus {
             rules.join(", "),
             targets.join(", ")
         );
+        Prometheus::start_with_config(&config, &[]).await
+    }
+
+    /// Runs `config` (a prometheus.yml), with `files` (name, content)
+    /// written beside it: the rule files and file SD targets it names.
+    pub async fn start_with_config(config: &str, files: &[(&str, String)]) -> Prometheus {
+        let binary = BINARIES
+            .iter()
+            .find(|path| Path::new(path).exists())
+            .expect("prometheus not found: install Debian's prometheus (see .ci/run)");
+        let dir = tempfile::tempdir().unwrap();
+        for (name, content) in files {
+            std::fs::write(dir.path().join(name), content).unwrap();
+        }
         let file = dir.path().join("prometheus.yml");
         std::fs::write(&file, config).unwrap();
         let port = free_port();
@@ -71,6 +80,22 @@ impl Prometheus {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         prometheus
+    }
+
+    /// The values of an instant `query`, one per series: empty when it
+    /// yields nothing. `None` when Prometheus does not answer.
+    pub async fn values(&self, query: &str) -> Option<Vec<f64>> {
+        let url = reqwest::Url::parse_with_params(
+            &format!("{}/api/v1/query", self.address),
+            &[("query", query)],
+        )
+        .ok()?;
+        let answer: Value = reqwest::get(url).await.ok()?.json().await.ok()?;
+        answer["data"]["result"]
+            .as_array()?
+            .iter()
+            .map(|series| series["value"][1].as_str()?.parse().ok())
+            .collect()
     }
 
     /// The value of an instant `query` that yields one number, if any.

@@ -26,7 +26,7 @@ use serde_yaml_ng::Value;
 use crate::gateway::{Nginx, deploy_dir};
 use crate::process::{Process, free_port};
 use crate::prometheus::Prometheus;
-use crate::split::{create_port, laptop_requests};
+use crate::split::{create_laptop, create_port, laptop_requests};
 
 /// The template's minute, in the rehearsal.
 const MINUTE: Duration = Duration::from_secs(10);
@@ -275,13 +275,7 @@ impl Rehearsal {
         let client = crate::auth::client();
         let port_id = create_port(&client, &base, "USB-C").await;
         // Through the stable: the canary may be the broken one.
-        let laptop = client
-            .post(format!("{}/api/v1/laptops", self.stable))
-            .json(&json!({"title": "Dell", "model": "XPS", "port_ids": [port_id]}))
-            .send()
-            .await
-            .unwrap();
-        let path = laptop.headers()["location"].to_str().unwrap().to_owned();
+        let path = create_laptop(&client, &self.stable, "XPS", port_id).await;
         let stop = Arc::new(AtomicBool::new(false));
         let stopped = stop.clone();
         tokio::spawn(async move {

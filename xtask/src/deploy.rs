@@ -293,8 +293,8 @@ pub struct Budget {
     pub modules: u64,
     /// Pods of the monolith, each serving every module.
     pub monolith_pods: u64,
-    /// Pods of the split, each serving one module, with a release's new
-    /// pods beside the old.
+    /// Pods of the split, each serving one module, with every module's
+    /// release running its new pods beside the old.
     pub split_pods: u64,
     /// The most connections per module and pod that stay under the limit.
     pub per_module: u64,
@@ -320,7 +320,7 @@ impl fmt::Display for Budget {
         write!(
             f,
             "{modules} modules: at the autoscalers' most, the monolith runs {mono} pods × \
-             {modules} modules and the split {split} pods (a module's release doubling its pods), so with the migration Job up to \
+             {modules} modules and the split {split} pods (its releases doubling every module's), so with the migration Job up to \
              {pools} module pools are open; {limit} connections (PostgreSQL's default 100, \
              less 3 for superusers) allow {per} per module and pod; {BASE} sets {configured}",
             modules = self.modules,
@@ -345,17 +345,14 @@ pub fn budget(root: &Path, modules: &[ModuleInfo]) -> anyhow::Result<Budget> {
     };
     let monolith_pods = most(&root.join(MONOLITH_APP), "app")?;
     let mut split_pods = 0;
-    let mut release_pods = 0;
     for module in modules {
         let file = root.join(SPLIT).join(format!("{}.yaml", module.name));
-        let pods = most(&file, &module.name)?;
-        split_pods += pods;
-        release_pods = release_pods.max(pods);
+        split_pods += most(&file, &module.name)?;
     }
-    // A module released (one at a time) runs its new pods beside the old:
-    // at full size in blue-green, and for a while after a canary's
-    // promotion, until the old scale down.
-    split_pods += release_pods;
+    // A module's release runs its new pods beside the old: at full size in
+    // blue-green, and for a while after a canary's promotion, until the old
+    // scale down. One image tag releases every module at once.
+    split_pods *= 2;
     let mut budget = Budget {
         modules: modules.len() as u64,
         monolith_pods,

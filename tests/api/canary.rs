@@ -258,6 +258,24 @@ impl Rehearsal {
         }
     }
 
+    /// The analysis of `metrics` as Argo runs it from the canary's first
+    /// step, four measurements at most, under load from its start; the
+    /// load stops after.
+    async fn analyse(&self, what: &str, metrics: &[Metric]) -> Run {
+        self.scraped().await;
+        let started = Instant::now();
+        let stop = self.load().await;
+        let run = run(&self.prometheus, metrics, 4).await;
+        stop.store(true, Ordering::Relaxed);
+        eprintln!(
+            "{what}: after {:?}, failed {:?}, measured {:?}",
+            started.elapsed(),
+            run.failed,
+            run.measured
+        );
+        run
+    }
+
     /// Waits until Prometheus has scraped every target of both tracks.
     async fn scraped(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -301,16 +319,7 @@ impl Rehearsal {
 async fn a_healthy_canary_passes_its_analysis() {
     let rehearsal = Rehearsal::start(None).await;
     let metrics = analysis("app-canary", "laptops");
-    rehearsal.scraped().await;
-    let started = Instant::now();
-    let stop = rehearsal.load().await;
-    let run = run(&rehearsal.prometheus, &metrics, 4).await;
-    stop.store(true, Ordering::Relaxed);
-    eprintln!(
-        "healthy canary: {:?} after {:?}",
-        run.measured.last(),
-        started.elapsed()
-    );
+    let run = rehearsal.analyse("healthy canary", &metrics).await;
     assert_eq!(run.failed, None, "{run:#?}");
     assert_eq!(run.inconclusive, None, "{run:#?}");
     assert_eq!(run.measured.len(), 4, "{run:#?}");
@@ -350,17 +359,9 @@ async fn a_canary_with_a_wrong_peer_address_fails_within_two_intervals() {
     let nowhere = format!("ports=http://127.0.0.1:{}", free_port());
     let rehearsal = Rehearsal::start(Some(&nowhere)).await;
     let metrics = analysis("app-canary", "laptops");
-    rehearsal.scraped().await;
-    let started = Instant::now();
-    let stop = rehearsal.load().await;
-    let run = run(&rehearsal.prometheus, &metrics, 4).await;
-    stop.store(true, Ordering::Relaxed);
-    eprintln!(
-        "canary with a wrong peer: {:?} after {:?}, measured {:?}",
-        run.failed,
-        started.elapsed(),
-        run.measured
-    );
+    let run = rehearsal
+        .analyse("canary with a wrong peer", &metrics)
+        .await;
     let (_, at) = run.failed.as_ref().expect("the analysis fails");
     // A failure limit of 1: failed at the second measurement, so the first
     // failed too.
